@@ -1,0 +1,30 @@
+#!/usr/bin/env python
+"""Scan the training data, refresh the cached manifest and print what is there (and what is broken).
+
+    python bin/inspect_data.py --data-dir demo
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lib.cli import run, setup_logging  # noqa: E402
+from lib.data import load_manifest, summarize_manifest  # noqa: E402
+from lib.paths import add_path_args, resolve_paths  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_path_args(parser)
+    args = parser.parse_args()
+    paths = resolve_paths(args)
+    setup_logging("inspect_data", paths.logs_dir)
+    manifest = load_manifest(paths, include_problems=True)
+    print(summarize_manifest(manifest))
+    print(f"manifest: {paths.manifest}")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,39 @@
+#!/usr/bin/env python
+"""Score a submission against a solution with the competition metric, and show the detection numbers.
+
+    python bin/score_submission.py demo/sample_submission.csv --solution demo/solution.csv
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lib.cli import run  # noqa: E402
+from lib.metric import AUTHENTIC, score_frame  # noqa: E402
+from lib.submission import read_solution, read_submission, write_csv  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("submission", type=Path, help="submission CSV (case_id,annotation)")
+    parser.add_argument("--solution", type=Path, required=True,
+                        help="solution CSV (case_id,annotation,shape), e.g. demo/solution.csv")
+    parser.add_argument("--per-row", type=Path, default=None,
+                        help="also write each row's score to this CSV")
+    args = parser.parse_args()
+
+    report, rows = score_frame(read_solution(args.solution), read_submission(args.submission))
+    if args.per_row is not None:
+        write_csv(args.per_row, ["case_id", "truth", "prediction", "score"],
+                  ((c, AUTHENTIC if t == AUTHENTIC else "forged",
+                    AUTHENTIC if p == AUTHENTIC else "forged", f"{s:.6f}")
+                   for c, t, p, s in zip(rows["case_id"], rows["annotation"],
+                                         rows["prediction"], rows["score"])))
+    print(report.summary())
+    print(f"image level: TP {report.tp}  FP {report.fp}  FN {report.fn}  TN {report.tn}")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,1 @@
+"""Shared code of the copy-move forgery detection project: every bin/ script imports from here."""

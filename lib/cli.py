@@ -1,0 +1,56 @@
+"""What every bin/ script shares: logging to console and logs/, and one-line errors.
+
+A script builds its parser, then calls `run(main)`: a ProjectError (bad input, missing
+file) becomes `error: <message>` on stderr and exit code 1, never a traceback.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from .errors import ProjectError
+
+LOG_FORMAT = "[%(asctime)s] [%(levelname)s] %(message)s"
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def setup_logging(name: str, logs_dir: Path | None = None, level: int = logging.INFO) -> Path | None:
+    """Log to the console and, with `logs_dir`, to `<logs_dir>/<name>_<timestamp>.log`.
+
+    Returns the log file's path (None without `logs_dir`). Calling it again replaces
+    the handlers, so tests and repeated calls do not duplicate lines.
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    formatter = logging.Formatter(LOG_FORMAT, DATE_FORMAT)
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(formatter)
+    root.addHandler(console)
+    root.setLevel(level)
+    log_file = None
+    if logs_dir is not None:
+        logs_dir = Path(logs_dir)
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        log_file = logs_dir / f"{name}_{time.strftime('%Y%m%d_%H%M%S')}.log"
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setFormatter(formatter)
+        root.addHandler(file_handler)
+    return log_file
+
+
+def run(main: Callable[[], int | None]) -> None:
+    """Run a script's main(); exit with its return code, or 1 with a one-line error."""
+    try:
+        code = main()
+    except ProjectError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)

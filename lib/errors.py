@@ -1,0 +1,18 @@
+"""The project's error types. Each message names the file (or row) and the problem in one line;
+bin/ scripts print it and exit non-zero instead of showing a traceback (see lib.cli)."""
+
+
+class ProjectError(Exception):
+    """Base class of every error a user can cause with bad input or flags."""
+
+
+class DataError(ProjectError):
+    """An image or a mask that cannot be used: unreadable, wrong shape, wrong dtype."""
+
+
+class RLEError(ProjectError, ValueError):
+    """A malformed run-length encoding (the competition metric rejects it too)."""
+
+
+class SubmissionError(ProjectError):
+    """A submission or solution CSV that cannot be scored or uploaded."""

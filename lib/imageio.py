@@ -1,0 +1,156 @@
+"""Reading images and masks from disk, whatever their format, with one-line errors naming the file."""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import DataError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def list_images(folder: Path, recursive: bool = False) -> list[Path]:
+    """Image files of a folder (by extension), sorted by name; empty if the folder is missing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted((p for p in found if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
+                  key=lambda p: p.as_posix())
+
+
+def load_image(path: Path) -> np.ndarray:
+    """Load an image as RGB uint8 (H, W, 3), whatever it is on disk.
+
+    Grayscale is replicated to three channels, an alpha channel is composited onto
+    white (figures are drawn on white paper), 16-bit and float images are rescaled to
+    8 bits. Raises DataError naming the file when it cannot be decoded.
+    """
+    path = Path(path)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if data.size == 0:
+        raise DataError(f"{path}: empty file (0 bytes)")
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise DataError(f"{path}: not a readable image (truncated, corrupt or not an image)")
+    return to_rgb_uint8(image, path)
+
+
+def to_rgb_uint8(image: np.ndarray, path: Path | str = "<array>") -> np.ndarray:
+    """Convert a decoded OpenCV array (gray, BGR or BGRA; 8/16-bit or float) to RGB uint8."""
+    image = _to_uint8(image, path)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    channels = image.shape[2]
+    if channels == 1:
+        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)
+    if channels == 2:  # gray + alpha
+        gray, alpha = image[:, :, 0], image[:, :, 1]
+        return cv2.cvtColor(_over_white(gray[..., None], alpha)[:, :, 0], cv2.COLOR_GRAY2RGB)
+    if channels == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if channels == 4:
+        return cv2.cvtColor(_over_white(image[:, :, :3], image[:, :, 3]), cv2.COLOR_BGR2RGB)
+    raise DataError(f"{path}: unsupported number of channels ({channels})")
+
+
+def _to_uint8(image: np.ndarray, path: Path | str) -> np.ndarray:
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.uint16:
+        # 65535 / 257 = 255 exactly: the full 16-bit range maps onto the full 8-bit range.
+        return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if np.issubdtype(image.dtype, np.floating):
+        scale = 255.0 if float(np.nanmax(image, initial=0.0)) <= 1.0 else 1.0
+        return np.clip(np.nan_to_num(image) * scale, 0, 255).round().astype(np.uint8)
+    raise DataError(f"{path}: unsupported pixel type {image.dtype}")
+
+
+def _over_white(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    a = alpha.astype(np.float32)[..., None] / 255.0
+    return (color.astype(np.float32) * a + 255.0 * (1.0 - a)).round().astype(np.uint8)
+
+
+def read_image_size(path: Path) -> tuple[int, int]:
+    """Return (H, W) of an image; reads only the header for PNG, decodes other formats."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if len(head) == 0:
+        raise DataError(f"{path}: empty file (0 bytes)")
+    if head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", head[16:24])
+        return int(height), int(width)
+    image = load_image(path)
+    return image.shape[0], image.shape[1]
+
+
+@dataclass(frozen=True)
+class InstanceMasks:
+    """The forgery instances of one image: `instances` (n, H, W) bool, one channel per event."""
+
+    instances: np.ndarray
+
+    @property
+    def union(self) -> np.ndarray:
+        """(H, W) bool: every forged pixel of the image."""
+        return self.instances.any(axis=0)
+
+    @property
+    def count(self) -> int:
+        return int(self.instances.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.instances.shape[1]), int(self.instances.shape[2])
+
+
+def load_mask(path: Path, expected_hw: tuple[int, int] | None = None) -> InstanceMasks:
+    """Load a competition mask file (.npy) as instance masks.
+
+    Accepts (n, H, W) and (H, W) arrays of bool, integers or floats (nonzero / > 0.5 is
+    forged). Channels with no forged pixel are dropped. Raises DataError naming the file
+    when it cannot be read, has another ndim or dtype, or its (H, W) differs from
+    `expected_hw`.
+    """
+    path = Path(path)
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{path}: mask file not found") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npy mask ({_first_line(exc)})") from None
+    if not isinstance(array, np.ndarray):
+        raise DataError(f"{path}: not a single array (got {type(array).__name__})")
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3:
+        raise DataError(f"{path}: mask must be (n, H, W) or (H, W), got shape {array.shape}")
+    if array.dtype == np.bool_:
+        instances = array
+    elif np.issubdtype(array.dtype, np.integer):
+        instances = array != 0
+    elif np.issubdtype(array.dtype, np.floating):
+        instances = array > 0.5
+    else:
+        raise DataError(f"{path}: mask dtype {array.dtype} is not bool, integer or float")
+    if expected_hw is not None and tuple(instances.shape[1:]) != tuple(expected_hw):
+        raise DataError(f"{path}: mask shape {array.shape} does not match its image "
+                        f"(H, W) = {tuple(expected_hw)}")
+    keep = instances.reshape(instances.shape[0], -1).any(axis=1)
+    return InstanceMasks(np.ascontiguousarray(instances[keep]))
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

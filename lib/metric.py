@@ -1,0 +1,154 @@
+"""The competition metric, exactly: per-row authentic rule, Hungarian-matched instance F1
+(oF1) with the excess-prediction penalty, mean over rows; plus the image-level numbers
+(recall, false-positive rate, precision, net score) every report shows next to it."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+
+from .errors import RLEError, SubmissionError
+from .rle import rle_decode_instances
+
+AUTHENTIC = "authentic"
+
+
+def pixel_f1(pred: np.ndarray, true: np.ndarray) -> float:
+    """Pixel F1 of two binary masks, written as the competition computes it (0 when no overlap)."""
+    pred, true = pred.astype(bool, copy=False), true.astype(bool, copy=False)
+    tp = np.count_nonzero(pred & true)
+    fp = np.count_nonzero(pred) - tp
+    fn = np.count_nonzero(true) - tp
+    precision = tp / (tp + fp) if tp + fp > 0 else 0
+    recall = tp / (tp + fn) if tp + fn > 0 else 0
+    if precision + recall > 0:
+        return 2 * (precision * recall) / (precision + recall)
+    return 0.0
+
+
+def of1_score(pred: Sequence[np.ndarray], true: Sequence[np.ndarray]) -> float:
+    """Optimal F1 of one forged row: Hungarian matching of predicted to true instances,
+    unmatched true instances count 0, times n_true / max(n_pred, n_true)."""
+    if len(true) == 0:
+        raise ValueError("of1_score needs at least one true instance (authentic rows score by label)")
+    f1 = np.zeros((max(len(pred), len(true)), len(true)))
+    for i, p in enumerate(pred):
+        for j, t in enumerate(true):
+            f1[i, j] = pixel_f1(p, t)
+    # Rows of zeros stand for missing predictions; with more predictions than truths the
+    # assignment leaves the excess unmatched and the penalty below charges for them.
+    rows, cols = linear_sum_assignment(-f1)
+    penalty = len(true) / max(len(pred), len(true))
+    return float(np.mean(f1[rows, cols]) * penalty)
+
+
+def score_instances(pred: Sequence[np.ndarray] | None, true: Sequence[np.ndarray] | None) -> float:
+    """Score one row from masks; None (or no instance) means `authentic`."""
+    pred_auth = pred is None or len(pred) == 0
+    true_auth = true is None or len(true) == 0
+    if pred_auth or true_auth:
+        return float(pred_auth and true_auth)
+    return of1_score(pred, true)
+
+
+def parse_shape(text: str, case_id: str = "?") -> tuple[int, int]:
+    """Parse a solution's `shape` field, the JSON text `[H, W]`."""
+    try:
+        value = json.loads(text)
+        height, width = (int(v) for v in value)
+    except (ValueError, TypeError):
+        raise SubmissionError(f"case {case_id}: shape {text!r} is not '[H, W]'") from None
+    if height < 1 or width < 1:
+        raise SubmissionError(f"case {case_id}: shape {text!r} has a non-positive side")
+    return height, width
+
+
+def score_row(true_annotation: str, pred_annotation: str, shape: str, case_id: str = "?") -> float:
+    """Score one row as the competition does. Raises SubmissionError for malformed RLE."""
+    if true_annotation == AUTHENTIC or pred_annotation == AUTHENTIC:
+        return float(true_annotation == pred_annotation)
+    hw = parse_shape(shape, case_id)
+    try:
+        true = rle_decode_instances(true_annotation, hw)
+    except RLEError as exc:
+        raise SubmissionError(f"solution, case {case_id}: {exc}") from None
+    try:
+        pred = rle_decode_instances(pred_annotation, hw)
+    except RLEError as exc:
+        raise SubmissionError(f"submission, case {case_id}: {exc}") from None
+    return of1_score(pred, true)
+
+
+@dataclass
+class ScoreReport:
+    """The competition score of a submission and the image-level detection numbers."""
+
+    score: float
+    n_rows: int
+    n_forged: int          # rows whose truth is forged
+    tp: int                # forged rows predicted forged
+    fp: int                # authentic rows predicted forged
+    fn: int
+    tn: int
+    recall: float          # tp / forged rows
+    fp_rate: float         # fp / authentic rows
+    precision: float       # tp / rows predicted forged
+    net: int               # tp - fp, the seeds' "net score"
+    mask_f1: float         # mean row score over true-positive rows (mask quality alone)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One line for logs."""
+        return (f"score {self.score:.4f} | rows {self.n_rows} (forged {self.n_forged}) | "
+                f"recall {self.recall:.3f} | FP rate {self.fp_rate:.3f} | "
+                f"precision {self.precision:.3f} | net {self.net:+d} | mask F1 (TP rows) "
+                f"{self.mask_f1:.3f}")
+
+
+def score_frame(solution: pd.DataFrame, submission: pd.DataFrame) -> tuple[ScoreReport, pd.DataFrame]:
+    """Score a submission against a solution (both with string `case_id`; the solution also
+    with `annotation` and `shape`). Returns the report and a per-row table."""
+    sol_ids, sub_ids = set(solution["case_id"]), set(submission["case_id"])
+    for name, frame in (("solution", solution), ("submission", submission)):
+        dup = frame["case_id"][frame["case_id"].duplicated()]
+        if len(dup):
+            raise SubmissionError(f"{name}: duplicated case_id {_ids(dup)}")
+    if sol_ids - sub_ids:
+        raise SubmissionError(f"submission: missing rows for case_id {_ids(sol_ids - sub_ids)}")
+    if sub_ids - sol_ids:
+        raise SubmissionError(f"submission: case_id not in the solution {_ids(sub_ids - sol_ids)}")
+    rows = solution[["case_id", "annotation", "shape"]].merge(
+        submission[["case_id", "annotation"]].rename(columns={"annotation": "prediction"}),
+        on="case_id", how="left")
+    rows["score"] = [score_row(t, p, s, c) for c, t, p, s in
+                     zip(rows["case_id"], rows["annotation"], rows["prediction"], rows["shape"])]
+    true_forged = rows["annotation"] != AUTHENTIC
+    pred_forged = rows["prediction"] != AUTHENTIC
+    tp = int((true_forged & pred_forged).sum())
+    fp = int((~true_forged & pred_forged).sum())
+    fn = int((true_forged & ~pred_forged).sum())
+    tn = int((~true_forged & ~pred_forged).sum())
+    report = ScoreReport(
+        score=float(rows["score"].mean()) if len(rows) else 0.0,
+        n_rows=len(rows), n_forged=int(true_forged.sum()), tp=tp, fp=fp, fn=fn, tn=tn,
+        recall=_ratio(tp, tp + fn), fp_rate=_ratio(fp, fp + tn), precision=_ratio(tp, tp + fp),
+        net=tp - fp,
+        mask_f1=float(rows.loc[true_forged & pred_forged, "score"].mean()) if tp else 0.0,
+    )
+    return report, rows
+
+
+def _ratio(num: int, den: int) -> float:
+    return num / den if den else 0.0
+
+
+def _ids(ids, limit: int = 5) -> str:
+    ids = sorted(map(str, ids))
+    more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
+    return ", ".join(ids[:limit]) + more

@@ -1,0 +1,81 @@
+"""Where things live: the repository root, the data folders and the --data-dir/--models-dir/--logs-dir flags.
+
+Every path is resolved as: command-line flag, then environment variable, then a default
+under the repository root. Nothing is hard-coded to a machine.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ENV_DATA_DIR = "FORGERY_DATA_DIR"
+ENV_MODELS_DIR = "FORGERY_MODELS_DIR"
+ENV_LOGS_DIR = "FORGERY_LOGS_DIR"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Resolved folders of one run. `data_dir` holds the Kaggle layout (train_images/, train_masks/, test_images/)."""
+
+    data_dir: Path
+    models_dir: Path
+    logs_dir: Path
+
+    @property
+    def train_images(self) -> Path:
+        return self.data_dir / "train_images"
+
+    @property
+    def train_masks(self) -> Path:
+        return self.data_dir / "train_masks"
+
+    @property
+    def test_images(self) -> Path:
+        return self.data_dir / "test_images"
+
+    @property
+    def supplemental_images(self) -> Path:
+        return self.data_dir / "supplemental_images"
+
+    @property
+    def supplemental_masks(self) -> Path:
+        return self.data_dir / "supplemental_masks"
+
+    @property
+    def manifest(self) -> Path:
+        """The cached table of every training image (see lib.data.load_manifest)."""
+        return self.data_dir / "train_manifest.csv"
+
+
+def add_path_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add --data-dir, --models-dir and --logs-dir to a script's parser."""
+    group = parser.add_argument_group("paths")
+    group.add_argument("--data-dir", type=Path, default=None,
+                       help=f"folder holding train_images/, train_masks/, test_images/ "
+                            f"(default: ${ENV_DATA_DIR} or the repository root)")
+    group.add_argument("--models-dir", type=Path, default=None,
+                       help=f"checkpoints folder (default: ${ENV_MODELS_DIR} or <root>/models)")
+    group.add_argument("--logs-dir", type=Path, default=None,
+                       help=f"log folder (default: ${ENV_LOGS_DIR} or <root>/logs)")
+    return parser
+
+
+def _pick(flag: Path | None, env: str, default: Path) -> Path:
+    if flag is not None:
+        return Path(flag).expanduser().resolve()
+    if os.environ.get(env):
+        return Path(os.environ[env]).expanduser().resolve()
+    return default
+
+
+def resolve_paths(args: argparse.Namespace | None = None) -> Paths:
+    """Resolve the run's folders from parsed flags (missing attributes count as unset)."""
+    return Paths(
+        data_dir=_pick(getattr(args, "data_dir", None), ENV_DATA_DIR, ROOT),
+        models_dir=_pick(getattr(args, "models_dir", None), ENV_MODELS_DIR, ROOT / "models"),
+        logs_dir=_pick(getattr(args, "logs_dir", None), ENV_LOGS_DIR, ROOT / "logs"),
+    )

@@ -1,0 +1,60 @@
+"""Small builders shared by the tests: images and masks written in the Kaggle layout."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_png(path: Path, image: np.ndarray) -> Path:
+    """Write an RGB (or gray / RGBA / 16-bit) array as PNG; RGB is converted to OpenCV's BGR."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
+    assert cv2.imwrite(str(path), image)
+    return path
+
+
+def random_rgb(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def box_mask(h: int, w: int, *boxes: tuple[int, int, int, int]) -> np.ndarray:
+    """(n, H, W) uint8 mask, one channel per (y0, y1, x0, x1) box."""
+    out = np.zeros((len(boxes), h, w), np.uint8)
+    for k, (y0, y1, x0, x1) in enumerate(boxes):
+        out[k, y0:y1, x0:x1] = 1
+    return out
+
+
+def make_layout(data_dir: Path, seed: int = 0) -> dict:
+    """A tiny Kaggle layout: 3 forged (2 with twins, one with 2 instances), 1 supplemental, 2 test."""
+    rng = np.random.default_rng(seed)
+    forged = {"10": (40, 50), "11": (30, 30), "12": (64, 74)}
+    (data_dir / "train_masks").mkdir(parents=True, exist_ok=True)
+    for cid, (h, w) in forged.items():
+        write_png(data_dir / "train_images" / "forged" / f"{cid}.png", random_rgb(rng, h, w))
+        boxes = [(0, 5, 0, 5)] if cid != "12" else [(0, 5, 0, 5), (10, 20, 10, 20)]
+        np.save(data_dir / "train_masks" / f"{cid}.npy", box_mask(h, w, *boxes))
+    for cid in ("10", "11"):
+        h, w = forged[cid]
+        write_png(data_dir / "train_images" / "authentic" / f"{cid}.png", random_rgb(rng, h, w))
+    write_png(data_dir / "supplemental_images" / "90.png", random_rgb(rng, 20, 20))
+    (data_dir / "supplemental_masks").mkdir(parents=True, exist_ok=True)
+    np.save(data_dir / "supplemental_masks" / "90.npy", box_mask(20, 20, (0, 20, 0, 20))[0])
+    write_png(data_dir / "test_images" / "100.png", random_rgb(rng, 30, 40))
+    write_png(data_dir / "test_images" / "7.png", random_rgb(rng, 20, 25))
+    return {"forged": forged, "test": {"100": (30, 40), "7": (20, 25)}}
+
+
+def run_script(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run bin/<name> as a user would, from `cwd`, and capture its output."""
+    return subprocess.run([sys.executable, str(ROOT / "bin" / name), *map(str, args)],
+                          cwd=cwd, capture_output=True, text=True, timeout=300)

@@ -1,0 +1,75 @@
+"""bin/ scripts as a user runs them: from any working directory, one-line errors, right exit codes."""
+import numpy as np
+import pytest
+
+from lib.submission import write_csv
+from tests.helpers import ROOT, make_layout, run_script
+
+SCRIPTS = sorted(p.name for p in (ROOT / "bin").glob("*.py") if not p.name.startswith("_"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_script_answers_help_from_another_directory(script, tmp_path):
+    result = run_script(script, "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "usage:" in result.stdout
+
+
+def test_check_submission_accepts_valid_and_rejects_invalid(tmp_path):
+    make_layout(tmp_path)
+    good = tmp_path / "good.csv"
+    write_csv(good, ["case_id", "annotation"], [("7", "authentic"), ("100", "[1, 10];[50, 5]")])
+    result = run_script("check_submission.py", good, "--data-dir", tmp_path, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK" in result.stdout and "2 rows (1 forged, 1 authentic)" in result.stdout
+
+    bad = tmp_path / "bad.csv"
+    write_csv(bad, ["case_id", "annotation"], [("7", "[500, 2]"), ("8", "authentic")])
+    result = run_script("check_submission.py", bad, "--test-dir", tmp_path / "test_images", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "case 7, instance 1: run ends at pixel 501, past the 20x25 image" in result.stdout
+    assert "case 100: no row for this test image" in result.stdout
+    assert "case 8: not a test image" in result.stdout
+    assert "INVALID: 3 problem(s)" in result.stdout
+
+
+def test_missing_file_is_one_line_error_not_traceback(tmp_path):
+    result = run_script("check_submission.py", tmp_path / "nope.csv", "--test-dir", tmp_path, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: {tmp_path / 'nope.csv'}: file not found"
+    assert "Traceback" not in result.stderr
+
+
+def test_score_submission_prints_the_metric(tmp_path):
+    solution = tmp_path / "solution.csv"
+    write_csv(solution, ["case_id", "annotation", "shape"],
+              [("1", "[101, 103]", "[720, 960]"), ("2", "[101, 102]", "[720, 960]"),
+               ("3", "[101, 102]", "[720, 960]"), ("4", "authentic", "[720, 960]")])
+    submission = tmp_path / "submission.csv"
+    write_csv(submission, ["case_id", "annotation"],
+              [("1", "[101, 102]"), ("2", "[101, 102]"), ("3", "[101, 102]"), ("4", "[1, 1]")])
+    per_row = tmp_path / "rows.csv"
+    result = run_script("score_submission.py", submission, "--solution", solution,
+                        "--per-row", per_row, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    expected = (204 / 205 + 1 + 1 + 0) / 4
+    assert f"score {expected:.4f}" in result.stdout
+    assert "TP 3  FP 1  FN 0  TN 0" in result.stdout
+    assert per_row.read_text().splitlines()[4] == "4,authentic,forged,0.000000"
+
+    write_csv(submission, ["case_id", "annotation"], [("1", "[1, 2, 3]")])
+    result = run_script("score_submission.py", submission, "--solution", solution, cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.startswith("error: submission")
+
+
+def test_inspect_data_summarises_layout_and_problems(tmp_path):
+    make_layout(tmp_path)
+    np.save(tmp_path / "train_masks" / "77.npy", np.ones((1, 3, 3), np.uint8))
+    result = run_script("inspect_data.py", "--data-dir", tmp_path, "--logs-dir", tmp_path / "logs",
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "forged images with an authentic twin (same case_id): 2 of 4" in result.stdout
+    assert "instances per forged image: 1: 3, 2: 1" in result.stdout
+    assert "77.npy: mask without an image" in result.stdout
+    assert "77.npy: mask without an image (skipped)" in result.stderr
+    assert len(list((tmp_path / "logs").glob("inspect_data_*.log"))) == 1
