@@ -23,7 +23,7 @@ def main() -> int:
                         help="also write each row's score to this CSV")
     args = parser.parse_args()
 
-    report, rows = score_frame(read_solution(args.solution), read_submission(args.submission))
+    report, rows = score_frame(read_solution(args.solution), read_submission(args.submission, allow_extra=True))
     if args.per_row is not None:
         write_csv(args.per_row, ["case_id", "truth", "prediction", "score"],
                   ((c, AUTHENTIC if t == AUTHENTIC else "forged",

@@ -62,8 +62,9 @@ def write_submission(annotations: Mapping[str, str], path: Path,
     write_csv(path, SUBMISSION_COLUMNS, ((cid, annotations[cid]) for cid in order))
 
 
-def read_csv_strict(path: Path, columns: Sequence[str]) -> pd.DataFrame:
-    """Read a project CSV with every field as a string; the header must be exactly `columns`."""
+def read_csv_strict(path: Path, columns: Sequence[str], allow_extra: bool = False) -> pd.DataFrame:
+    """Read a project CSV with every field as a string; the header must be exactly `columns`
+    (with `allow_extra`: start with them; later columns are kept)."""
     path = Path(path)
     if not path.is_file():
         raise SubmissionError(f"{path}: file not found")
@@ -74,15 +75,17 @@ def read_csv_strict(path: Path, columns: Sequence[str]) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise SubmissionError(f"{path}: not a readable CSV ({first})") from None
-    if list(frame.columns) != list(columns):
+    header = list(frame.columns)
+    if header[: len(columns)] != list(columns) or (header != list(columns) and not allow_extra):
         raise SubmissionError(f"{path}: header is {','.join(map(str, frame.columns))!r}, "
                               f"expected {','.join(columns)!r}")
     return frame
 
 
-def read_submission(path: Path) -> pd.DataFrame:
-    """Read a submission CSV (case_id, annotation)."""
-    return read_csv_strict(path, SUBMISSION_COLUMNS)
+def read_submission(path: Path, allow_extra: bool = False) -> pd.DataFrame:
+    """Read a submission CSV (case_id, annotation). With `allow_extra`, later columns (such as a
+    solution's `shape`) are tolerated, so that a solution file can be scored as a submission."""
+    return read_csv_strict(path, SUBMISSION_COLUMNS, allow_extra)
 
 
 def read_solution(path: Path) -> pd.DataFrame:

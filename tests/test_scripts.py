@@ -73,3 +73,25 @@ def test_inspect_data_summarises_layout_and_problems(tmp_path):
     assert "77.npy: mask without an image" in result.stdout
     assert "77.npy: mask without an image (skipped)" in result.stderr
     assert len(list((tmp_path / "logs").glob("inspect_data_*.log"))) == 1
+
+
+def test_demo_solution_scores_one_and_all_authentic_scores_the_authentic_fraction(tmp_path):
+    result = run_script("make_demo_data.py", "--out", "demo", "--n-forged", "6", "--n-test", "10",
+                        "--n-supplemental", "1", "--max-size", "320", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    demo = tmp_path / "demo"
+    solution = demo / "solution.csv"
+    result = run_script("score_submission.py", solution, "--solution", solution, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("score 1.0000 | rows 10")
+
+    n_authentic = sum(1 for line in solution.read_text().splitlines()[1:] if ",authentic," in line)
+    assert 0 < n_authentic < 10
+    result = run_script("score_submission.py", demo / "sample_submission.csv", "--solution", solution,
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"score {n_authentic / 10:.4f} | rows 10")
+
+    result = run_script("check_submission.py", demo / "sample_submission.csv",
+                        "--test-dir", demo / "test_images", cwd=tmp_path)
+    assert result.returncode == 0 and "OK" in result.stdout
