@@ -4,6 +4,7 @@
     python bin/inspect_data.py --data-dir demo
 """
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -22,7 +23,9 @@ def main() -> int:
     setup_logging("inspect_data", paths.logs_dir)
     manifest = load_manifest(paths, include_problems=True)
     print(summarize_manifest(manifest))
-    print(f"manifest: {paths.manifest}")
+    n_bad = int((manifest["problem"] != "").sum())
+    logging.getLogger("inspect_data").info("%s: %d usable training images, %d skipped; manifest %s",
+                                           paths.data_dir, len(manifest) - n_bad, n_bad, paths.manifest)
     return 0
 
 
