@@ -16,3 +16,9 @@ class RLEError(ProjectError, ValueError):
 
 class SubmissionError(ProjectError):
     """A submission or solution CSV that cannot be scored or uploaded."""
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (or its type name), for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, first_line
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -130,7 +130,7 @@ def load_mask(path: Path, expected_hw: tuple[int, int] | None = None) -> Instanc
     except FileNotFoundError:
         raise DataError(f"{path}: mask file not found") from None
     except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npy mask ({_first_line(exc)})") from None
+        raise DataError(f"{path}: not a readable .npy mask ({first_line(exc)})") from None
     if not isinstance(array, np.ndarray):
         raise DataError(f"{path}: not a single array (got {type(array).__name__})")
     if array.ndim == 2:
@@ -150,7 +150,3 @@ def load_mask(path: Path, expected_hw: tuple[int, int] | None = None) -> Instanc
                         f"(H, W) = {tuple(expected_hw)}")
     keep = instances.reshape(instances.shape[0], -1).any(axis=1)
     return InstanceMasks(np.ascontiguousarray(instances[keep]))
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

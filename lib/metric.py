@@ -128,20 +128,26 @@ def score_frame(solution: pd.DataFrame, submission: pd.DataFrame) -> tuple[Score
         on="case_id", how="left")
     rows["score"] = [score_row(t, p, s, c) for c, t, p, s in
                      zip(rows["case_id"], rows["annotation"], rows["prediction"], rows["shape"])]
-    true_forged = rows["annotation"] != AUTHENTIC
-    pred_forged = rows["prediction"] != AUTHENTIC
+    report = summarize_scores(rows["score"].to_numpy(), (rows["annotation"] != AUTHENTIC).to_numpy(),
+                              (rows["prediction"] != AUTHENTIC).to_numpy())
+    return report, rows
+
+
+def summarize_scores(scores: np.ndarray, true_forged: np.ndarray, pred_forged: np.ndarray) -> ScoreReport:
+    """The report of a set of scored rows: their mean score and the image-level counts."""
+    scores = np.asarray(scores, dtype=float)
+    true_forged, pred_forged = np.asarray(true_forged, bool), np.asarray(pred_forged, bool)
     tp = int((true_forged & pred_forged).sum())
     fp = int((~true_forged & pred_forged).sum())
     fn = int((true_forged & ~pred_forged).sum())
     tn = int((~true_forged & ~pred_forged).sum())
-    report = ScoreReport(
-        score=float(rows["score"].mean()) if len(rows) else 0.0,
-        n_rows=len(rows), n_forged=int(true_forged.sum()), tp=tp, fp=fp, fn=fn, tn=tn,
+    return ScoreReport(
+        score=float(scores.mean()) if len(scores) else 0.0,
+        n_rows=len(scores), n_forged=int(true_forged.sum()), tp=tp, fp=fp, fn=fn, tn=tn,
         recall=_ratio(tp, tp + fn), fp_rate=_ratio(fp, fp + tn), precision=_ratio(tp, tp + fp),
         net=tp - fp,
-        mask_f1=float(rows.loc[true_forged & pred_forged, "score"].mean()) if tp else 0.0,
+        mask_f1=float(scores[true_forged & pred_forged].mean()) if tp else 0.0,
     )
-    return report, rows
 
 
 def _ratio(num: int, den: int) -> float:
