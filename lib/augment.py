@@ -1,0 +1,98 @@
+"""Augmentation pipelines (albumentations 2.x), training and validation in one module.
+
+A preset is a name in `AUGMENT_PRESETS` that gives the training-only transforms for an
+image size; `build_transforms` appends the shared tail (ImageNet normalisation, tensor
+conversion). Masks passed as `mask=` follow every geometric transform with
+nearest-neighbour interpolation, so they stay binary.
+
+Geometric transforms never pad by reflection: a mirrored border is duplicated content
+that the mask does not mark, i.e. a fake copy-move forgery labelled authentic.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import albumentations as A
+import cv2
+from albumentations.pytorch import ToTensorV2
+from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+IMAGENET_MEAN: tuple[float, float, float] = tuple(IMAGENET_DEFAULT_MEAN)
+IMAGENET_STD: tuple[float, float, float] = tuple(IMAGENET_DEFAULT_STD)
+
+# Downscale images with INTER_AREA (large figures shrunk to a few hundred pixels alias badly
+# with bilinear); masks keep albumentations' nearest-neighbour default.
+_AREA = "image"
+
+
+def _crop_and_flips(size: int) -> list[A.BasicTransform]:
+    return [
+        A.RandomResizedCrop(size=(size, size), scale=(0.7, 1.0), area_for_downscale=_AREA, p=1.0),
+        A.HorizontalFlip(p=0.5),
+        A.VerticalFlip(p=0.5),
+    ]
+
+
+def _light(size: int) -> list[A.BasicTransform]:
+    """Crop and flips only."""
+    return _crop_and_flips(size)
+
+
+def _standard(size: int) -> list[A.BasicTransform]:
+    """The seeds' recipe: crop, flips, 90-degree rotations, mild colour, blur and noise."""
+    return [
+        *_crop_and_flips(size),
+        A.RandomRotate90(p=0.5),
+        A.OneOf([
+            A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.1, p=1.0),
+            A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=1.0),
+        ], p=0.5),
+        A.GaussianBlur(blur_limit=(3, 5), p=0.2),
+        A.GaussNoise(std_range=(0.01, 0.03), p=0.2),
+    ]
+
+
+def _strong(size: int) -> list[A.BasicTransform]:
+    """The standard preset plus small affine warps, stronger colour and noise, and JPEG re-compression
+    (figures reach the competition re-saved by journals and authors)."""
+    return [
+        *_crop_and_flips(size),
+        A.RandomRotate90(p=0.5),
+        A.Affine(scale=(0.9, 1.1), rotate=(-10, 10), border_mode=cv2.BORDER_CONSTANT, fill=0,
+                 fill_mask=0, p=0.3),
+        A.OneOf([
+            A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.1, p=1.0),
+            A.RandomBrightnessContrast(brightness_limit=0.3, contrast_limit=0.3, p=1.0),
+            A.RandomGamma(gamma_limit=(70, 130), p=1.0),
+        ], p=0.7),
+        A.GaussianBlur(blur_limit=(3, 5), p=0.3),
+        A.GaussNoise(std_range=(0.02, 0.06), p=0.3),
+        # last, as in reality: compression happens when the finished figure is saved
+        A.ImageCompression(quality_range=(50, 95), p=0.3),
+    ]
+
+
+AUGMENT_PRESETS: dict[str, Callable[[int], list[A.BasicTransform]]] = {
+    "standard": _standard,
+    "strong": _strong,
+    "light": _light,
+}
+
+
+def compose(transforms: list[A.BasicTransform], seed: int | None = None) -> A.Compose:
+    """Compose `transforms` with the shared tail: ImageNet normalisation and conversion to tensors
+    (image float32 (3, H, W); a 2-D mask stays (H, W) with its dtype)."""
+    return A.Compose([*transforms, A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD), ToTensorV2()],
+                     seed=seed)
+
+
+def build_transforms(preset: str, img_size: int, train: bool, seed: int | None = None) -> A.Compose:
+    """The pipeline of one dataset: `preset`'s training transforms when `train`, else a plain
+    resize to (img_size, img_size) (the preset is then ignored); both normalised to tensors."""
+    if int(img_size) != img_size or img_size < 1:
+        raise ValueError(f"img_size must be a positive integer, got {img_size!r}")
+    if not train:
+        return compose([A.Resize(img_size, img_size, area_for_downscale=_AREA)], seed=seed)
+    if preset not in AUGMENT_PRESETS:
+        raise ValueError(f"unknown augmentation preset {preset!r}; known: {', '.join(AUGMENT_PRESETS)}")
+    return compose(AUGMENT_PRESETS[preset](int(img_size)), seed=seed)

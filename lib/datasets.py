@@ -1,0 +1,165 @@
+"""Torch datasets and sampling weights built from manifest rows (see lib.data), and the
+hard-negative file that the mining step writes and the fine-tuning steps read.
+
+Datasets keep their rows as plain lists: DataLoader workers pickle the dataset, and a
+list of strings pickles faster and smaller than a DataFrame. A file that cannot be read
+raises DataError naming it; nothing is replaced by a zero tensor.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AbstractSet, Callable, Iterable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset, WeightedRandomSampler
+
+from .data import FORGED
+from .errors import DataError, first_line
+from .fileio import atomic_path
+from .imageio import load_image, load_mask
+
+HARD_NEGATIVES_FILE = "hard_negative_ids.txt"   # in the data dir
+HARD_NEGATIVES_COMMAND = "python bin/find_hard_negatives.py"
+_BARE_ID_SOURCE = "authentic"                   # a bare case id in the file means authentic/<id>
+
+
+class _ManifestDataset(Dataset):
+    """Images of manifest rows, loaded as RGB uint8 and passed through an albumentations transform."""
+
+    _columns = ("image_path", "label")
+
+    def __init__(self, data_dir: Path, rows: pd.DataFrame, transform: Callable):
+        missing = [c for c in self._columns if c not in rows.columns]
+        if missing:
+            raise ValueError(f"manifest rows lack the column(s) {', '.join(missing)}")
+        self.data_dir = Path(data_dir)
+        self.transform = transform
+        self.image_paths: list[str] = rows["image_path"].astype(str).tolist()
+        self.labels: list[int] = rows["label"].astype(int).tolist()
+
+    def __len__(self) -> int:
+        return len(self.image_paths)
+
+    def _image(self, index: int) -> np.ndarray:
+        return load_image(self.data_dir / self.image_paths[index])
+
+
+class SegmentationDataset(_ManifestDataset):
+    """Item: (image float32 (3, S, S), mask float32 (1, S, S) in {0, 1}): the union of the
+    forgery instances for forged rows, all zero for authentic rows."""
+
+    _columns = ("image_path", "label", "mask_path")
+
+    def __init__(self, data_dir: Path, rows: pd.DataFrame, transform: Callable):
+        super().__init__(data_dir, rows, transform)
+        self.mask_paths: list[str] = rows["mask_path"].astype(str).tolist()
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self._image(index)
+        if self.labels[index] == FORGED:
+            if not self.mask_paths[index]:
+                raise DataError(f"{self.data_dir / self.image_paths[index]}: forged image without a mask")
+            mask = load_mask(self.data_dir / self.mask_paths[index], expected_hw=image.shape[:2]).union
+            mask = mask.astype(np.uint8)
+        else:
+            mask = np.zeros(image.shape[:2], np.uint8)
+        out = self.transform(image=image, mask=mask)
+        return out["image"].float(), torch.as_tensor(out["mask"]).float().unsqueeze(0)
+
+
+class ClassifierDataset(_ManifestDataset):
+    """Item: (image float32 (3, S, S), label float32 scalar: 1 forged, 0 authentic). Loads no mask."""
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.transform(image=self._image(index))
+        return out["image"].float(), torch.tensor(self.labels[index], dtype=torch.float32)
+
+
+@dataclass
+class SampleWeights:
+    """Sampling weight of a training image by kind; forged images by forged-area fraction."""
+
+    tiny: float = 3.0            # forged, fraction < tiny_below
+    medium: float = 2.0          # forged, tiny_below <= fraction < medium_below
+    large: float = 1.0           # forged, fraction >= medium_below
+    authentic: float = 1.0
+    hard_negative: float = 5.0   # authentic images the pipeline called forged (HARD_NEGATIVES_FILE)
+    tiny_below: float = 0.01
+    medium_below: float = 0.05
+
+
+def sample_weights(rows: pd.DataFrame, weights: SampleWeights,
+                   hard_negatives: AbstractSet[str] = frozenset()) -> np.ndarray:
+    """One float64 weight per row: forged rows by the manifest's `forged_fraction` (no mask is
+    loaded), authentic rows `authentic`, or `hard_negative` when their image_id is listed."""
+    values = [weights.tiny, weights.medium, weights.large, weights.authentic, weights.hard_negative]
+    if any(not np.isfinite(v) or v < 0 for v in values):
+        raise ValueError(f"sample weights must be finite and >= 0, got {weights}")
+    if not 0 <= weights.tiny_below <= weights.medium_below:
+        raise ValueError(f"need 0 <= tiny_below <= medium_below, got {weights}")
+    forged = (rows["label"] == FORGED).to_numpy()
+    fraction = rows["forged_fraction"].to_numpy(dtype=np.float64)
+    by_area = np.select([fraction < weights.tiny_below, fraction < weights.medium_below],
+                        [weights.tiny, weights.medium], default=weights.large)
+    hard = ~forged & rows["image_id"].isin(hard_negatives).to_numpy()
+    out = np.where(forged, by_area, np.where(hard, weights.hard_negative, weights.authentic))
+    return out.astype(np.float64)
+
+
+def make_sampler(weights: np.ndarray, num_samples: int | None = None, seed: int = 0
+                 ) -> WeightedRandomSampler:
+    """A reproducible weighted sampler with replacement (`num_samples` defaults to one epoch
+    of len(weights) draws); reseed per epoch through `sampler.generator.manual_seed`."""
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.ndim != 1 or not len(weights):
+        raise ValueError(f"weights must be a non-empty 1-D array, got shape {weights.shape}")
+    if not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+        raise ValueError("weights must be finite, >= 0 and not all zero")
+    generator = torch.Generator().manual_seed(seed)
+    return WeightedRandomSampler(torch.from_numpy(weights), len(weights) if num_samples is None else num_samples,
+                                 replacement=True, generator=generator)
+
+
+# --- the hard-negative file ------------------------------------------------------------------
+# Plain text, one image_id per line (`authentic/12345`); blank lines and lines starting with
+# '#' are ignored; a bare case id (`12345`) means `authentic/12345`.
+
+def _normalize_id(image_id: str) -> str:
+    image_id = image_id.strip()
+    return image_id if "/" in image_id else f"{_BARE_ID_SOURCE}/{image_id}"
+
+
+def read_hard_negatives(path: Path) -> set[str]:
+    """The image ids listed in a hard-negative file. Raises DataError naming the file when it is
+    missing (and which command makes it), unreadable, or has a line that is not one id."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: hard-negative file not found; {HARD_NEGATIVES_COMMAND} makes it")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot be read ({first_line(exc)})") from None
+    ids = set()
+    for number, line in enumerate(lines, start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if len(line.split()) != 1:
+            raise DataError(f"{path}, line {number}: expected one image id, got {line[:80]!r}")
+        ids.add(_normalize_id(line))
+    return ids
+
+
+def write_hard_negatives(path: Path, image_ids: Iterable[str], header: str = "") -> None:
+    """Write a hard-negative file atomically: `header` lines as '# ' comments, then the ids sorted."""
+    ids = set()
+    for image_id in image_ids:
+        if len(str(image_id).split()) != 1:
+            raise ValueError(f"{path}: an image id must be one non-empty word, got {image_id!r}")
+        ids.add(_normalize_id(str(image_id)))
+    lines = [f"# {line}".rstrip() for line in header.splitlines()] + sorted(ids)
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
