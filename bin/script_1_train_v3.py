@@ -1,0 +1,39 @@
+#!/usr/bin/env python
+"""Train the four v3 segmentation models (AttentionFPN), or the ones named with --model.
+
+    python bin/script_1_train_v3.py                                  # all four
+    python bin/script_1_train_v3.py --model highres_no_ela --epochs 2 --img-size 128 --encoder-weights none
+
+Each variant's recipe is in lib/variants.py; checkpoints go to <models-dir>/<name>_v3_{best,last}.pth.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lib.cli import run, setup_logging  # noqa: E402
+from lib.paths import add_path_args, resolve_paths  # noqa: E402
+from lib.train import add_training_args, options_from_args, train_variant  # noqa: E402
+from lib.variants import V3_VARIANTS  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", choices=list(V3_VARIANTS), default=None,
+                        help="variant to train (repeatable; default: all four)")
+    add_training_args(parser)
+    add_path_args(parser)
+    args = parser.parse_args()
+    paths = resolve_paths(args)
+    log_file = setup_logging("script_1_train_v3", paths.logs_dir)
+    options = options_from_args(args)
+    results = {name: train_variant(V3_VARIANTS[name], options, paths) for name in args.model or V3_VARIANTS}
+    for name, result in results.items():
+        print(f"{name}: best val score {result.best_score:.4f} -> {result.best_path}")
+    print(f"log: {log_file}")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)

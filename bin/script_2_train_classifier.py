@@ -1,0 +1,35 @@
+#!/usr/bin/env python
+"""Train the forged/authentic classifier that gates inference (pass 1), best by validation ROC AUC.
+
+    python bin/script_2_train_classifier.py
+    python bin/script_2_train_classifier.py --epochs 2 --img-size 128 --encoder-weights none
+
+Recipe in lib/variants.py (CLASSIFIER); checkpoints go to <models-dir>/binary_classifier_{best,last}.pth.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lib.cli import run, setup_logging  # noqa: E402
+from lib.paths import add_path_args, resolve_paths  # noqa: E402
+from lib.train import add_training_args, options_from_args, train_variant  # noqa: E402
+from lib.variants import CLASSIFIER  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_training_args(parser)
+    add_path_args(parser)
+    args = parser.parse_args()
+    paths = resolve_paths(args)
+    log_file = setup_logging("script_2_train_classifier", paths.logs_dir)
+    result = train_variant(CLASSIFIER, options_from_args(args), paths)
+    print(f"{CLASSIFIER.name}: best val AUC {result.best_score:.4f} -> {result.best_path}")
+    print(f"log: {log_file}")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)

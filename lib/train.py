@@ -1,0 +1,373 @@
+"""The one training loop of the project: every variant (the four v3 segmenters, the classifier,
+later v4 and the specialist) is a `Variant` config run by `train_variant`.
+
+AdamW + cosine annealing, mixed precision on CUDA, a progress bar per epoch, one log line
+per epoch, the best checkpoint chosen on the held-out split's competition score (AUC for
+the classifier), a last checkpoint every epoch for `--resume`, atomic writes, and seeds
+set per epoch so that a resumed run follows the same path as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import roc_auc_score
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .augment import IMAGENET_MEAN, IMAGENET_STD, build_transforms
+from .data import FORGED, load_manifest
+from .datasets import (HARD_NEGATIVES_FILE, ClassifierDataset, SegmentationDataset, make_sampler,
+                       read_hard_negatives, sample_weights)
+from .errors import ProjectError
+from .fileio import atomic_write_text
+from .imageio import load_mask
+from .losses import build_loss
+from .metric import pixel_f1, score_instances, summarize_scores
+from .models import build_model, read_checkpoint, save_checkpoint
+from .paths import Paths
+from .postprocess import instances_from_probability, resize_probability
+from .split import load_or_make_split, split_rows
+from .variants import Variant
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainOptions:
+    """Run settings from the command line; None means 'the variant's default'."""
+
+    epochs: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    img_size: int | None = None
+    workers: int = 2
+    seed: int = 42
+    device: str = "auto"
+    encoder_weights: str = "imagenet"
+    limit: int | None = None          # at most this many train and val images (smoke runs)
+    resume: bool = False
+    use_hard_negatives: bool = True
+    weight_decay: float = 1e-4
+    val_threshold: float = 0.5        # probability threshold of the validation score
+    progress: bool = True
+
+
+@dataclass
+class RunResult:
+    """What a training run leaves behind."""
+
+    best_path: Path
+    last_path: Path
+    best_score: float
+    history: list[dict] = field(default_factory=list)
+    model: nn.Module | None = None    # the model after the last epoch (what _last.pth holds)
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when present; asking for CUDA without it is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ProjectError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _seed_worker(worker_id: int) -> None:
+    """DataLoader worker init: derive every generator (albumentations' too) from the worker seed."""
+    info = torch.utils.data.get_worker_info()
+    seed = info.seed % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+    info.dataset.transform.set_random_seed(seed)
+
+
+def _limit_rows(rows: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
+    """At most `limit` rows, half forged and half authentic where possible (deterministic)."""
+    if limit is None or len(rows) <= limit:
+        return rows
+    forged, authentic = rows[rows["label"] == FORGED], rows[rows["label"] != FORGED]
+    n_forged = min(len(forged), max(limit - len(authentic), limit // 2))
+    parts = [forged.sample(n=n_forged, random_state=seed),
+             authentic.sample(n=min(len(authentic), limit - n_forged), random_state=seed)]
+    return pd.concat(parts).sort_values("image_id").reset_index(drop=True)
+
+
+class _Amp:
+    """Mixed precision on CUDA (bf16 where supported, else fp16 with a gradient scaler); off on CPU."""
+
+    def __init__(self, device: torch.device):
+        self.enabled = device.type == "cuda"
+        self.dtype = torch.bfloat16 if self.enabled and torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.enabled and self.dtype == torch.float16)
+        self.device_type = device.type
+
+    def autocast(self):
+        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.enabled)
+
+
+# --- validation ------------------------------------------------------------------------------
+
+@torch.inference_mode()
+def _predict(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, device: torch.device,
+             amp: _Amp) -> tuple[list[np.ndarray], float]:
+    """Model outputs (sigmoid probabilities, one array per image, in loader order) and mean loss."""
+    model.eval()
+    outputs, total, count = [], 0.0, 0
+    for images, targets in loader:
+        images, targets = images.to(device), targets.to(device)
+        with amp.autocast():
+            logits = model(images)
+        total += loss_fn(logits.float(), targets).item() * len(images)
+        count += len(images)
+        outputs.extend(torch.sigmoid(logits.float()).cpu().numpy())
+    return outputs, total / max(count, 1)
+
+
+def evaluate_segmentation(model: nn.Module, loader: DataLoader, rows: pd.DataFrame, data_dir: Path,
+                          loss_fn: nn.Module, device: torch.device, amp: _Amp,
+                          threshold: float = 0.5) -> dict:
+    """Competition score of the validation images at their original size (map resized back,
+    thresholded, one instance for all regions), with recall, FP rate, precision and pixel F1."""
+    probs, val_loss = _predict(model, loader, loss_fn, device, amp)
+    scores, pixel_f1s, predicted = [], [], []
+    for prob, row in zip(probs, rows.itertuples()):
+        hw = (int(row.height), int(row.width))
+        pred = instances_from_probability(resize_probability(prob[0], hw), threshold)
+        predicted.append(bool(pred))
+        true = None
+        if row.label == FORGED:
+            true = list(load_mask(data_dir / row.mask_path, expected_hw=hw).instances)
+            pixel_f1s.append(pixel_f1(pred[0], np.any(true, axis=0)) if pred else 0.0)
+        scores.append(score_instances(pred, true))
+    report = summarize_scores(np.array(scores), (rows["label"] == FORGED).to_numpy(), np.array(predicted))
+    return {"val_loss": val_loss, "score": report.score, "pixel_f1": float(np.mean(pixel_f1s or [0.0])),
+            "recall": report.recall, "fp_rate": report.fp_rate, "precision": report.precision}
+
+
+def evaluate_classifier(model: nn.Module, loader: DataLoader, rows: pd.DataFrame, data_dir: Path,
+                        loss_fn: nn.Module, device: torch.device, amp: _Amp,
+                        threshold: float = 0.5) -> dict:
+    """ROC AUC (the selection score), accuracy, precision and recall at `threshold`."""
+    probs, val_loss = _predict(model, loader, loss_fn, device, amp)
+    probs = np.asarray(probs, dtype=float).reshape(-1)
+    labels = (rows["label"] == FORGED).to_numpy()
+    pred = probs >= threshold
+    tp, fp = int((pred & labels).sum()), int((pred & ~labels).sum())
+    fn, tn = int((~pred & labels).sum()), int((~pred & ~labels).sum())
+    auc = float(roc_auc_score(labels, probs)) if 0 < labels.sum() < len(labels) else float("nan")
+    return {"val_loss": val_loss, "score": auc, "auc": auc, "accuracy": (tp + tn) / max(len(labels), 1),
+            "precision": tp / (tp + fp) if tp + fp else 0.0, "recall": tp / (tp + fn) if tp + fn else 0.0}
+
+
+_TASKS: dict[str, tuple[type, Callable]] = {
+    "segmentation": (SegmentationDataset, evaluate_segmentation),
+    "classification": (ClassifierDataset, evaluate_classifier),
+}
+
+
+def _format_metrics(metrics: dict) -> str:
+    names = {"val_loss": "val loss", "score": "val score", "pixel_f1": "pixel F1", "fp_rate": "FP rate",
+             "auc": "AUC", "accuracy": "acc"}
+    return " | ".join(f"{names.get(k, k)} {v:.4f}" for k, v in metrics.items()
+                      if not (k == "score" and "auc" in metrics))
+
+
+# --- the loop --------------------------------------------------------------------------------
+
+def train_variant(variant: Variant, options: TrainOptions, paths: Paths) -> RunResult:
+    """Train one variant on the split's training rows, validate every epoch on its held-out rows,
+    write `<run_name>_best.pth` (best validation score), `_last.pth` and `_args.json`."""
+    variant = variant.with_overrides(epochs=options.epochs, lr=options.lr,
+                                     batch_size=options.batch_size, img_size=options.img_size)
+    if variant.img_size % 32:
+        raise ProjectError(f"--img-size {variant.img_size}: must be a multiple of 32")
+    device = resolve_device(options.device)
+    seed_everything(options.seed)
+    dataset_cls, evaluate = _TASKS[variant.task]
+
+    manifest = load_manifest(paths, progress=options.progress)
+    train_rows, val_rows = split_rows(manifest, load_or_make_split(paths, manifest))
+    train_rows = _limit_rows(train_rows, options.limit, options.seed)
+    val_rows = _limit_rows(val_rows, options.limit, options.seed)
+    if not len(train_rows) or not len(val_rows):
+        raise ProjectError(f"{paths.data_dir}: {len(train_rows)} training and {len(val_rows)} validation "
+                           f"images; both are needed (more data, or a larger --limit)")
+    hard_negatives = _hard_negatives(paths, options.use_hard_negatives)
+
+    train_set = dataset_cls(paths.data_dir, train_rows,
+                            build_transforms(variant.augment, variant.img_size, train=True))
+    val_set = dataset_cls(paths.data_dir, val_rows,
+                          build_transforms(variant.augment, variant.img_size, train=False))
+    weights = sample_weights(train_rows, variant.weights, hard_negatives)
+    sampler = make_sampler(weights, seed=options.seed)
+    loader_generator = torch.Generator().manual_seed(options.seed)
+    common = dict(batch_size=variant.batch_size, num_workers=options.workers,
+                  pin_memory=device.type == "cuda", worker_init_fn=_seed_worker if options.workers else None)
+    train_loader = DataLoader(train_set, sampler=sampler, drop_last=len(train_set) > variant.batch_size,
+                              generator=loader_generator, **common)
+    val_loader = DataLoader(val_set, shuffle=False, **common)
+
+    model = build_model(variant.model, options.encoder_weights).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    loss_fn = build_loss(variant.loss, variant.loss_config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=variant.lr, weight_decay=options.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=variant.epochs)
+    amp = _Amp(device)
+
+    paths.models_dir.mkdir(parents=True, exist_ok=True)
+    best_path = paths.models_dir / f"{variant.run_name}_best.pth"
+    last_path = paths.models_dir / f"{variant.run_name}_last.pth"
+    run_info = {"variant": variant.as_dict(), "options": {k: str(v) if isinstance(v, Path) else v
+                                                          for k, v in asdict(options).items()},
+                "train_images": len(train_rows), "val_images": len(val_rows),
+                "hard_negatives": len(hard_negatives), "device": str(device)}
+    atomic_write_text(paths.models_dir / f"{variant.run_name}_args.json", json.dumps(run_info, indent=2))
+
+    start_epoch, best_score, best_val_loss, history = 0, -math.inf, math.inf, []
+    if options.resume:
+        start_epoch, best_score, history = _resume(last_path, model, optimizer, scheduler, amp)
+        best_val_loss = min((h["val_loss"] for h in history if h["score"] == best_score), default=math.inf)
+
+    log.info("training %s (%s) on %s: %d train / %d val images, %d hard negatives, %d epochs, "
+             "img %d, batch %d, lr %g", variant.run_name, variant.description, device, len(train_rows),
+             len(val_rows), len(hard_negatives), variant.epochs, variant.img_size, variant.batch_size,
+             variant.lr)
+    for epoch in range(start_epoch, variant.epochs):
+        started = time.perf_counter()
+        epoch_seed = options.seed + epoch
+        seed_everything(epoch_seed)
+        sampler.generator.manual_seed(epoch_seed)
+        loader_generator.manual_seed(epoch_seed)
+        train_set.transform.set_random_seed(epoch_seed)
+        train_loss = _train_one_epoch(model, train_loader, loss_fn, optimizer, amp, device,
+                                      f"{variant.run_name} {epoch + 1}/{variant.epochs}", options.progress)
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        metrics = evaluate(model, val_loader, val_rows, paths.data_dir, loss_fn, device, amp,
+                           options.val_threshold)
+        # ties (early epochs that predict nothing all score the authentic fraction) go to the
+        # lower validation loss; NaN (undefined AUC) never counts as better
+        improved = metrics["score"] > best_score or (metrics["score"] == best_score
+                                                     and metrics["val_loss"] < best_val_loss)
+        if improved:
+            best_score, best_val_loss = metrics["score"], metrics["val_loss"]
+        history.append({"epoch": epoch + 1, "train_loss": train_loss, "lr": lr, **metrics})
+        fields = dict(epoch=epoch + 1, loss=train_loss, val_score=metrics["score"], val_metrics=metrics,
+                      best_score=best_score, history=history, variant=variant.as_dict(),
+                      img_size=variant.img_size, normalization={"mean": IMAGENET_MEAN, "std": IMAGENET_STD},
+                      seed=options.seed)
+        if improved:
+            save_checkpoint(best_path, model, variant.model, **fields)
+        save_checkpoint(last_path, model, variant.model, optimizer_state_dict=optimizer.state_dict(),
+                        scheduler_state_dict=scheduler.state_dict(), scaler_state_dict=amp.scaler.state_dict(),
+                        **fields)
+        log.info("%s epoch %d/%d | train loss %.4f | %s | lr %.2e | %.1fs%s", variant.run_name, epoch + 1,
+                 variant.epochs, train_loss, _format_metrics(metrics), lr, time.perf_counter() - started,
+                 " | best, saved" if improved else "")
+    log.info("%s done: best val score %.4f -> %s", variant.run_name, best_score, best_path)
+    return RunResult(best_path, last_path, best_score, history, model)
+
+
+def _train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
+                     optimizer: torch.optim.Optimizer, amp: _Amp, device: torch.device, desc: str,
+                     progress: bool) -> float:
+    """One pass over the sampler's draw; returns the mean training loss."""
+    model.train()
+    total, count = 0.0, 0
+    bar = tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress)
+    for images, targets in bar:
+        images = images.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        if device.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+        optimizer.zero_grad(set_to_none=True)
+        with amp.autocast():
+            logits = model(images)
+        loss = loss_fn(logits.float(), targets)
+        value = loss.detach().item()
+        if not math.isfinite(value):
+            raise ProjectError(f"{desc}: the loss became {value}; lower --lr or check the data")
+        amp.scaler.scale(loss).backward()
+        amp.scaler.step(optimizer)
+        amp.scaler.update()
+        total += value * len(images)
+        count += len(images)
+        bar.set_postfix(loss=f"{total / count:.4f}")
+    return total / max(count, 1)
+
+
+def _hard_negatives(paths: Paths, use: bool) -> set[str]:
+    """The mined hard negatives, or none (with one log line saying why)."""
+    path = paths.data_dir / HARD_NEGATIVES_FILE
+    if not use:
+        log.info("hard negatives off (--no-hard-negatives)")
+        return set()
+    if not path.is_file():
+        log.info("%s: no hard-negative file yet (python bin/find_hard_negatives.py makes it); "
+                 "training without", path)
+        return set()
+    return read_hard_negatives(path)
+
+
+def _resume(last_path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+            scheduler: torch.optim.lr_scheduler.LRScheduler, amp: _Amp) -> tuple[int, float, list]:
+    """Restore model, optimizer, scheduler and scaler from the last checkpoint."""
+    checkpoint = read_checkpoint(last_path)
+    if "optimizer_state_dict" not in checkpoint:
+        raise ProjectError(f"{last_path}: has no optimizer state; cannot resume from it")
+    model.load_state_dict(checkpoint["model_state_dict"])
+    optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
+    scheduler.load_state_dict(checkpoint["scheduler_state_dict"])
+    amp.scaler.load_state_dict(checkpoint["scaler_state_dict"])
+    log.info("resuming from %s after epoch %d (best val score %.4f)", last_path, checkpoint["epoch"],
+             checkpoint["best_score"])
+    return int(checkpoint["epoch"]), float(checkpoint["best_score"]), list(checkpoint.get("history", []))
+
+
+def add_training_args(parser) -> None:
+    """The flags every training script shares (argparse parser)."""
+    group = parser.add_argument_group("training")
+    group.add_argument("--epochs", type=int, default=None, help="epochs (default: the variant's)")
+    group.add_argument("--lr", type=float, default=None, help="learning rate (default: the variant's)")
+    group.add_argument("--batch-size", type=int, default=None, help="batch size (default: the variant's)")
+    group.add_argument("--img-size", type=int, default=None,
+                       help="square training size, a multiple of 32 (default: the variant's)")
+    group.add_argument("--workers", type=int, default=2, help="DataLoader workers (default: 2)")
+    group.add_argument("--seed", type=int, default=42, help="seed of python, numpy, torch (default: 42)")
+    group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    group.add_argument("--encoder-weights", default="imagenet",
+                       help="imagenet (download), none, or a local weights file (default: imagenet)")
+    group.add_argument("--limit", type=int, default=None,
+                       help="use at most N training and N validation images (smoke runs)")
+    group.add_argument("--resume", action="store_true", help="continue from <run>_last.pth")
+    group.add_argument("--no-hard-negatives", action="store_true",
+                       help=f"ignore <data-dir>/{HARD_NEGATIVES_FILE}")
+    group.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def options_from_args(args) -> TrainOptions:
+    """TrainOptions from parsed `add_training_args` flags."""
+    return TrainOptions(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, img_size=args.img_size,
+                        workers=args.workers, seed=args.seed, device=args.device,
+                        encoder_weights=args.encoder_weights, limit=args.limit, resume=args.resume,
+                        use_hard_negatives=not args.no_hard_negatives, progress=not args.no_progress)

@@ -1,0 +1,80 @@
+"""The training variants, each a small config: what differs between them is here and nowhere else.
+
+The seeds name four v3 segmentation models but train them with one recipe; here each
+variant changes something real (loss shape, FP penalty, sampling, augmentation), stated
+in its description. v4 and the specialist will be further entries built from these.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+from .datasets import SampleWeights
+from .losses import LossConfig
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One trainable model: architecture, loss, sampling, augmentation and default schedule."""
+
+    name: str
+    description: str
+    task: str                       # "segmentation" or "classification"
+    model: dict                     # the model config stored in checkpoints (lib.models.build_model)
+    loss: str = "combined"
+    loss_config: LossConfig = LossConfig()
+    weights: SampleWeights = field(default_factory=SampleWeights)
+    augment: str = "standard"
+    img_size: int = 512
+    epochs: int = 25
+    lr: float = 1e-4
+    batch_size: int = 4
+    stage: str = "v3"
+    ensemble_weight: float = 1.0    # weight in the inference ensemble
+
+    @property
+    def run_name(self) -> str:
+        """Stem of the variant's files in the models dir: `<name>_<stage>` (or `<name>`)."""
+        return f"{self.name}_{self.stage}" if self.stage else self.name
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def with_overrides(self, **changes) -> "Variant":
+        """A copy with some fields changed (flags such as --epochs); None values are ignored."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+SEGMENTER = {"arch": "attention_fpn", "encoder": "timm-efficientnet-b2", "in_channels": 3}
+
+V3_VARIANTS = {v.name: v for v in (
+    Variant("highres_no_ela", "baseline RGB model (seed 003): focal alpha 0.75 / gamma 3 to weight "
+            "forged pixels, FP penalty 2.0, standard augmentation", "segmentation", SEGMENTER,
+            loss_config=LossConfig(focal_alpha=0.75, focal_gamma=3.0, fp_penalty=2.0),
+            ensemble_weight=1.5),
+    Variant("hard_negative", "precision model: FP penalty 3.0, authentic images sampled 1.5x and "
+            "hard negatives 10x, RetinaNet focal 0.25 / 2", "segmentation", SEGMENTER,
+            loss_config=LossConfig(focal_alpha=0.25, focal_gamma=2.0, fp_penalty=3.0),
+            weights=SampleWeights(authentic=1.5, hard_negative=10.0), ensemble_weight=1.2),
+    Variant("high_recall", "recall model: Dice-heavy loss (0.3 focal / 0.7 dice), focal alpha 0.75, "
+            "FP penalty 1.0, tiny forgeries sampled 4x and medium 2.5x", "segmentation", SEGMENTER,
+            loss_config=LossConfig(focal_weight=0.3, dice_weight=0.7, focal_alpha=0.75,
+                                   focal_gamma=2.0, fp_penalty=1.0),
+            weights=SampleWeights(tiny=4.0, medium=2.5), ensemble_weight=1.0),
+    Variant("enhanced_aug", "robustness model: the 'strong' augmentation preset (JPEG, affine, "
+            "stronger colour and noise), otherwise the seeds' recipe", "segmentation", SEGMENTER,
+            augment="strong", ensemble_weight=0.8),
+)}
+
+CLASSIFIER = Variant(
+    "binary_classifier", "forged/authentic gate of pass 1: efficientnet_b2 + MLP head, BCE, "
+    "hard negatives sampled 3x", "classification",
+    {"arch": "classifier", "encoder": "efficientnet_b2", "in_channels": 3},
+    loss="bce", weights=SampleWeights(tiny=1.0, medium=1.0, large=1.0, hard_negative=3.0),
+    img_size=384, epochs=15, batch_size=16, stage="")
+
+
+def get_variant(name: str, registry: dict[str, Variant] = V3_VARIANTS) -> Variant:
+    """Look up a variant by name; unknown names list the known ones."""
+    if name not in registry:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(registry)}")
+    return registry[name]

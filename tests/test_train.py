@@ -1,0 +1,160 @@
+"""The shared training loop: a step lowers the loss, a smoke run writes checkpoints that reload
+to the same outputs, validation uses the competition score, the scripts run end to end."""
+import json
+import logging
+from dataclasses import replace
+
+import pytest
+import torch
+
+import lib.train
+
+from lib.demo import make_demo_dataset
+from lib.losses import CombinedLoss, LossConfig, build_loss
+from lib.models import build_model, load_model
+from lib.paths import Paths
+from lib.train import TrainOptions, train_variant
+from lib.variants import CLASSIFIER, V3_VARIANTS
+from tests.helpers import run_script
+
+TINY_SEG = {"arch": "attention_fpn", "encoder": "resnet18", "in_channels": 3}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    make_demo_dataset(root / "data", n_forged=16, n_test=2, n_supplemental=1, max_size=256, seed=3)
+    return root
+
+
+def paths_in(root, name):
+    return Paths(data_dir=root / "data", models_dir=root / name / "models", logs_dir=root / name / "logs")
+
+
+def test_training_steps_lower_the_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    model = build_model(TINY_SEG).train()
+    loss_fn = CombinedLoss(LossConfig())
+    images = torch.randn(4, 3, 64, 64)
+    targets = torch.zeros(4, 1, 64, 64)
+    targets[0, :, 10:30, 10:30] = 1
+    targets[1, :, 40:50, 5:20] = 1
+    assert_steps_lower_the_loss(model, loss_fn, images, targets)
+
+
+def test_classifier_steps_lower_the_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    model = build_model({"arch": "classifier", "encoder": "resnet18", "in_channels": 3}).train()
+    assert_steps_lower_the_loss(model, build_loss("bce"), torch.randn(4, 3, 64, 64),
+                                torch.tensor([1.0, 0.0, 1.0, 0.0]))
+
+
+def assert_steps_lower_the_loss(model, loss_fn, images, targets, steps=8):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = loss_fn(model(images), targets)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] * 0.9, losses
+
+
+def test_segmentation_smoke_run_writes_reloadable_checkpoints(demo, caplog):
+    variant = V3_VARIANTS["highres_no_ela"].with_overrides(model=TINY_SEG)
+    options = TrainOptions(epochs=2, img_size=64, batch_size=4, workers=0, encoder_weights="none",
+                           limit=12, progress=False)
+    paths = paths_in(demo, "seg")
+    with caplog.at_level(logging.INFO):
+        result = train_variant(variant, options, paths)
+    assert [h["epoch"] for h in result.history] == [1, 2]
+    for h in result.history:
+        assert set(h) >= {"train_loss", "val_loss", "score", "pixel_f1", "recall", "fp_rate", "precision"}
+        assert 0.0 <= h["score"] <= 1.0
+    assert result.best_score == max(h["score"] for h in result.history)
+    assert "highres_no_ela_v3 epoch 2/2 | train loss" in caplog.text and "val score" in caplog.text
+
+    model, checkpoint = load_model(result.best_path)
+    assert checkpoint["model_config"] == TINY_SEG
+    assert checkpoint["val_score"] == result.best_score and checkpoint["img_size"] == 64
+    assert checkpoint["variant"]["name"] == "highres_no_ela"
+    last = torch.load(result.last_path, weights_only=False)
+    assert last["epoch"] == 2 and "optimizer_state_dict" in last and "scheduler_state_dict" in last
+    x = torch.randn(2, 3, 64, 64)
+    reloaded, _ = load_model(result.last_path)
+    with torch.no_grad():
+        assert torch.equal(reloaded(x), result.model.eval()(x))
+    args = json.loads((paths.models_dir / "highres_no_ela_v3_args.json").read_text())
+    assert args["variant"]["loss_config"]["focal_alpha"] == 0.75
+    assert args["train_images"] <= 12 and args["val_images"] <= 12
+    assert (paths.data_dir / "split.csv").is_file()
+
+
+def test_same_seed_same_weights(demo):
+    variant = V3_VARIANTS["high_recall"].with_overrides(model=TINY_SEG)
+    options = TrainOptions(epochs=1, img_size=64, batch_size=4, workers=0, encoder_weights="none",
+                           limit=8, progress=False)
+    a = torch.load(train_variant(variant, options, paths_in(demo, "a")).last_path, weights_only=False)
+    b = torch.load(train_variant(variant, options, paths_in(demo, "b")).last_path, weights_only=False)
+    assert a["loss"] == b["loss"]
+    for key, value in a["model_state_dict"].items():
+        assert torch.equal(value, b["model_state_dict"][key]), key
+
+
+def test_resume_continues_exactly_where_the_run_stopped(demo, monkeypatch):
+    variant = V3_VARIANTS["hard_negative"].with_overrides(model=TINY_SEG)
+    options = TrainOptions(epochs=2, img_size=64, batch_size=4, workers=0, encoder_weights="none",
+                           limit=8, progress=False)
+    straight = torch.load(train_variant(variant, options, paths_in(demo, "straight")).last_path,
+                          weights_only=False)
+
+    real_epoch, calls = lib.train._train_one_epoch, []
+
+    def killed_in_epoch_2(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    paths = paths_in(demo, "stopped")
+    monkeypatch.setattr(lib.train, "_train_one_epoch", killed_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_variant(variant, options, paths)
+    monkeypatch.setattr(lib.train, "_train_one_epoch", real_epoch)
+    resumed = torch.load(train_variant(variant, replace(options, resume=True), paths).last_path,
+                         weights_only=False)
+    assert resumed["epoch"] == 2 and [h["epoch"] for h in resumed["history"]] == [1, 2]
+    assert resumed["loss"] == straight["loss"]
+    for key, value in straight["model_state_dict"].items():
+        assert torch.equal(value, resumed["model_state_dict"][key]), key
+
+
+def test_classifier_smoke_run_selects_on_auc(demo):
+    variant = CLASSIFIER.with_overrides(model={"arch": "classifier", "encoder": "resnet18", "in_channels": 3})
+    options = TrainOptions(epochs=1, img_size=64, batch_size=4, workers=0, encoder_weights="none",
+                           limit=12, progress=False)
+    result = train_variant(variant, options, paths_in(demo, "cls"))
+    metrics = result.history[0]
+    assert set(metrics) >= {"auc", "accuracy", "precision", "recall", "val_loss"}
+    assert result.best_path.name == "binary_classifier_best.pth"
+    model, checkpoint = load_model(result.best_path)
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 64, 64)).shape == (2,)
+
+
+def test_train_v3_script_end_to_end(demo):
+    root = demo / "script"
+    result = run_script("script_1_train_v3.py", "--model", "enhanced_aug", "--epochs", "1", "--img-size", "64",
+                        "--limit", "8", "--workers", "0", "--encoder-weights", "none", "--no-progress",
+                        "--data-dir", demo / "data", "--models-dir", root / "models", "--logs-dir", root / "logs",
+                        cwd=demo)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (root / "models" / "enhanced_aug_v3_best.pth").is_file()
+    log_text = next((root / "logs").glob("script_1_train_v3_*.log")).read_text()
+    assert "enhanced_aug_v3 epoch 1/1 | train loss" in log_text
+
+    bad = run_script("script_1_train_v3.py", "--model", "enhanced_aug", "--img-size", "100",
+                     "--encoder-weights", "none", "--data-dir", demo / "data", "--models-dir", root / "m2",
+                     "--logs-dir", root / "logs", cwd=demo)
+    assert bad.returncode == 1 and "must be a multiple of 32" in bad.stderr and "Traceback" not in bad.stderr
