@@ -20,9 +20,12 @@ AUTHENTIC = "authentic"
 def pixel_f1(pred: np.ndarray, true: np.ndarray) -> float:
     """Pixel F1 of two binary masks, written as the competition computes it (0 when no overlap)."""
     pred, true = pred.astype(bool, copy=False), true.astype(bool, copy=False)
-    tp = np.count_nonzero(pred & true)
-    fp = np.count_nonzero(pred) - tp
-    fn = np.count_nonzero(true) - tp
+    return f1_from_counts(np.count_nonzero(pred & true), np.count_nonzero(pred), np.count_nonzero(true))
+
+
+def f1_from_counts(tp: int, n_pred: int, n_true: int) -> float:
+    """Pixel F1 from the overlap and the two masks' pixel counts (the competition's formula)."""
+    fp, fn = n_pred - tp, n_true - tp
     precision = tp / (tp + fp) if tp + fp > 0 else 0
     recall = tp / (tp + fn) if tp + fn > 0 else 0
     if precision + recall > 0:
@@ -35,15 +38,20 @@ def of1_score(pred: Sequence[np.ndarray], true: Sequence[np.ndarray]) -> float:
     unmatched true instances count 0, times n_true / max(n_pred, n_true)."""
     if len(true) == 0:
         raise ValueError("of1_score needs at least one true instance (authentic rows score by label)")
-    f1 = np.zeros((max(len(pred), len(true)), len(true)))
-    for i, p in enumerate(pred):
-        for j, t in enumerate(true):
-            f1[i, j] = pixel_f1(p, t)
+    f1 = np.array([[pixel_f1(p, t) for t in true] for p in pred]).reshape(len(pred), len(true))
+    return of1_from_matrix(f1)
+
+
+def of1_from_matrix(f1: np.ndarray) -> float:
+    """oF1 from the (n_pred, n_true) matrix of pixel F1s (n_pred >= 1, n_true >= 1)."""
+    n_pred, n_true = f1.shape
     # Rows of zeros stand for missing predictions; with more predictions than truths the
     # assignment leaves the excess unmatched and the penalty below charges for them.
-    rows, cols = linear_sum_assignment(-f1)
-    penalty = len(true) / max(len(pred), len(true))
-    return float(np.mean(f1[rows, cols]) * penalty)
+    padded = np.zeros((max(n_pred, n_true), n_true))
+    padded[:n_pred] = f1
+    rows, cols = linear_sum_assignment(-padded)
+    penalty = n_true / max(n_pred, n_true)
+    return float(np.mean(padded[rows, cols]) * penalty)
 
 
 def score_instances(pred: Sequence[np.ndarray] | None, true: Sequence[np.ndarray] | None) -> float:

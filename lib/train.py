@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from .augment import IMAGENET_MEAN, IMAGENET_STD, build_transforms
 from .data import FORGED, load_manifest
+from .device import Amp, resolve_device
 from .datasets import (HARD_NEGATIVES_FILE, ClassifierDataset, SegmentationDataset, make_sampler,
                        read_hard_negatives, sample_weights)
 from .errors import ProjectError
@@ -74,16 +75,6 @@ class RunResult:
     model: nn.Module | None = None    # the model after the last epoch (what _last.pth holds)
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA when present; asking for CUDA without it is a clear error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ProjectError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
-    return device
-
-
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (all devices)."""
     random.seed(seed)
@@ -111,24 +102,11 @@ def _limit_rows(rows: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFram
     return pd.concat(parts).sort_values("image_id").reset_index(drop=True)
 
 
-class _Amp:
-    """Mixed precision on CUDA (bf16 where supported, else fp16 with a gradient scaler); off on CPU."""
-
-    def __init__(self, device: torch.device):
-        self.enabled = device.type == "cuda"
-        self.dtype = torch.bfloat16 if self.enabled and torch.cuda.is_bf16_supported() else torch.float16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.enabled and self.dtype == torch.float16)
-        self.device_type = device.type
-
-    def autocast(self):
-        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.enabled)
-
-
 # --- validation ------------------------------------------------------------------------------
 
 @torch.inference_mode()
 def _predict(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, device: torch.device,
-             amp: _Amp) -> tuple[list[np.ndarray], float]:
+             amp: Amp) -> tuple[list[np.ndarray], float]:
     """Model outputs (sigmoid probabilities, one array per image, in loader order) and mean loss."""
     model.eval()
     outputs, total, count = [], 0.0, 0
@@ -143,7 +121,7 @@ def _predict(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, device: t
 
 
 def evaluate_segmentation(model: nn.Module, loader: DataLoader, rows: pd.DataFrame, data_dir: Path,
-                          loss_fn: nn.Module, device: torch.device, amp: _Amp,
+                          loss_fn: nn.Module, device: torch.device, amp: Amp,
                           threshold: float = 0.5) -> dict:
     """Competition score of the validation images at their original size (map resized back,
     thresholded, one instance for all regions), with recall, FP rate, precision and pixel F1."""
@@ -164,7 +142,7 @@ def evaluate_segmentation(model: nn.Module, loader: DataLoader, rows: pd.DataFra
 
 
 def evaluate_classifier(model: nn.Module, loader: DataLoader, rows: pd.DataFrame, data_dir: Path,
-                        loss_fn: nn.Module, device: torch.device, amp: _Amp,
+                        loss_fn: nn.Module, device: torch.device, amp: Amp,
                         threshold: float = 0.5) -> dict:
     """ROC AUC (the selection score), accuracy, precision and recall at `threshold`."""
     probs, val_loss = _predict(model, loader, loss_fn, device, amp)
@@ -232,7 +210,7 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths) -> RunR
     loss_fn = build_loss(variant.loss, variant.loss_config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=variant.lr, weight_decay=options.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=variant.epochs)
-    amp = _Amp(device)
+    amp = Amp(device)
 
     paths.models_dir.mkdir(parents=True, exist_ok=True)
     best_path = paths.models_dir / f"{variant.run_name}_best.pth"
@@ -289,7 +267,7 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths) -> RunR
 
 
 def _train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
-                     optimizer: torch.optim.Optimizer, amp: _Amp, device: torch.device, desc: str,
+                     optimizer: torch.optim.Optimizer, amp: Amp, device: torch.device, desc: str,
                      progress: bool) -> float:
     """One pass over the sampler's draw; returns the mean training loss."""
     model.train()
@@ -330,7 +308,7 @@ def _hard_negatives(paths: Paths, use: bool) -> set[str]:
 
 
 def _resume(last_path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-            scheduler: torch.optim.lr_scheduler.LRScheduler, amp: _Amp) -> tuple[int, float, list]:
+            scheduler: torch.optim.lr_scheduler.LRScheduler, amp: Amp) -> tuple[int, float, list]:
     """Restore model, optimizer, scheduler and scaler from the last checkpoint."""
     checkpoint = read_checkpoint(last_path)
     if "optimizer_state_dict" not in checkpoint:

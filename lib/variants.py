@@ -73,6 +73,9 @@ CLASSIFIER = Variant(
     img_size=384, epochs=15, batch_size=16, stage="")
 
 
+SPECIALIST_RUN = "small_forgery_specialist"   # its checkpoint: <models>/small_forgery_specialist_best.pth
+
+
 def get_variant(name: str, registry: dict[str, Variant] = V3_VARIANTS) -> Variant:
     """Look up a variant by name; unknown names list the known ones."""
     if name not in registry:

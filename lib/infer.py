@@ -1,0 +1,521 @@
+"""The one predictor every script uses: two-pass inference over a folder of images.
+
+Pass 1: the classifier's probability (at its training size). Pass 2, for images at or above
+the gate: the segmentation ensemble (weighted mean of the members' probabilities), each
+member with 4x flip TTA computed as one forward batch and aggregated by MAX or MEAN, the
+small-forgery specialist joined by union max(p, 0.8 * p_specialist). The result of an
+image is its classifier probability, its brightness and its probability map at the
+ensemble's input size; post-processing (lib.postprocess) turns that into instances at the
+image's own size.
+
+Images are read once, by DataLoader workers, at every size the members need. Per-image
+results are cached on disk keyed by the checkpoints' contents and the image file, so
+thresholds can be swept and submissions re-made without running a network again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from .augment import build_transforms
+from .device import Amp, resolve_device
+from .errors import DataError, ProjectError, first_line
+from .fileio import atomic_path
+from .imageio import list_images, load_image
+from .models import load_model
+from .postprocess import INSTANCE_MODES, PostConfig, image_brightness, postprocess
+from .submission import annotation_from_instances, write_submission
+from .variants import CLASSIFIER, SPECIALIST_RUN, V3_VARIANTS
+
+log = logging.getLogger(__name__)
+
+AGGREGATIONS = ("max", "mean")
+CACHE_VERSION = 1
+SPECIALIST_FACTOR = 0.8    # the seeds' union weight: max(p, 0.8 * p_specialist)
+
+
+# --- members -----------------------------------------------------------------------------
+
+@dataclass
+class Member:
+    """One loaded checkpoint of the predictor."""
+
+    path: Path
+    model: nn.Module
+    img_size: int
+    weight: float = 1.0
+    digest: str = ""
+
+    def describe(self) -> str:
+        return f"{self.path.name} (w {self.weight:g}, {self.img_size} px)"
+
+
+def file_digest(path: Path) -> str:
+    """SHA-1 of a file's contents (first 16 hex digits): the cache key of a checkpoint."""
+    sha = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(chunk)
+    return sha.hexdigest()[:16]
+
+
+def load_member(path: Path, device: torch.device, weight: float = 1.0, task: str | None = None) -> Member:
+    """Load a checkpoint as a predictor member; `task` checks it is a segmenter or a classifier."""
+    model, checkpoint = load_model(path, device)
+    arch = checkpoint["model_config"].get("arch")
+    if task == "segmentation" and arch == "classifier" or task == "classification" and arch != "classifier":
+        raise ProjectError(f"{path}: is a {arch} checkpoint, not a {task} model")
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return Member(Path(path), model, int(checkpoint.get("img_size", 512)), float(weight), file_digest(path))
+
+
+def default_ensemble(models_dir: Path, stage: str = "v4") -> list[tuple[Path, float]]:
+    """The four variants' best checkpoints at `stage` with their ensemble weights; a variant
+    without a v4 checkpoint falls back to v3 (with a warning)."""
+    found = []
+    for variant in V3_VARIANTS.values():
+        wanted = models_dir / f"{variant.name}_{stage}_best.pth"
+        fallback = models_dir / f"{variant.name}_v3_best.pth"
+        if wanted.is_file():
+            found.append((wanted, variant.ensemble_weight))
+        elif stage != "v3" and fallback.is_file():
+            log.warning("%s not found: using %s", wanted.name, fallback.name)
+            found.append((fallback, variant.ensemble_weight))
+        else:
+            log.warning("%s not found: %s left out of the ensemble", wanted.name, variant.name)
+    if not found:
+        raise ProjectError(f"{models_dir}: no segmentation checkpoints (*_{stage}_best.pth or *_v3_best.pth); "
+                           f"train them first: python bin/script_1_train_v3.py")
+    return found
+
+
+def parse_member_spec(spec: str) -> tuple[Path, float]:
+    """'path.pth' or 'path.pth:1.5' -> (path, weight)."""
+    path, sep, weight = spec.rpartition(":")
+    if not sep:
+        return Path(spec), 1.0
+    try:
+        value = float(weight)
+    except ValueError:
+        return Path(spec), 1.0          # a colon inside the path
+    if not value > 0:
+        raise ProjectError(f"--ensemble {spec}: the weight must be a positive number")
+    return Path(path), value
+
+
+# --- data --------------------------------------------------------------------------------
+
+class ImageFolderDataset(Dataset):
+    """Images read once and prepared at every size the predictor needs (validation transform:
+    resize + ImageNet normalisation, the one the models were validated with). An unreadable
+    image yields `error` instead of tensors, so one bad file cannot stop a whole submission."""
+
+    def __init__(self, paths: Sequence[Path], sizes: Sequence[int]):
+        self.paths = [str(p) for p in paths]
+        self.sizes = sorted(set(int(s) for s in sizes))
+        self.transforms = {s: build_transforms("standard", s, train=False) for s in self.sizes}
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict:
+        item = {"index": index, "error": "", "hw": torch.zeros(2, dtype=torch.long), "brightness": 0.0}
+        try:
+            image = load_image(Path(self.paths[index]))
+        except DataError as exc:
+            item["error"] = first_line(exc)
+            for size in self.sizes:
+                item[f"x{size}"] = torch.zeros(3, size, size)
+            return item
+        item["hw"] = torch.tensor(image.shape[:2])
+        item["brightness"] = image_brightness(image)
+        for size, transform in self.transforms.items():
+            item[f"x{size}"] = transform(image=image)["image"]
+        return item
+
+
+# --- results and cache -------------------------------------------------------------------
+
+@dataclass
+class ImageResult:
+    """What the predictor knows of one image. `prob_map` is None when pass 2 did not run."""
+
+    path: Path
+    hw: tuple[int, int]
+    brightness: float
+    classifier_prob: float              # NaN without a classifier
+    prob_map: np.ndarray | None = None  # float16 (S, S), S = the ensemble's input size
+    error: str = ""
+
+    @property
+    def case_id(self) -> str:
+        return self.path.stem
+
+    def passes_gate(self, threshold: float) -> bool:
+        """Pass 1's decision: go on to pass 2 (always, without a classifier)."""
+        return math.isnan(self.classifier_prob) or self.classifier_prob >= threshold
+
+
+class ResultCache:
+    """Per-image results on disk under `root/<predictor key>/`, one .npz per image, keyed by the
+    image's resolved path, size and modification time. Written atomically."""
+
+    def __init__(self, root: Path, predictor_key: str):
+        self.folder = Path(root) / predictor_key
+
+    @staticmethod
+    def image_key(path: Path) -> str:
+        path = Path(path).resolve()
+        stat = path.stat()
+        return hashlib.sha1(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:24]
+
+    def _file(self, path: Path) -> Path:
+        return self.folder / f"{self.image_key(path)}.npz"
+
+    def get(self, path: Path) -> ImageResult | None:
+        try:
+            file = self._file(path)
+            if not file.is_file():
+                return None
+            with np.load(file) as data:
+                prob_map = data["prob_map"] if data["has_map"] else None
+                return ImageResult(Path(path), tuple(int(v) for v in data["hw"]), float(data["brightness"]),
+                                   float(data["classifier_prob"]), prob_map, str(data["error"]))
+        except (OSError, ValueError, KeyError):
+            return None   # unreadable entry: recompute it
+
+    def put(self, result: ImageResult) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self._file(result.path)) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez_compressed(handle, hw=np.array(result.hw), brightness=result.brightness,
+                                    classifier_prob=result.classifier_prob, error=result.error,
+                                    has_map=result.prob_map is not None,
+                                    prob_map=result.prob_map if result.prob_map is not None
+                                    else np.zeros((0, 0), np.float16))
+
+
+# --- the predictor -----------------------------------------------------------------------
+
+@dataclass
+class Predictor:
+    """Classifier gate + segmentation ensemble (+ specialist), batched, with flip TTA."""
+
+    segmenters: list[Member]
+    classifier: Member | None = None
+    specialist: Member | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    tta: bool = True
+    aggregate: str = "max"
+    specialist_factor: float = SPECIALIST_FACTOR
+    batch_size: int = 4
+    workers: int = 2
+    forward_chunk: int | None = None   # images per forward call (None: 1 on CPU, all on CUDA)
+
+    def __post_init__(self):
+        if not self.segmenters:
+            raise ProjectError("the predictor needs at least one segmentation model")
+        if self.aggregate not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {self.aggregate!r}; known: {', '.join(AGGREGATIONS)}")
+        self.amp = Amp(self.device)
+        if self.forward_chunk is None:
+            # measured on a 2-core CPU: four batch-1 forwards of AttentionFPN-b2 at 512 px take
+            # 0.98 s, one batch of 4 takes 1.48 s (cache effects); on a GPU one big batch wins
+            self.forward_chunk = 1 if self.device.type == "cpu" else 1 << 16
+
+    @property
+    def map_size(self) -> int:
+        return max(m.img_size for m in self.segmenters)
+
+    def key(self) -> str:
+        """Cache key: everything that changes the per-image results."""
+        spec = {"version": CACHE_VERSION, "tta": self.tta, "aggregate": self.aggregate,
+                "segmenters": [(m.digest, m.weight, m.img_size) for m in self.segmenters],
+                "classifier": self.classifier and (self.classifier.digest, self.classifier.img_size),
+                "specialist": self.specialist and (self.specialist.digest, self.specialist.img_size,
+                                                   self.specialist_factor)}
+        return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+    def describe(self) -> str:
+        parts = [f"ensemble of {len(self.segmenters)}: " + ", ".join(m.describe() for m in self.segmenters)]
+        parts.append(f"classifier {self.classifier.describe()}" if self.classifier else "no classifier (pass 1 off)")
+        if self.specialist:
+            parts.append(f"specialist {self.specialist.describe()} (union x{self.specialist_factor:g})")
+        parts.append(f"TTA {'4x flips, ' + self.aggregate.upper() if self.tta else 'off'} on {self.device}")
+        return "; ".join(parts)
+
+    # -- forward passes --
+
+    def _forward(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Sigmoid outputs of `model` on `x`, `forward_chunk` images per call, float32."""
+        outputs = []
+        for chunk in torch.split(x, self.forward_chunk):
+            if self.device.type == "cuda":
+                chunk = chunk.contiguous(memory_format=torch.channels_last)
+            with self.amp.autocast():
+                outputs.append(torch.sigmoid(model(chunk).float()))
+        return torch.cat(outputs)
+
+    def _tta(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) probabilities: the four flips as one batch of 4B, flipped back, aggregated."""
+        if not self.tta:
+            return self._forward(model, x)
+        flips = ((), (3,), (2,), (2, 3))
+        batch = torch.cat([x.flip(dims) if dims else x for dims in flips])
+        probs = self._forward(model, batch).split(len(x))
+        stacked = torch.stack([p.flip(dims) if dims else p for p, dims in zip(probs, flips)])
+        return stacked.amax(0) if self.aggregate == "max" else stacked.mean(0)
+
+    def _member_probs(self, member: Member, inputs: dict[int, torch.Tensor]) -> torch.Tensor:
+        probs = self._tta(member.model, inputs[member.img_size])
+        if member.img_size != self.map_size:
+            probs = F.interpolate(probs, size=(self.map_size,) * 2, mode="bilinear", align_corners=False)
+        return probs
+
+    @torch.inference_mode()
+    def segment(self, inputs: dict[int, torch.Tensor]) -> np.ndarray:
+        """(B, S, S) ensemble probabilities for a batch given at every member size."""
+        inputs = {s: x.to(self.device, non_blocking=True) for s, x in inputs.items()}
+        total = sum(m.weight for m in self.segmenters)
+        prob = sum(m.weight * self._member_probs(m, inputs) for m in self.segmenters) / total
+        if self.specialist is not None:
+            prob = torch.maximum(prob, self.specialist_factor * self._member_probs(self.specialist, inputs))
+        return prob[:, 0].cpu().numpy()
+
+    @torch.inference_mode()
+    def classify(self, x: torch.Tensor) -> np.ndarray:
+        """(B,) classifier probabilities (NaN without a classifier)."""
+        if self.classifier is None:
+            return np.full(len(x), np.nan)
+        return self._forward(self.classifier.model, x.to(self.device)).reshape(-1).cpu().numpy()
+
+    # -- a folder --
+
+    def sizes(self) -> list[int]:
+        members = self.segmenters + [m for m in (self.classifier, self.specialist) if m is not None]
+        return sorted({m.img_size for m in members})
+
+    def run(self, paths: Sequence[Path], gate: float | None = None, cache: ResultCache | None = None,
+            progress: bool = True, desc: str = "predict") -> list[ImageResult]:
+        """Results for `paths` (in order). With `gate`, pass 2 runs only where the classifier
+        says >= gate; with None it runs everywhere (what sweeps need). Cached results are
+        reused when they hold what is asked."""
+        paths = [Path(p) for p in paths]
+        results: list[ImageResult | None] = [None] * len(paths)
+        if cache is not None:
+            for i, path in enumerate(paths):
+                hit = cache.get(path)
+                if hit is not None and (hit.prob_map is not None or hit.error
+                                        or (gate is not None and not hit.passes_gate(gate))):
+                    results[i] = hit
+        todo = [i for i, r in enumerate(results) if r is None]
+        if len(todo) < len(paths):
+            log.info("%s: %d of %d images from the cache %s", desc, len(paths) - len(todo), len(paths),
+                     cache.folder if cache else "")
+        if todo:
+            started = time.perf_counter()
+            for k, result in self._compute([paths[i] for i in todo], gate, progress, desc):
+                if cache is not None:
+                    cache.put(result)
+                results[todo[k]] = result
+            elapsed = time.perf_counter() - started
+            log.info("%s: %d images through the network in %.1fs (%.2f img/s)", desc, len(todo), elapsed,
+                     len(todo) / max(elapsed, 1e-9))
+        return results  # type: ignore[return-value]
+
+    def _compute(self, paths: list[Path], gate: float | None, progress: bool, desc: str):
+        dataset = ImageFolderDataset(paths, self.sizes())
+        loader = DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.workers,
+                            pin_memory=self.device.type == "cuda")
+        cls_size = self.classifier.img_size if self.classifier else None
+        with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress) as bar:
+            for batch in loader:
+                indices = batch["index"].tolist()
+                ok = np.array([not e for e in batch["error"]])
+                cls_probs = self.classify(batch[f"x{cls_size}"]) if cls_size else np.full(len(indices), np.nan)
+                need = ok & (np.isnan(cls_probs) | (cls_probs >= (gate if gate is not None else -1.0)))
+                maps = {}
+                if need.any():
+                    selected = torch.from_numpy(np.flatnonzero(need))
+                    inputs = {m.img_size: batch[f"x{m.img_size}"][selected] for m in self._seg_members()}
+                    maps = dict(zip(np.flatnonzero(need).tolist(), self.segment(inputs).astype(np.float16)))
+                for j, index in enumerate(indices):
+                    error = batch["error"][j]
+                    if error:
+                        log.warning("%s: unreadable, predicted authentic (%s)", paths[index], error)
+                    yield index, ImageResult(paths[index], tuple(batch["hw"][j].tolist()),
+                                             float(batch["brightness"][j]),
+                                             float(cls_probs[j]) if not error else math.nan, maps.get(j), error)
+                bar.update(len(indices))
+
+    def _seg_members(self) -> list[Member]:
+        return self.segmenters + ([self.specialist] if self.specialist else [])
+
+
+def reference_probabilities(predictor: Predictor, path: Path) -> tuple[float, np.ndarray]:
+    """The straightforward loop the batched predictor must agree with: one image, every
+    model, every flip, one forward pass each. Used by the benchmark and the tests."""
+    image = load_image(Path(path))
+    inputs = {s: build_transforms("standard", s, train=False)(image=image)["image"][None].to(predictor.device)
+              for s in predictor.sizes()}
+    with torch.inference_mode():
+        def probs(member: Member) -> torch.Tensor:
+            outs = []
+            for dims in ((), (3,), (2,), (2, 3)) if predictor.tta else ((),):
+                x = inputs[member.img_size]
+                out = torch.sigmoid(member.model(x.flip(dims) if dims else x).float())
+                outs.append(out.flip(dims) if dims else out)
+            stacked = torch.stack(outs)
+            out = stacked.amax(0) if predictor.aggregate == "max" else stacked.mean(0)
+            if member.img_size != predictor.map_size:
+                out = F.interpolate(out, size=(predictor.map_size,) * 2, mode="bilinear", align_corners=False)
+            return out
+
+        prob = torch.zeros(1, 1, predictor.map_size, predictor.map_size, device=predictor.device)
+        for member in predictor.segmenters:
+            prob = prob + member.weight * probs(member)
+        prob = prob / sum(m.weight for m in predictor.segmenters)
+        if predictor.specialist is not None:
+            prob = torch.maximum(prob, predictor.specialist_factor * probs(predictor.specialist))
+        cls = math.nan
+        if predictor.classifier is not None:
+            x = inputs[predictor.classifier.img_size]
+            cls = float(torch.sigmoid(predictor.classifier.model(x).float()).reshape(-1)[0])
+    return cls, prob[0, 0].cpu().numpy()
+
+
+# --- building a predictor and turning results into a submission -------------------------------
+
+def load_predictor(models_dir: Path, device: str = "auto", ensemble: Sequence[str] | None = None,
+                   stage: str = "v4", use_classifier: bool = True, use_specialist: bool = True,
+                   **options) -> Predictor:
+    """The pipeline's predictor from the checkpoints in `models_dir` (or `ensemble` specs
+    'path[:weight]'), with the classifier and the specialist when their checkpoints exist."""
+    torch_device = resolve_device(device)
+    specs = [parse_member_spec(s) for s in ensemble] if ensemble else default_ensemble(models_dir, stage)
+    for path, _ in specs:
+        if not path.is_file():
+            raise ProjectError(f"{path}: checkpoint not found")
+    segmenters = [load_member(p, torch_device, w, task="segmentation") for p, w in specs]
+    classifier = specialist = None
+    classifier_path = models_dir / f"{CLASSIFIER.run_name}_best.pth"
+    if use_classifier:
+        if classifier_path.is_file():
+            classifier = load_member(classifier_path, torch_device, task="classification")
+        else:
+            log.warning("%s not found: pass 1 off, every image goes to the ensemble "
+                        "(python bin/script_2_train_classifier.py trains it)", classifier_path)
+    specialist_path = models_dir / f"{SPECIALIST_RUN}_best.pth"
+    if use_specialist and specialist_path.is_file():
+        specialist = load_member(specialist_path, torch_device, task="segmentation")
+    predictor = Predictor(segmenters, classifier, specialist, torch_device, **options)
+    log.info("predictor: %s", predictor.describe())
+    return predictor
+
+
+def result_instances(result: ImageResult, config: PostConfig) -> list[np.ndarray]:
+    """The predicted instances of one image under `config` ([] means authentic)."""
+    if result.error or result.prob_map is None or not result.passes_gate(config.classifier_threshold):
+        return []
+    image = load_image(result.path) if config.instance_mode == "similar" else None
+    return postprocess(result.prob_map, result.hw, result.brightness, config, image)
+
+
+def predict_annotations(results: Sequence[ImageResult], config: PostConfig,
+                        progress: bool = False) -> dict[str, str]:
+    """case_id -> submission annotation for every result."""
+    return {r.case_id: annotation_from_instances(result_instances(r, config))
+            for r in tqdm(results, desc="post-process", unit="img", disable=not progress)}
+
+
+def add_inference_args(parser, post: bool = True) -> None:
+    """The predictor's flags (and the post-processing thresholds when `post`)."""
+    group = parser.add_argument_group("predictor")
+    group.add_argument("--ensemble", action="append", default=None, metavar="PATH[:WEIGHT]",
+                       help="segmentation checkpoint and its weight (repeatable; default: the four "
+                            "variants' <name>_<stage>_best.pth in --models-dir with their weights)")
+    group.add_argument("--stage", default="v4", choices=["v4", "v3"],
+                       help="which default checkpoints to use; v4 falls back to v3 per variant (default v4)")
+    group.add_argument("--aggregate", default="max", choices=AGGREGATIONS, help="flip TTA aggregation")
+    group.add_argument("--no-tta", action="store_true", help="no flip TTA")
+    group.add_argument("--no-classifier", action="store_true", help="skip pass 1 (every image to pass 2)")
+    group.add_argument("--no-specialist", action="store_true", help="leave the small-forgery specialist out")
+    group.add_argument("--batch-size", type=int, default=4, help="images per batch (default 4)")
+    group.add_argument("--workers", type=int, default=2, help="DataLoader workers (default 2)")
+    group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    group.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
+    group.add_argument("--no-progress", action="store_true", help="no progress bars")
+    if post:
+        add_post_args(parser)
+
+
+def add_post_args(parser) -> None:
+    defaults = PostConfig()
+    group = parser.add_argument_group("post-processing")
+    group.add_argument("--classifier-threshold", type=float, default=defaults.classifier_threshold,
+                       help=f"pass 1 gate (default {defaults.classifier_threshold})")
+    group.add_argument("--seg-threshold", type=float, default=defaults.seg_threshold,
+                       help=f"base pixel threshold (default {defaults.seg_threshold})")
+    group.add_argument("--min-area", type=int, default=defaults.min_area,
+                       help=f"drop regions smaller than this many pixels (default {defaults.min_area})")
+    group.add_argument("--no-adaptive", action="store_true", help="no brightness-adaptive threshold")
+    group.add_argument("--instances", default=defaults.instance_mode, choices=INSTANCE_MODES,
+                       help="instance forming: one instance of all regions (default), regions grouped "
+                            "by similarity, or one per region")
+
+
+def post_config_from_args(args) -> PostConfig:
+    try:
+        return PostConfig(classifier_threshold=args.classifier_threshold, seg_threshold=args.seg_threshold,
+                          min_area=args.min_area, adaptive=not args.no_adaptive, instance_mode=args.instances)
+    except ValueError as exc:
+        raise ProjectError(str(exc)) from None
+
+
+def predictor_from_args(args, models_dir: Path) -> Predictor:
+    if args.batch_size < 1:
+        raise ProjectError(f"--batch-size {args.batch_size}: must be at least 1")
+    return load_predictor(models_dir, args.device, args.ensemble, args.stage, not args.no_classifier,
+                          not args.no_specialist, tta=not args.no_tta, aggregate=args.aggregate,
+                          batch_size=args.batch_size, workers=args.workers)
+
+
+def cache_from_args(args, models_dir: Path, predictor: Predictor) -> ResultCache | None:
+    return None if args.no_cache else ResultCache(models_dir / "cache", predictor.key())
+
+
+def folder_images(folder: Path) -> list[Path]:
+    """The images of a test folder; an empty or missing folder, or two images sharing a case_id,
+    is a clear error."""
+    paths = list_images(folder)
+    if not paths:
+        raise ProjectError(f"{folder}: no images found (expected the Kaggle test_images layout)")
+    seen: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in seen:
+            raise ProjectError(f"{path}: shares the case_id {path.stem} with {seen[path.stem]}")
+        seen[path.stem] = path
+    return paths
+
+
+def write_predictions(results: Sequence[ImageResult], config: PostConfig, output: Path,
+                      progress: bool = False) -> dict[str, str]:
+    """Post-process `results` under `config` and write a validated submission to `output`."""
+    annotations = predict_annotations(results, config, progress)
+    shapes = {r.case_id: (None if r.error else r.hw) for r in results}
+    write_submission(annotations, output, shapes)
+    return annotations
