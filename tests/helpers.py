@@ -58,3 +58,16 @@ def run_script(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     """Run bin/<name> as a user would, from `cwd`, and capture its output."""
     return subprocess.run([sys.executable, str(ROOT / "bin" / name), *map(str, args)],
                           cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+TINY_SEGMENTER = {"arch": "attention_fpn", "encoder": "resnet18", "in_channels": 3}
+
+
+def save_tiny_segmenter(path: Path, img_size: int = 64, seed: int = 0) -> Path:
+    """A freshly initialised resnet18 AttentionFPN saved as a pipeline checkpoint (no network)."""
+    import torch
+
+    from lib.models import build_model, save_checkpoint
+    torch.manual_seed(seed)
+    save_checkpoint(path, build_model(TINY_SEGMENTER), TINY_SEGMENTER, img_size=img_size, epoch=1)
+    return path

@@ -1,0 +1,66 @@
+#!/usr/bin/env python
+"""Mine hard negatives: authentic training images that the current pipeline calls forged.
+
+    python bin/find_hard_negatives.py                          # v4 models if present, else v3
+    python bin/find_hard_negatives.py --classifier-threshold 0.30 --seg-threshold 0.40 --min-area 400
+
+Runs the same predictor and post-processing as script_5_predict over the authentic images of
+the training side of the held-out split (validation images are never mined), writes their
+ids to <data-dir>/hard_negative_ids.txt (or --output), which the training scripts read, and
+prints the count, the brightness breakdown and the false-positive area distribution.
+"""
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lib.cli import run, setup_logging  # noqa: E402
+from lib.data import AUTHENTIC, load_manifest  # noqa: E402
+from lib.datasets import HARD_NEGATIVES_FILE, write_hard_negatives  # noqa: E402
+from lib.errors import ProjectError  # noqa: E402
+from lib.evaluate import describe_false_positives, false_positives  # noqa: E402
+from lib.infer import add_inference_args, cache_from_args, post_config_from_args, predictor_from_args  # noqa: E402
+from lib.paths import add_path_args, resolve_paths  # noqa: E402
+from lib.split import load_or_make_split, split_rows  # noqa: E402
+
+log = logging.getLogger("find_hard_negatives")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", type=Path, default=None,
+                        help=f"hard-negative file to write (default: <data-dir>/{HARD_NEGATIVES_FILE})")
+    parser.add_argument("--include-augmented", action="store_true",
+                        help="also mine the generated authentic_augmented images")
+    add_inference_args(parser)
+    add_path_args(parser)
+    args = parser.parse_args()
+    paths = resolve_paths(args)
+    log_file = setup_logging("find_hard_negatives", paths.logs_dir)
+    config = post_config_from_args(args)
+    output = args.output or paths.data_dir / HARD_NEGATIVES_FILE
+
+    manifest = load_manifest(paths, progress=not args.no_progress)
+    train_rows, _ = split_rows(manifest, load_or_make_split(paths, manifest))
+    rows = train_rows[(train_rows["label"] == AUTHENTIC)
+                      & (args.include_augmented | ~train_rows["augmented"].astype(bool))]
+    if rows.empty:
+        raise ProjectError(f"{paths.data_dir}: no authentic training images to mine")
+    predictor = predictor_from_args(args, paths.models_dir)
+    results = predictor.run([paths.data_dir / p for p in rows["image_path"]], gate=config.classifier_threshold,
+                            cache=cache_from_args(args, paths.models_dir, predictor),
+                            progress=not args.no_progress, desc="mine")
+    found = false_positives(results, rows["image_id"].tolist(), config)
+    header = (f"hard negatives: authentic training images predicted forged\n"
+              f"{config.summary()}\n{predictor.describe()}")
+    write_hard_negatives(output, found["image_id"], header)
+    log.info("%s\nwritten: %s", describe_false_positives(found, len(rows)), output)
+    print(f"{output}: {len(found)} hard negatives of {len(rows)} authentic training images")
+    print(f"log: {log_file}")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,282 @@
+"""Scoring the pipeline on held-out images: the competition score with the image-level numbers,
+recall per forged-area bucket, and the threshold sweep that re-runs post-processing only.
+
+Ground truth comes from the training layout (masks; the held-out split by default) or from a
+solution CSV. The sweep precomputes, per image and per base pixel threshold, the connected
+components of the thresholded map and their overlap with every true instance; each
+(classifier threshold, min_area) pair then costs a few array sums, and its scores equal
+what post-processing + the metric give image by image (tests/test_evaluate.py checks this).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from .data import FORGED
+from .errors import ProjectError
+from .fileio import atomic_path, atomic_write_text
+from .imageio import load_mask
+from .infer import ImageResult, result_instances
+from .metric import (ScoreReport, f1_from_counts, of1_from_matrix, parse_shape, score_instances,
+                     summarize_scores)
+from .postprocess import INSTANCE_MODES, PostConfig, adaptive_threshold, resize_probability
+from .rle import rle_decode_instances
+from .submission import read_solution
+
+# recall is reported per forged-area bucket (fraction of the image)
+AREA_BUCKET_EDGES = (0.0, 0.005, 0.02, 0.05, 0.10, 1.0)
+AREA_BUCKET_NAMES = ("tiny <0.5%", "small 0.5-2%", "medium 2-5%", "large 5-10%", "xlarge >10%")
+
+# the seeds' grid: 6 x 6 x 6 = 216 combinations
+SWEEP_CLASSIFIER = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30)
+SWEEP_SEG = (0.15, 0.20, 0.25, 0.30, 0.35, 0.40)
+SWEEP_MIN_AREA = (25, 50, 100, 150, 200, 300)
+
+
+@dataclass(frozen=True)
+class Truth:
+    """The ground truth of one image, loaded on demand (masks can be large)."""
+
+    case_id: str
+    image_path: Path
+    forged: bool
+    mask_path: Path | None = None      # training layout
+    annotation: str = ""               # solution CSV
+    hw: tuple[int, int] = (0, 0)
+
+    def instances(self) -> list[np.ndarray] | None:
+        """The true instance masks (None: authentic)."""
+        if not self.forged:
+            return None
+        if self.mask_path is not None:
+            return list(load_mask(self.mask_path, expected_hw=self.hw).instances)
+        return rle_decode_instances(self.annotation, self.hw)
+
+
+def truths_from_manifest(data_dir: Path, rows: pd.DataFrame) -> list[Truth]:
+    """Ground truth of manifest rows (lib.data)."""
+    return [Truth(str(r.case_id), data_dir / r.image_path, r.label == FORGED,
+                  data_dir / r.mask_path if r.label == FORGED else None, hw=(int(r.height), int(r.width)))
+            for r in rows.itertuples()]
+
+
+def truths_from_solution(solution: Path, image_paths: Iterable[Path]) -> list[Truth]:
+    """Ground truth of the images in a folder from a solution CSV (case_id, annotation, shape)."""
+    frame = read_solution(solution).set_index("case_id")
+    truths = []
+    for path in image_paths:
+        if path.stem not in frame.index:
+            raise ProjectError(f"{solution}: no row for image {path.name}")
+        row = frame.loc[path.stem]
+        forged = row["annotation"] != "authentic"
+        truths.append(Truth(path.stem, path, forged, annotation=row["annotation"] if forged else "",
+                            hw=parse_shape(row["shape"], path.stem) if forged else (0, 0)))
+    return truths
+
+
+def area_bucket_names(fractions: np.ndarray) -> np.ndarray:
+    index = np.clip(np.searchsorted(AREA_BUCKET_EDGES, fractions, side="right") - 1, 0, len(AREA_BUCKET_NAMES) - 1)
+    return np.array(AREA_BUCKET_NAMES)[index]
+
+
+# --- one configuration, image by image -----------------------------------------------------
+
+def evaluate(results: Sequence[ImageResult], truths: Sequence[Truth], config: PostConfig,
+             progress: bool = False) -> tuple[ScoreReport, pd.DataFrame]:
+    """Score `results` under `config`: the report and a per-image table (case_id, forged,
+    predicted, score, area fraction, bucket, number of predicted instances)."""
+    records = []
+    for result, truth in tqdm(list(zip(results, truths)), desc=f"score ({config.instance_mode})",
+                              unit="img", disable=not progress):
+        pred = result_instances(result, config)
+        true = truth.instances()
+        fraction = float(np.any(true, axis=0).mean()) if true else 0.0
+        records.append({"case_id": truth.case_id, "forged": truth.forged, "predicted": bool(pred),
+                        "score": score_instances(pred, true), "forged_fraction": fraction,
+                        "n_pred": len(pred), "n_true": len(true or [])})
+    frame = pd.DataFrame.from_records(records)
+    frame["bucket"] = np.where(frame["forged"], area_bucket_names(frame["forged_fraction"].to_numpy()), "")
+    report = summarize_scores(frame["score"].to_numpy(), frame["forged"].to_numpy(), frame["predicted"].to_numpy())
+    return report, frame
+
+
+def bucket_recall(frame: pd.DataFrame) -> pd.DataFrame:
+    """Recall (forged images predicted forged) and mean score per forged-area bucket."""
+    forged = frame[frame["forged"]]
+    rows = []
+    for name in AREA_BUCKET_NAMES:
+        part = forged[forged["bucket"] == name]
+        rows.append({"bucket": name, "images": len(part),
+                     "recall": part["predicted"].mean() if len(part) else float("nan"),
+                     "mean score": part["score"].mean() if len(part) else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def compare_instance_modes(results: Sequence[ImageResult], truths: Sequence[Truth], config: PostConfig,
+                           progress: bool = False) -> pd.DataFrame:
+    """The competition score of each instance-forming mode at `config`'s thresholds."""
+    rows = []
+    for mode in INSTANCE_MODES:
+        report, frame = evaluate(results, truths, PostConfig(**{**config.as_dict(), "instance_mode": mode}),
+                                 progress)
+        tp_rows = frame[frame["forged"] & frame["predicted"]]
+        rows.append({"instances": mode, "score": report.score, "mask F1 (TP rows)": report.mask_f1,
+                     "mean predicted instances (TP rows)": tp_rows["n_pred"].mean() if len(tp_rows) else 0.0})
+    return pd.DataFrame(rows)
+
+
+# --- the sweep -------------------------------------------------------------------------------
+
+@dataclass
+class _Components:
+    """One image at one base threshold: component areas and their overlaps with true instances."""
+
+    areas: np.ndarray            # (K,) pixels per component
+    overlaps: np.ndarray         # (K, n_true) pixels of component k inside true instance j
+    true_sizes: np.ndarray       # (n_true,)
+
+
+def _components(prob: np.ndarray, threshold: float, true: list[np.ndarray] | None) -> _Components:
+    mask = (prob >= threshold).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA].astype(np.int64)
+    if not true:
+        return _Components(areas, np.zeros((len(areas), 0), np.int64), np.zeros(0, np.int64))
+    overlaps = np.stack([np.bincount(labels[t], minlength=count)[1:] for t in true], axis=1)
+    return _Components(areas, overlaps.astype(np.int64), np.array([int(t.sum()) for t in true]))
+
+
+def _score(components: _Components, min_area: int, forged: bool) -> tuple[float, bool]:
+    """(row score, predicted forged) of the 'all regions as one instance' prediction."""
+    keep = components.areas >= min_area
+    if not keep.any():
+        return float(not forged), False
+    if not forged:
+        return 0.0, True
+    n_pred = int(components.areas[keep].sum())
+    tp = components.overlaps[keep].sum(axis=0)
+    f1 = np.array([[f1_from_counts(int(t), n_pred, int(n)) for t, n in zip(tp, components.true_sizes)]])
+    return of1_from_matrix(f1), True
+
+
+def sweep(results: Sequence[ImageResult], truths: Sequence[Truth], adaptive: bool = True,
+          classifier_thresholds: Sequence[float] = SWEEP_CLASSIFIER, seg_thresholds: Sequence[float] = SWEEP_SEG,
+          min_areas: Sequence[int] = SWEEP_MIN_AREA, progress: bool = True) -> pd.DataFrame:
+    """Every (classifier, seg, min_area) combination scored with instance mode 'all', sorted by
+    competition score (ties: higher net, then higher thresholds). Needs every image's map
+    (run the predictor with gate=None)."""
+    forged = np.array([t.forged for t in truths])
+    per_image: list[dict[float, _Components] | None] = []
+    for result, truth in tqdm(list(zip(results, truths)), desc="sweep: components", unit="img",
+                              disable=not progress):
+        if result.error:
+            per_image.append(None)
+            continue
+        if result.prob_map is None:
+            raise ValueError(f"{result.path}: no probability map (the sweep needs pass 2 on every image)")
+        prob = resize_probability(result.prob_map, result.hw)
+        true = truth.instances()
+        per_image.append({seg: _components(prob, adaptive_threshold(seg, result.brightness) if adaptive else seg,
+                                           true) for seg in seg_thresholds})
+    rows = []
+    for cls, seg, min_area in itertools.product(classifier_thresholds, seg_thresholds, min_areas):
+        scores, predicted = np.zeros(len(truths)), np.zeros(len(truths), bool)
+        for i, (result, components) in enumerate(zip(results, per_image)):
+            if components is None or not result.passes_gate(cls):
+                scores[i] = float(not forged[i])
+                continue
+            scores[i], predicted[i] = _score(components[seg], min_area, forged[i])
+        report = summarize_scores(scores, forged, predicted)
+        rows.append({"classifier_threshold": cls, "seg_threshold": seg, "min_area": min_area,
+                     "score": report.score, "tp": report.tp, "fp": report.fp, "fn": report.fn, "tn": report.tn,
+                     "net": report.net, "recall": report.recall, "fp_rate": report.fp_rate,
+                     "precision": report.precision, "mask_f1": report.mask_f1})
+    table = pd.DataFrame(rows)
+    return table.sort_values(["score", "net", "classifier_threshold", "seg_threshold", "min_area"],
+                             ascending=False, kind="stable").reset_index(drop=True)
+
+
+def best_config(table: pd.DataFrame, base: PostConfig) -> PostConfig:
+    """`base` with the sweep's best thresholds."""
+    best = table.iloc[0]
+    return PostConfig(**{**base.as_dict(), "classifier_threshold": float(best["classifier_threshold"]),
+                         "seg_threshold": float(best["seg_threshold"]), "min_area": int(best["min_area"]),
+                         "instance_mode": "all"})
+
+
+def write_sweep(table: pd.DataFrame, stem: Path, info: dict) -> list[Path]:
+    """`stem`.csv (the table), `stem`.json (best row, grid, `info`) and `stem`.png (heatmap)."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    csv_path, json_path, png_path = (stem.with_suffix(s) for s in (".csv", ".json", ".png"))
+    with atomic_path(csv_path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    best = {k: (v.item() if hasattr(v, "item") else v) for k, v in table.iloc[0].to_dict().items()}
+    atomic_write_text(json_path, json.dumps({"best": best, **info}, indent=2))
+    plot_heatmap(table, png_path)
+    return [csv_path, json_path, png_path]
+
+
+def plot_heatmap(table: pd.DataFrame, path: Path) -> None:
+    """Competition score over seg threshold x min_area at the best classifier threshold."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    best = table.iloc[0]
+    part = table[table["classifier_threshold"] == best["classifier_threshold"]]
+    grid = part.pivot(index="seg_threshold", columns="min_area", values="score").sort_index()
+    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * grid.shape[1], 1.0 + 0.6 * grid.shape[0]))
+    image = ax.imshow(grid.to_numpy(), cmap="viridis", aspect="auto", origin="lower")
+    ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
+    ax.set_yticks(range(grid.shape[0]), [f"{r:g}" for r in grid.index])
+    ax.set_xlabel("min_area (pixels)")
+    ax.set_ylabel("seg threshold (base)")
+    for (r, c), value in np.ndenumerate(grid.to_numpy()):
+        is_best = grid.index[r] == best["seg_threshold"] and grid.columns[c] == best["min_area"]
+        ax.text(c, r, f"{value:.3f}" + ("*" if is_best else ""), ha="center", va="center", fontsize=8,
+                color="white" if value < grid.to_numpy().mean() else "black",
+                fontweight="bold" if is_best else "normal")
+    ax.set_title(f"validation score at classifier threshold {best['classifier_threshold']:g} (* best)")
+    fig.colorbar(image, ax=ax, label="competition score")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+# --- hard negatives --------------------------------------------------------------------------
+
+BRIGHTNESS_BANDS = ((0, 50, "dark <50"), (50, 200, "normal 50-200"), (200, 256, "bright >200"))
+FP_AREA_BANDS = ((0, 100, "<100 px"), (100, 500, "100-500 px"), (500, float("inf"), ">500 px"))
+
+
+def false_positives(results: Sequence[ImageResult], image_ids: Sequence[str], config: PostConfig) -> pd.DataFrame:
+    """The authentic images (`results` of authentic images, `image_ids` their manifest ids) that
+    the pipeline calls forged under `config`: image_id, predicted area, brightness, classifier prob."""
+    rows = []
+    for result, image_id in zip(results, image_ids):
+        instances = result_instances(result, config)
+        if instances:
+            rows.append({"image_id": image_id, "area": int(np.any(instances, axis=0).sum()),
+                         "brightness": result.brightness, "classifier_prob": result.classifier_prob})
+    return pd.DataFrame(rows, columns=["image_id", "area", "brightness", "classifier_prob"])
+
+
+def describe_false_positives(found: pd.DataFrame, n_searched: int) -> str:
+    """The seeds' statistics: count, breakdown by brightness, distribution of the FP area."""
+    lines = [f"found {len(found)} hard negatives among {n_searched} authentic training images "
+             f"({100 * len(found) / max(n_searched, 1):.1f}%)", "by brightness:"]
+    for low, high, name in BRIGHTNESS_BANDS:
+        lines.append(f"  {name:<16}{int(((found['brightness'] >= low) & (found['brightness'] < high)).sum()):>7}")
+    lines.append("by false-positive area:")
+    for low, high, name in FP_AREA_BANDS:
+        lines.append(f"  {name:<16}{int(((found['area'] >= low) & (found['area'] < high)).sum()):>7}")
+    return "\n".join(lines)
