@@ -1,0 +1,84 @@
+"""Timing the batched predictor against the straightforward loop it replaces, on the same
+images, with a check that both give the same probabilities (bin/benchmark_inference.py)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .infer import Member, Predictor, reference_probabilities
+from .models import build_model
+from .variants import CLASSIFIER, SEGMENTER, V3_VARIANTS
+
+MAP_TOLERANCE = 2e-3     # the predictor stores maps as float16
+PROB_TOLERANCE = 1e-5
+
+
+@dataclass
+class BenchmarkResult:
+    images: int
+    batched_s: float
+    reference_s: float
+    max_map_diff: float
+    max_prob_diff: float
+
+    @property
+    def ratio(self) -> float:
+        return self.reference_s / max(self.batched_s, 1e-12)
+
+    @property
+    def same(self) -> bool:
+        return self.max_map_diff <= MAP_TOLERANCE and self.max_prob_diff <= PROB_TOLERANCE
+
+    def table(self) -> str:
+        rows = [("batched predictor", self.batched_s), ("per-image/flip/model loop", self.reference_s)]
+        lines = [f"{'':<28}{'images':>8}{'seconds':>10}{'img/s':>9}"]
+        lines += [f"{name:<28}{self.images:>8}{s:>10.2f}{self.images / max(s, 1e-12):>9.2f}" for name, s in rows]
+        lines.append(f"speed-up (loop / batched): {self.ratio:.2f}x")
+        lines.append(f"max |map difference| {self.max_map_diff:.2e} (tolerance {MAP_TOLERANCE:g}), "
+                     f"max |classifier difference| {self.max_prob_diff:.2e} (tolerance {PROB_TOLERANCE:g}): "
+                     f"{'PASS' if self.same else 'FAIL'}")
+        return "\n".join(lines)
+
+
+def random_predictor(img_size: int = 512, classifier_size: int = 384, device: torch.device | None = None,
+                     **options) -> Predictor:
+    """The default pipeline's shape (four AttentionFPN-b2 members with the variants' weights and an
+    efficientnet_b2 classifier) with freshly initialised weights: benchmarks without checkpoints."""
+    device = device or torch.device("cpu")
+    torch.manual_seed(0)
+    segmenters = [Member(Path(f"random_{v.name}"), build_model(SEGMENTER).to(device).eval(), img_size,
+                         v.ensemble_weight, f"random{i}") for i, v in enumerate(V3_VARIANTS.values())]
+    classifier = Member(Path("random_classifier"), build_model(CLASSIFIER.model).to(device).eval(),
+                        classifier_size, 1.0, "random-classifier")
+    return Predictor(segmenters, classifier, None, device, **options)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def benchmark(predictor: Predictor, paths: Sequence[Path], repeat: int = 1) -> BenchmarkResult:
+    """Best-of-`repeat` wall time of both paths over `paths` (after one warm-up image each)."""
+    predictor.run(paths[:1], progress=False)
+    reference_probabilities(predictor, paths[0])
+    batched_s = reference_s = float("inf")
+    for _ in range(repeat):
+        _synchronize(predictor.device)
+        started = time.perf_counter()
+        results = predictor.run(paths, progress=False)
+        _synchronize(predictor.device)
+        batched_s = min(batched_s, time.perf_counter() - started)
+        started = time.perf_counter()
+        references = [reference_probabilities(predictor, p) for p in paths]
+        _synchronize(predictor.device)
+        reference_s = min(reference_s, time.perf_counter() - started)
+    map_diff = max(float(np.abs(r.prob_map.astype(np.float32) - ref).max()) for r, (_, ref) in zip(results, references))
+    prob_diff = max((abs(r.classifier_prob - cls) for r, (cls, _) in zip(results, references)
+                     if not np.isnan(cls)), default=0.0)
+    return BenchmarkResult(len(paths), batched_s, reference_s, map_diff, prob_diff)
