@@ -13,7 +13,7 @@ from lib.evaluate import (AREA_BUCKET_NAMES, Truth, area_bucket_names, best_conf
                           describe_false_positives, evaluate, false_positives, sweep, write_sweep)
 from lib.infer import ImageResult
 from lib.postprocess import PostConfig
-from lib.submission import annotation_from_instances
+from lib.submission import annotation_from_instances, validate_submission_file
 from tests.helpers import run_script, save_tiny_segmenter
 
 HW = (96, 96)
@@ -181,3 +181,22 @@ def test_find_hard_negatives_writes_the_file_training_reads(demo):
     authentic = manifest[manifest["label"] == "0"]
     expected = set(authentic.loc[~authentic["group"].isin(val_groups), "image_id"])
     assert ids == expected and ids
+
+
+def test_predict_script_writes_a_valid_submission_and_reuses_the_cache(demo):
+    output = demo / "submission.csv"
+    first = script(demo, "script_5_predict.py", "--output", output, "--seg-threshold", "0.15", "--min-area", "10")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert validate_submission_file(output, test_dir=demo / "data" / "test_images") == []
+    assert "4 rows" in first.stdout
+    again = script(demo, "script_5_predict.py", "--output", output, "--min-area", "50")
+    assert again.returncode == 0 and "4 of 4 images from the cache" in again.stderr
+
+    empty = demo / "no_models"
+    empty.mkdir(exist_ok=True)
+    bad = run_script("script_5_predict.py", "--data-dir", demo / "data", "--models-dir", empty, "--output",
+                     demo / "never.csv", cwd=demo)
+    assert bad.returncode == 1 and "no segmentation checkpoints" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (demo / "never.csv").exists()
+    bad = script(demo, "script_5_predict.py", "--seg-threshold", "1.5", "--output", demo / "never.csv")
+    assert bad.returncode == 1 and "thresholds must lie in [0, 1]" in bad.stderr
