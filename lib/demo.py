@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .errors import ProjectError
+from .imageio import write_png
 from .rle import rle_encode_instances
 from .submission import write_csv
 
@@ -898,12 +899,6 @@ def _prepare_out(out: Path, overwrite: bool) -> None:
         (out / folder).mkdir(parents=True, exist_ok=True)
 
 
-def _write_png(path: Path, image: np.ndarray) -> None:
-    bgr = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    if not cv2.imwrite(str(path), bgr):
-        raise ProjectError(f"{path}: could not write the image")
-
-
 def _check_args(n_forged: int, twin_fraction: float, n_test: int, test_forged_fraction: float,
                 n_supplemental: int, min_size: int, max_size: int, jpeg_prob: float) -> None:
     if min(n_forged, n_test, n_supplemental) < 0:
@@ -952,7 +947,7 @@ def make_demo_dataset(out_dir: str | Path, n_forged: int = 60, twin_fraction: fl
             fractions.append(float(case.masks.any(axis=0).mean()))
         if stream == _STREAM_TEST:
             image = case.forged if forged else case.authentic
-            _write_png(out / "test_images" / f"{cid}.png", image)
+            write_png(out / "test_images" / f"{cid}.png", image)
             annotation = rle_encode_instances(list(case.masks)) if forged else "authentic"
             solution.append((cid, annotation, json.dumps(list(image.shape[:2]))))
             counts["test_images"] += 1
@@ -960,12 +955,12 @@ def make_demo_dataset(out_dir: str | Path, n_forged: int = 60, twin_fraction: fl
             continue
         images, masks = (("train_images/forged", "train_masks") if stream == _STREAM_TRAIN
                          else ("supplemental_images", "supplemental_masks"))
-        _write_png(out / images / f"{cid}.png", case.forged)
+        write_png(out / images / f"{cid}.png", case.forged)
         np.save(out / masks / f"{cid}.npy", case.masks)
         counts[images] += 1
         counts[masks] += 1
         if stream == _STREAM_TRAIN and index in twins:
-            _write_png(out / "train_images/authentic" / f"{cid}.png", case.authentic)
+            write_png(out / "train_images/authentic" / f"{cid}.png", case.authentic)
             counts["train_images/authentic"] += 1
     solution.sort()
     write_csv(out / "solution.csv", ["case_id", "annotation", "shape"],

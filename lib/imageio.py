@@ -8,7 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import DataError, first_line
+from .errors import DataError, ProjectError, first_line
+from .fileio import atomic_path
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -42,6 +43,19 @@ def load_image(path: Path) -> np.ndarray:
     if image is None:
         raise DataError(f"{path}: not a readable image (truncated, corrupt or not an image)")
     return to_rgb_uint8(image, path)
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Write an RGB (or gray) uint8 image as PNG, atomically; a clear error if it cannot be."""
+    bgr = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, buffer = cv2.imencode(".png", bgr)
+    if not ok:
+        raise ProjectError(f"{path}: could not encode the image as PNG")
+    try:
+        with atomic_path(path) as tmp:
+            buffer.tofile(tmp)
+    except OSError as exc:
+        raise ProjectError(f"{path}: could not write the image ({exc.strerror or exc})") from None
 
 
 def to_rgb_uint8(image: np.ndarray, path: Path | str = "<array>") -> np.ndarray:

@@ -10,13 +10,14 @@ from lib.metric import score_instances
 
 
 def texture(h, w, seed):
-    """A micrograph-like gray texture: smoothed noise with blobs."""
+    """A micrograph-like gray texture: smoothed noise with blobs, and sensor noise."""
     rng = np.random.default_rng(seed)
     image = cv2.GaussianBlur(rng.normal(128, 60, (h, w)).astype(np.float32), (0, 0), 2.0)
     for _ in range(60):
         cv2.circle(image, (int(rng.integers(w)), int(rng.integers(h))), int(rng.integers(3, 12)),
                    float(rng.integers(0, 255)), -1)
-    return np.clip(cv2.GaussianBlur(image, (0, 0), 1.0), 0, 255).astype(np.uint8)
+    image = cv2.GaussianBlur(image, (0, 0), 1.0) + rng.normal(0, 3, (h, w))   # sensor noise
+    return np.clip(image, 0, 255).astype(np.uint8)
 
 
 def copy_region(gray, top_left, side, target_center, kind):
