@@ -64,7 +64,7 @@ class MatchConfig:
     # masks
     window: int = 7                      # side of the local correlation window
     min_ncc: float = 0.8                 # local NCC of image and warped image above this agrees
-    min_detail_ncc: float = 0.5          # median NCC of the fine detail over an accepted copy
+    min_detail_ncc: float = 0.75         # median NCC of the fine detail over an accepted copy
     max_coherence: float = 0.7           # above: an edge or a line, left out of that median
     min_texture: float = 3.0             # local std below this is flat (agreement means nothing)
     grow: int = 5                        # dilation (square side) of the agreeing area: border windows
@@ -82,6 +82,7 @@ class MatchConfig:
     dense_min_points: int = 16           # consistent grid points a region needs
     # false-positive filters
     max_overlap: float = 0.25            # source and copy sharing more of the smaller: periodic texture
+    max_self_similarity: float = 0.6     # autocorrelation of a region's detail off its centre: periodic
     max_two_tone: float = 0.8            # pixels near the two commonest gray levels: graphics
     max_stroke: float = 5.0              # stroke width (pixels) of text and lines on a flat ground
 
@@ -370,7 +371,7 @@ def _isotropic(gray: np.ndarray, max_coherence: float) -> np.ndarray:
     return coherence < max_coherence
 
 
-def _regions(gray: np.ndarray, isotropic: np.ndarray, matrix: np.ndarray, inliers: np.ndarray,
+def _regions(gray: np.ndarray, detail: np.ndarray, isotropic: np.ndarray, matrix: np.ndarray, inliers: np.ndarray,
              config: MatchConfig) -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:
     """((copy, source) bool masks, "") : the agreeing components that hold a copy-side inlier,
     and their pre-image; (None, why) when they are smaller than `min_region` or correlate less
@@ -384,11 +385,11 @@ def _regions(gray: np.ndarray, isotropic: np.ndarray, matrix: np.ndarray, inlier
     copy = np.isin(labels, hit[hit > 0])
     if copy.sum() < config.min_region:
         return None, "no agreeing region"
-    detail = _correlation(_detail(gray), matrix, config.window + 2, 0.5)
-    informative = copy & isotropic & (detail > -1)
+    fine = _correlation(detail, matrix, config.window + 2, 0.5)
+    informative = copy & isotropic & (fine > -1)
     if informative.sum() < config.min_region:
         return None, "only edges and lines agree"
-    similarity = float(np.median(detail[informative]))
+    similarity = float(np.median(fine[informative]))
     if similarity < config.min_detail_ncc:
         return None, f"fine detail correlates {similarity:.2f} < {config.min_detail_ncc}: alike, not copied"
     # windows that straddle the region's border correlate poorly: grow back half a window
@@ -434,10 +435,43 @@ def _graphic_reason(gray: np.ndarray, region: np.ndarray, config: MatchConfig) -
     return None
 
 
-def _reject_reason(gray: np.ndarray, copy: np.ndarray, source: np.ndarray, config: MatchConfig) -> str | None:
+def _self_similarity(detail: np.ndarray, region: np.ndarray) -> tuple[float, tuple[int, int]]:
+    """The highest normalised autocorrelation of the fine detail inside `region` at a shift of
+    at least 8 pixels (shifts overlapping at least a third of the region), and that shift.
+    Near 0 for a copied patch of random texture; high for a periodic one (a mesh, a lattice,
+    evenly spaced identical marks), which agrees with itself one period on wherever it is."""
+    ys, xs = np.nonzero(region)
+    y0, x0 = ys.min(), xs.min()
+    h, w = ys.max() - y0 + 1, xs.max() - x0 + 1
+    mask = region[y0:y0 + h, x0:x0 + w].astype(np.float64)
+    patch = detail[y0:y0 + h, x0:x0 + w] * mask
+    patch -= mask * (patch.sum() / mask.sum())
+    size = (2 * h, 2 * w)
+
+    def autocorrelation(a):
+        spectrum = np.fft.rfft2(a, size)
+        return np.fft.irfft2(spectrum * np.conj(spectrum), size)
+
+    ac, support = autocorrelation(patch), autocorrelation(mask)
+    energy = ac[0, 0] / mask.sum()
+    dy, dx = np.meshgrid(np.fft.fftfreq(size[0]) * size[0], np.fft.fftfreq(size[1]) * size[1], indexing="ij")
+    usable = (support > mask.sum() / 3) & (np.hypot(dy, dx) >= 8)
+    if energy <= 0 or not usable.any():
+        return 0.0, (0, 0)
+    normalised = np.where(usable, ac / np.maximum(support, 1) / energy, -np.inf)
+    peak = np.unravel_index(int(np.argmax(normalised)), normalised.shape)
+    return float(normalised[peak]), (int(dx[peak]), int(dy[peak]))
+
+
+def _reject_reason(gray: np.ndarray, detail: np.ndarray, copy: np.ndarray, source: np.ndarray,
+                   config: MatchConfig) -> str | None:
+    """Why an agreeing (copy, source) pair is not a forgery, or None."""
     overlap = float((copy & source).sum()) / max(min(int(copy.sum()), int(source.sum())), 1)
     if overlap > config.max_overlap:
         return f"source and copy overlap {overlap:.0%}: repeated texture"
+    peak, shift = _self_similarity(detail, copy)
+    if peak > config.max_self_similarity:
+        return f"the region repeats within itself ({peak:.2f} at shift {shift}): periodic texture"
     return _graphic_reason(gray, copy | source, config)
 
 
@@ -497,13 +531,14 @@ def match_image(image: np.ndarray, config: MatchConfig = MatchConfig()) -> Match
         gray = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     result = MatchResult(scale=scale)
     isotropic = _isotropic(gray, config.max_coherence)
+    detail = _detail(gray)
     for stage, matrix, inliers in _candidates(gray, config, result):
-        regions, why = _regions(gray, isotropic, matrix, inliers, config)
+        regions, why = _regions(gray, detail, isotropic, matrix, inliers, config)
         if regions is None:
             result.rejected.append((stage, f"transform with {len(inliers)} inliers: {why}"))
             continue
         copy, source, similarity = regions
-        reason = _reject_reason(gray, copy, source, config)
+        reason = _reject_reason(gray, detail, copy, source, config)
         if reason:
             result.rejected.append((stage, reason))
             continue

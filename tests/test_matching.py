@@ -1,11 +1,11 @@
-"""The keypoint copy-move matcher: translated, rotated, scaled and flipped copies are found,
-source and copy as one instance scoring above 0.8; two duplications give two instances;
-blank and untouched textured images give none."""
+"""The copy-move matcher: translated, rotated, scaled and flipped copies are found, source
+and copy as one instance scoring above 0.8; small copies by the dense stage; two duplications
+give two instances; blank, untouched, text and periodic images give none."""
 import cv2
 import numpy as np
 import pytest
 
-from lib.matching import match_image
+from lib.matching import MatchConfig, debug_image, match_image
 from lib.metric import score_instances
 
 
@@ -60,3 +60,54 @@ def test_two_duplications_give_two_instances():
                          ids=["blank", "untouched texture"])
 def test_no_duplication_means_authentic(image):
     assert match_image(image).instances == []
+
+
+@pytest.mark.parametrize("kind", ["translate", "flip"])
+def test_the_dense_stage_finds_small_copies(kind):
+    # 28 px: too few SIFT points for the keypoint stage, enough patches for the dense one
+    image, event = copy_region(texture(256, 320, 3), (40, 40), 28, (220, 170), kind)
+    dense_only = match_image(image, MatchConfig(keypoints=False))
+    assert len(dense_only.instances) == 1 and dense_only.events[0].stage == "dense"
+    assert score_instances(dense_only.instances, [event]) > 0.8
+    assert match_image(image, MatchConfig(dense=False)).instances == []
+
+
+def text_figure() -> np.ndarray:
+    """A figure's lettering: labels, axis words and panel letters repeated, on white."""
+    image = np.full((260, 420), 255, np.uint8)
+    words = ["Control", "p-AKT", "Control", "STAT3", "p-STAT3", "A", "B", "A", "10 um", "Control"]
+    for i, word in enumerate(words):
+        cv2.putText(image, word, (10 + 130 * (i % 3), 30 + 60 * (i // 3)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.8, 0, 2, cv2.LINE_AA)
+    cv2.line(image, (10, 240), (400, 240), 0, 2)      # an axis
+    return image
+
+
+def periodic_texture(period: int, noise: float) -> np.ndarray:
+    """A regular pattern: one random tile repeated (a mesh, a lattice), with sensor noise."""
+    rng = np.random.default_rng(7)
+    tile = cv2.GaussianBlur(rng.normal(128, 50, (period, period)).astype(np.float32), (0, 0), 1.5)
+    image = np.tile(tile, (240 // period + 1, 336 // period + 1))[:240, :336] + rng.normal(0, noise, (240, 336))
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("image", [text_figure(), periodic_texture(40, 5), periodic_texture(64, 2)],
+                         ids=["text", "periodic texture 40 px", "periodic texture 64 px"])
+def test_text_and_repeated_texture_are_authentic(image):
+    result = match_image(image)
+    assert result.instances == []
+    # not for want of candidates: they were seen and rejected, each with its reason
+    assert result.rejected
+
+
+def test_debug_image_shows_both_panels_and_the_reasons():
+    image, _ = copy_region(texture(256, 320, 0), (30, 30), 64, (200, 170), "rotate")
+    picture = debug_image(image, match_image(image))
+    assert picture.dtype == np.uint8 and picture.ndim == 3
+    assert picture.shape[1] == 2 * 320 * 2 + 8          # two panels, zoomed 2x (small image), a gap
+    assert picture.shape[0] > 256 * 2                   # plus the text strip
+
+
+def test_bad_config_is_refused():
+    with pytest.raises(ValueError, match="ratio"):
+        MatchConfig(ratio=1.5)
