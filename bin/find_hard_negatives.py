@@ -21,7 +21,7 @@ from lib.data import AUTHENTIC, load_manifest  # noqa: E402
 from lib.datasets import HARD_NEGATIVES_FILE, write_hard_negatives  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.evaluate import describe_false_positives, false_positives  # noqa: E402
-from lib.infer import add_inference_args, cache_from_args, post_config_from_args, predictor_from_args  # noqa: E402
+from lib.infer import add_inference_args, post_config_from_args, predict_paths  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 from lib.split import load_or_make_split, split_rows  # noqa: E402
 
@@ -48,13 +48,10 @@ def main() -> int:
                       & (args.include_augmented | ~train_rows["augmented"].astype(bool))]
     if rows.empty:
         raise ProjectError(f"{paths.data_dir}: no authentic training images to mine")
-    predictor = predictor_from_args(args, paths.models_dir)
-    results = predictor.run([paths.data_dir / p for p in rows["image_path"]], gate=config.classifier_threshold,
-                            cache=cache_from_args(args, paths.models_dir, predictor),
-                            progress=not args.no_progress, desc="mine")
+    results, described = predict_paths(args, paths.models_dir, [paths.data_dir / p for p in rows["image_path"]],
+                                       gate=config.classifier_threshold, desc="mine")
     found = false_positives(results, rows["image_id"].tolist(), config)
-    header = (f"hard negatives: authentic training images predicted forged\n"
-              f"{config.summary()}\n{predictor.describe()}")
+    header = f"hard negatives: authentic training images predicted forged\n{config.summary()}\n{described}"
     write_hard_negatives(output, found["image_id"], header)
     log.info("%s\nwritten: %s", describe_false_positives(found, len(rows)), output)
     print(f"{output}: {len(found)} hard negatives of {len(rows)} authentic training images")

@@ -6,9 +6,12 @@
     python bin/script_5_predict.py --seg-threshold 0.30 --min-area 100   # re-run: post-processing only (cache)
 
 Pass 1 (the classifier) gates each image; pass 2 runs the segmentation ensemble with flip
-TTA, the specialist union, the brightness-adaptive threshold and the min-area filter.
-Per-image results are cached under <models-dir>/cache, so a re-run with other thresholds
-does not run the networks again.
+TTA, the specialist union, the brightness-adaptive threshold and the min-area filter. With
+--fusion matcher|first|union the training-free copy-move matcher runs too (alone, first, or
+in union; see lib/fusion.py). Per-image results of the networks and of the matcher are
+cached under <models-dir>/cache, so a re-run with other thresholds runs neither again.
+
+    python bin/script_5_predict.py --fusion matcher --input-dir demo/test_images --output matcher.csv
 """
 import argparse
 import sys
@@ -17,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
-from lib.infer import (add_inference_args, cache_from_args, folder_images, post_config_from_args,  # noqa: E402
-                       predictor_from_args, write_predictions)
+from lib.infer import (add_inference_args, folder_images, post_config_from_args, predict_paths,  # noqa: E402
+                       write_predictions)
 from lib.metric import AUTHENTIC  # noqa: E402
 from lib.paths import ROOT, add_path_args, resolve_paths  # noqa: E402
 
@@ -36,9 +39,7 @@ def main() -> int:
     log_file = setup_logging("script_5_predict", paths.logs_dir)
     config = post_config_from_args(args)
     images = folder_images(args.input_dir or paths.test_images)
-    predictor = predictor_from_args(args, paths.models_dir)
-    results = predictor.run(images, gate=config.classifier_threshold,
-                            cache=cache_from_args(args, paths.models_dir, predictor), progress=not args.no_progress)
+    results, _ = predict_paths(args, paths.models_dir, images, gate=config.classifier_threshold)
     annotations = write_predictions(results, config, args.output)
     forged = sum(a != AUTHENTIC for a in annotations.values())
     print(f"{args.output}: {len(annotations)} rows, {forged} forged, {len(annotations) - forged} authentic "

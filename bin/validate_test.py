@@ -4,11 +4,14 @@
     python bin/validate_test.py                      # the held-out split of the training data
     python bin/validate_test.py --sweep              # + the 216-combination threshold grid
     python bin/validate_test.py --data-dir demo --input-dir demo/test_images --solution demo/solution.csv
+    python bin/validate_test.py --compare-fusion     # networks, matcher, first, union side by side
+    python bin/validate_test.py --fusion first --sweep   # + the matcher's threshold in the grid
+    python bin/validate_test.py --fusion matcher --sweep # the copy-move matcher alone, no networks
 
 Reports the competition score (the exact metric) with TP / FP / TN / FN, recall, precision,
 FP rate and net score, recall per forged-area bucket, and the three instance-forming modes.
-The networks run once (results cached under <models-dir>/cache); the sweep re-runs only the
-post-processing and writes <logs-dir>/sweep_<time>.{csv,json,png}.
+The networks and the matcher run once (results cached under <models-dir>/cache); the sweep
+re-runs only the post-processing and writes <logs-dir>/sweep_<time>.{csv,json,png}.
 """
 import argparse
 import logging
@@ -21,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.data import load_manifest  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.evaluate import (best_config, bucket_recall, compare_instance_modes, evaluate, sweep,  # noqa: E402
-                          truths_from_manifest, truths_from_solution, write_sweep)
-from lib.infer import (add_inference_args, cache_from_args, folder_images, post_config_from_args,  # noqa: E402
-                       predictor_from_args)
+from lib.evaluate import (best_config, bucket_recall, compare_fusions, compare_instance_modes,  # noqa: E402
+                          evaluate, sweep, truths_from_manifest, truths_from_solution, write_sweep)
+from lib.infer import add_inference_args, folder_images, post_config_from_args, predict_paths  # noqa: E402
+from lib.postprocess import FUSIONS, PostConfig  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 from lib.split import load_or_make_split, split_rows  # noqa: E402
 
@@ -38,6 +41,9 @@ def main() -> int:
     parser.add_argument("--solution", type=Path, default=None,
                         help="score the images of --input-dir against this solution CSV instead")
     parser.add_argument("--input-dir", type=Path, default=None, help="image folder for --solution")
+    parser.add_argument("--compare-fusion", action="store_true",
+                        help="also run the copy-move matcher and print the score of each fusion rule "
+                             "(network, matcher, first, union) side by side")
     parser.add_argument("--all-images", action="store_true",
                         help="score every training-layout image of --data-dir, not only the held-out split "
                              "(for a folder the models never saw)")
@@ -63,37 +69,43 @@ def main() -> int:
     log.info("scoring %d images of %s: %d forged, %d authentic", len(truths), source, n_forged,
              len(truths) - n_forged)
 
-    predictor = predictor_from_args(args, paths.models_dir)
     started = time.perf_counter()
-    results = predictor.run([t.image_path for t in truths], gate=None,
-                            cache=cache_from_args(args, paths.models_dir, predictor), progress=progress,
-                            desc="validate")
+    results, described = predict_paths(args, paths.models_dir, [t.image_path for t in truths], gate=None,
+                                       desc="validate", matcher=args.compare_fusion or None)
     inference_s = time.perf_counter() - started
 
     if args.sweep:
         started = time.perf_counter()
-        table = sweep(results, truths, adaptive=config.adaptive, progress=progress)
+        table = sweep(results, truths, adaptive=config.adaptive, fusion=config.fusion, progress=progress)
         sweep_s = time.perf_counter() - started
         stem = paths.logs_dir / log_file.stem.replace("validate_test", "sweep")
         written = write_sweep(table, stem, {"images": len(truths), "forged": n_forged, "source": source,
-                                            "predictor": predictor.describe(), "adaptive": config.adaptive,
+                                            "predictor": described, "adaptive": config.adaptive,
                                             "inference_seconds": inference_s, "sweep_seconds": sweep_s})
-        shown = table.head(TOP_ROWS).copy()
+        shown = table.head(TOP_ROWS).dropna(axis=1, how="all").copy()
         shown.insert(0, "best", ["*" if i == 0 else "" for i in range(len(shown))])
-        log.info("sweep: %d combinations (instances 'all'), top %d by competition score:\n%s", len(table),
-                 len(shown), shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        log.info("sweep: %d combinations (fusion %s, instances 'all'), top %d by competition score:\n%s",
+                 len(table), config.fusion, len(shown),
+                 shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         log.info("inference %.1fs (0 when cached), sweep %.2fs (%.1f%% of the inference); written: %s",
                  inference_s, sweep_s, 100 * sweep_s / max(inference_s, 1e-9), ", ".join(map(str, written)))
         config = best_config(table, config)
 
     report, frame = evaluate(results, truths, config, progress)
-    modes = compare_instance_modes(results, truths, config)
+    if args.compare_fusion:
+        fusions = FUSIONS if config.fusion != "matcher" else ("matcher",)
+        table = compare_fusions(results, truths, config, fusions)
+        log.info("fusion rules at %s (the matcher at %g):\n%s", config.summary() if config.fusion == "network"
+                 else PostConfig(**{**config.as_dict(), "fusion": "network"}).summary(), config.matcher_threshold,
+                 table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    modes = compare_instance_modes(results, truths, config) if config.fusion == "network" else None
     log.info("at %s:\n  competition score %.4f\n  TP %d  FP %d  TN %d  FN %d | recall %.3f | precision %.3f | "
              "FP rate %.3f | net %+d | mask F1 (TP rows) %.3f\nrecall per forged-area bucket:\n%s\n"
-             "instance forming at these thresholds:\n%s", config.summary(), report.score, report.tp, report.fp,
+             "%s", config.summary(), report.score, report.tp, report.fp,
              report.tn, report.fn, report.recall, report.precision, report.fp_rate, report.net, report.mask_f1,
              bucket_recall(frame).to_string(index=False, float_format=lambda v: f"{v:.3f}"),
-             modes.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+             "" if modes is None else "instance forming at these thresholds:\n"
+             + modes.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"log: {log_file}")
     return 0
 

@@ -27,7 +27,7 @@ from .imageio import load_mask
 from .infer import ImageResult, result_instances
 from .metric import (ScoreReport, f1_from_counts, of1_from_matrix, parse_shape, score_instances,
                      summarize_scores)
-from .postprocess import INSTANCE_MODES, PostConfig, adaptive_threshold, resize_probability
+from .postprocess import FUSIONS, INSTANCE_MODES, PostConfig, adaptive_threshold, resize_probability
 from .rle import rle_decode_instances
 from .submission import read_solution
 
@@ -39,6 +39,7 @@ AREA_BUCKET_NAMES = ("tiny <0.5%", "small 0.5-2%", "medium 2-5%", "large 5-10%",
 SWEEP_CLASSIFIER = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30)
 SWEEP_SEG = (0.15, 0.20, 0.25, 0.30, 0.35, 0.40)
 SWEEP_MIN_AREA = (25, 50, 100, 150, 200, 300)
+SWEEP_MATCHER = (0.75, 0.80, 0.85, 0.90, 0.95)    # the matcher's score threshold
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,18 @@ def compare_instance_modes(results: Sequence[ImageResult], truths: Sequence[Trut
     return pd.DataFrame(rows)
 
 
+def compare_fusions(results: Sequence[ImageResult], truths: Sequence[Truth], config: PostConfig,
+                    fusions: Sequence[str] = FUSIONS, progress: bool = False) -> pd.DataFrame:
+    """The competition score and image-level numbers of each fusion rule at `config`'s thresholds."""
+    rows = []
+    for fusion in fusions:
+        report, frame = evaluate(results, truths, PostConfig(**{**config.as_dict(), "fusion": fusion}), progress)
+        rows.append({"fusion": fusion, "score": report.score, "recall": report.recall, "fp_rate": report.fp_rate,
+                     "precision": report.precision, "tp": report.tp, "fp": report.fp, "fn": report.fn,
+                     "tn": report.tn, "mask F1 (TP rows)": report.mask_f1})
+    return pd.DataFrame(rows)
+
+
 # --- the sweep -------------------------------------------------------------------------------
 
 @dataclass
@@ -167,49 +180,85 @@ def _score(components: _Components, min_area: int, forged: bool) -> tuple[float,
     return of1_from_matrix(f1), True
 
 
+def _matcher_outcomes(results: Sequence[ImageResult], trues: list[list[np.ndarray] | None],
+                      thresholds: Sequence[float]) -> dict[float, list[tuple[float, bool] | None]]:
+    """Per matcher threshold, per image: (row score, True) where the matcher's instances above the
+    threshold make the image forged, None where it finds nothing there."""
+    outcomes = {}
+    for threshold in thresholds:
+        row = []
+        for result, true in zip(results, trues):
+            kept = result.match.above(threshold) if result.match is not None and not result.error else []
+            row.append((score_instances(kept, true), True) if kept else None)
+        outcomes[threshold] = row
+    return outcomes
+
+
 def sweep(results: Sequence[ImageResult], truths: Sequence[Truth], adaptive: bool = True,
           classifier_thresholds: Sequence[float] = SWEEP_CLASSIFIER, seg_thresholds: Sequence[float] = SWEEP_SEG,
-          min_areas: Sequence[int] = SWEEP_MIN_AREA, progress: bool = True) -> pd.DataFrame:
-    """Every (classifier, seg, min_area) combination scored with instance mode 'all', sorted by
-    competition score (ties: higher net, then higher thresholds). Needs every image's map
-    (run the predictor with gate=None)."""
+          min_areas: Sequence[int] = SWEEP_MIN_AREA, fusion: str = "network",
+          matcher_thresholds: Sequence[float] = SWEEP_MATCHER, progress: bool = True) -> pd.DataFrame:
+    """Every threshold combination of `fusion` scored with instance mode 'all', sorted by
+    competition score (ties: higher net, then higher thresholds): (classifier, seg, min_area)
+    for the networks, the matcher threshold for the matcher, both for `first` (the matcher's
+    instances where it finds any, the networks' elsewhere). Needs every image's map (the
+    predictor run with gate=None) unless fusion is `matcher`, and the matcher's output unless
+    it is `network`. `union` is not swept (its instances mix both sources; score it with evaluate)."""
+    if fusion not in ("network", "matcher", "first"):
+        raise ProjectError(f"the sweep scores fusion network, matcher or first, not {fusion!r}; "
+                           f"union is scored at fixed thresholds (validate_test.py --compare-fusion)")
     forged = np.array([t.forged for t in truths])
+    trues = [t.instances() for t in tqdm(truths, desc="sweep: truth", unit="img", disable=not progress)]
     per_image: list[dict[float, _Components] | None] = []
-    for result, truth in tqdm(list(zip(results, truths)), desc="sweep: components", unit="img",
-                              disable=not progress):
-        if result.error:
-            per_image.append(None)
-            continue
-        if result.prob_map is None:
-            raise ValueError(f"{result.path}: no probability map (the sweep needs pass 2 on every image)")
-        prob = resize_probability(result.prob_map, result.hw)
-        true = truth.instances()
-        per_image.append({seg: _components(prob, adaptive_threshold(seg, result.brightness) if adaptive else seg,
-                                           true) for seg in seg_thresholds})
-    rows = []
-    for cls, seg, min_area in itertools.product(classifier_thresholds, seg_thresholds, min_areas):
-        scores, predicted = np.zeros(len(truths)), np.zeros(len(truths), bool)
-        for i, (result, components) in enumerate(zip(results, per_image)):
-            if components is None or not result.passes_gate(cls):
-                scores[i] = float(not forged[i])
+    if fusion != "matcher":
+        for result, true in tqdm(list(zip(results, trues)), desc="sweep: components", unit="img",
+                                 disable=not progress):
+            if result.error:
+                per_image.append(None)
                 continue
-            scores[i], predicted[i] = _score(components[seg], min_area, forged[i])
+            if result.prob_map is None:
+                raise ValueError(f"{result.path}: no probability map (the sweep needs pass 2 on every image)")
+            prob = resize_probability(result.prob_map, result.hw)
+            per_image.append({seg: _components(prob, adaptive_threshold(seg, result.brightness) if adaptive
+                                               else seg, true) for seg in seg_thresholds})
+    matched = _matcher_outcomes(results, trues, matcher_thresholds) if fusion != "network" else {}
+    nan = float("nan")
+    grid = {"network": [(nan, c, s, a) for c, s, a in itertools.product(classifier_thresholds, seg_thresholds,
+                                                                        min_areas)],
+            "matcher": [(m, nan, nan, nan) for m in matcher_thresholds],
+            "first": list(itertools.product(matcher_thresholds, classifier_thresholds, seg_thresholds,
+                                            min_areas))}[fusion]
+    rows = []
+    for matcher_threshold, cls, seg, min_area in grid:
+        scores, predicted = np.zeros(len(truths)), np.zeros(len(truths), bool)
+        for i, result in enumerate(results):
+            outcome = matched[matcher_threshold][i] if fusion != "network" else None
+            if outcome is not None:
+                scores[i], predicted[i] = outcome
+            elif fusion == "matcher" or per_image[i] is None or not result.passes_gate(cls):
+                scores[i] = float(not forged[i])
+            else:
+                scores[i], predicted[i] = _score(per_image[i][seg], min_area, forged[i])
         report = summarize_scores(scores, forged, predicted)
-        rows.append({"classifier_threshold": cls, "seg_threshold": seg, "min_area": min_area,
+        rows.append({"fusion": fusion, "matcher_threshold": matcher_threshold, "classifier_threshold": cls,
+                     "seg_threshold": seg, "min_area": min_area,
                      "score": report.score, "tp": report.tp, "fp": report.fp, "fn": report.fn, "tn": report.tn,
                      "net": report.net, "recall": report.recall, "fp_rate": report.fp_rate,
                      "precision": report.precision, "mask_f1": report.mask_f1})
     table = pd.DataFrame(rows)
-    return table.sort_values(["score", "net", "classifier_threshold", "seg_threshold", "min_area"],
-                             ascending=False, kind="stable").reset_index(drop=True)
+    return table.sort_values(["score", "net", "matcher_threshold", "classifier_threshold", "seg_threshold",
+                              "min_area"], ascending=False, kind="stable", na_position="last").reset_index(drop=True)
 
 
 def best_config(table: pd.DataFrame, base: PostConfig) -> PostConfig:
-    """`base` with the sweep's best thresholds."""
+    """`base` with the sweep's best fusion and thresholds (those the sweep left alone kept)."""
     best = table.iloc[0]
-    return PostConfig(**{**base.as_dict(), "classifier_threshold": float(best["classifier_threshold"]),
-                         "seg_threshold": float(best["seg_threshold"]), "min_area": int(best["min_area"]),
-                         "instance_mode": "all"})
+    changes = {"fusion": str(best["fusion"]), "instance_mode": "all"}
+    for key, kind in (("matcher_threshold", float), ("classifier_threshold", float), ("seg_threshold", float),
+                      ("min_area", int)):
+        if not pd.isna(best[key]):
+            changes[key] = kind(best[key])
+    return PostConfig(**{**base.as_dict(), **changes})
 
 
 def write_sweep(table: pd.DataFrame, stem: Path, info: dict) -> list[Path]:
@@ -225,27 +274,43 @@ def write_sweep(table: pd.DataFrame, stem: Path, info: dict) -> list[Path]:
 
 
 def plot_heatmap(table: pd.DataFrame, path: Path) -> None:
-    """Competition score over seg threshold x min_area at the best classifier threshold."""
+    """Competition score over seg threshold x min_area at the best classifier (and matcher)
+    threshold; for the matcher alone, score against its threshold."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     best = table.iloc[0]
-    part = table[table["classifier_threshold"] == best["classifier_threshold"]]
-    grid = part.pivot(index="seg_threshold", columns="min_area", values="score").sort_index()
-    fig, ax = plt.subplots(figsize=(1.0 + 0.9 * grid.shape[1], 1.0 + 0.6 * grid.shape[0]))
-    image = ax.imshow(grid.to_numpy(), cmap="viridis", aspect="auto", origin="lower")
-    ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
-    ax.set_yticks(range(grid.shape[0]), [f"{r:g}" for r in grid.index])
-    ax.set_xlabel("min_area (pixels)")
-    ax.set_ylabel("seg threshold (base)")
-    for (r, c), value in np.ndenumerate(grid.to_numpy()):
-        is_best = grid.index[r] == best["seg_threshold"] and grid.columns[c] == best["min_area"]
-        ax.text(c, r, f"{value:.3f}" + ("*" if is_best else ""), ha="center", va="center", fontsize=8,
-                color="white" if value < grid.to_numpy().mean() else "black",
-                fontweight="bold" if is_best else "normal")
-    ax.set_title(f"validation score at classifier threshold {best['classifier_threshold']:g} (* best)")
-    fig.colorbar(image, ax=ax, label="competition score")
+    if pd.isna(best["seg_threshold"]):
+        part = table.sort_values("matcher_threshold")
+        fig, ax = plt.subplots(figsize=(5.5, 3.5))
+        ax.plot(part["matcher_threshold"], part["score"], marker="o")
+        ax.scatter([best["matcher_threshold"]], [best["score"]], s=120, facecolors="none", edgecolors="red",
+                   label="best")
+        ax.set_xlabel("matcher threshold (detail correlation)")
+        ax.set_ylabel("competition score")
+        ax.set_title("validation score of the matcher alone")
+        ax.legend()
+    else:
+        part = table[(table["classifier_threshold"] == best["classifier_threshold"])
+                     & ((table["matcher_threshold"] == best["matcher_threshold"]) | table["matcher_threshold"].isna())]
+        grid = part.pivot(index="seg_threshold", columns="min_area", values="score").sort_index()
+        fig, ax = plt.subplots(figsize=(1.0 + 0.9 * grid.shape[1], 1.0 + 0.6 * grid.shape[0]))
+        image = ax.imshow(grid.to_numpy(), cmap="viridis", aspect="auto", origin="lower")
+        ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
+        ax.set_yticks(range(grid.shape[0]), [f"{r:g}" for r in grid.index])
+        ax.set_xlabel("min_area (pixels)")
+        ax.set_ylabel("seg threshold (base)")
+        for (r, c), value in np.ndenumerate(grid.to_numpy()):
+            is_best = grid.index[r] == best["seg_threshold"] and grid.columns[c] == best["min_area"]
+            ax.text(c, r, f"{value:.3f}" + ("*" if is_best else ""), ha="center", va="center", fontsize=8,
+                    color="white" if value < grid.to_numpy().mean() else "black",
+                    fontweight="bold" if is_best else "normal")
+        where = f"classifier threshold {best['classifier_threshold']:g}"
+        if not pd.isna(best["matcher_threshold"]):
+            where += f", matcher first at {best['matcher_threshold']:g}"
+        ax.set_title(f"validation score at {where} (* best)", fontsize=9)
+        fig.colorbar(image, ax=ax, label="competition score")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

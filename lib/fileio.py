@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import os
 import sys
 import tempfile
@@ -38,3 +39,10 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write `text` to `path` atomically (UTF-8)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def file_key(path: str | os.PathLike) -> str:
+    """A cache key of a file: its resolved path, size and modification time (24 hex digits)."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    return hashlib.sha1(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:24]

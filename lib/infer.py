@@ -33,10 +33,12 @@ from tqdm import tqdm
 from .augment import build_transforms
 from .device import Amp, resolve_device
 from .errors import DataError, ProjectError, first_line
-from .fileio import atomic_path
+from .fusion import MatchCache, MatchOutput, fuse, run_matcher
+from .fileio import atomic_path, file_key
 from .imageio import list_images, load_image
 from .models import load_model
-from .postprocess import INSTANCE_MODES, PostConfig, image_brightness, postprocess
+from .matching import MatchConfig
+from .postprocess import FUSIONS, INSTANCE_MODES, PostConfig, image_brightness, postprocess
 from .submission import annotation_from_instances, write_submission
 from .variants import CLASSIFIER, SPECIALIST_RUN, V3_VARIANTS
 
@@ -160,6 +162,7 @@ class ImageResult:
     classifier_prob: float              # NaN without a classifier
     prob_map: np.ndarray | None = None  # float16 (S, S), S = the ensemble's input size
     error: str = ""
+    match: MatchOutput | None = None    # the matcher's instances (lib.fusion), when it ran
 
     @property
     def case_id(self) -> str:
@@ -177,14 +180,8 @@ class ResultCache:
     def __init__(self, root: Path, predictor_key: str):
         self.folder = Path(root) / predictor_key
 
-    @staticmethod
-    def image_key(path: Path) -> str:
-        path = Path(path).resolve()
-        stat = path.stat()
-        return hashlib.sha1(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:24]
-
     def _file(self, path: Path) -> Path:
-        return self.folder / f"{self.image_key(path)}.npz"
+        return self.folder / f"{file_key(path)}.npz"
 
     def get(self, path: Path) -> ImageResult | None:
         try:
@@ -428,11 +425,20 @@ def load_predictor(models_dir: Path, device: str = "auto", ensemble: Sequence[st
 
 
 def result_instances(result: ImageResult, config: PostConfig) -> list[np.ndarray]:
-    """The predicted instances of one image under `config` ([] means authentic)."""
-    if result.error or result.prob_map is None or not result.passes_gate(config.classifier_threshold):
+    """The predicted instances of one image under `config` ([] means authentic): the networks'
+    (gated by the classifier), the matcher's, or both fused (lib.fusion)."""
+    if result.error:
         return []
-    image = load_image(result.path) if config.instance_mode == "similar" else None
-    return postprocess(result.prob_map, result.hw, result.brightness, config, image)
+    network = []
+    if (config.fusion != "matcher" and result.prob_map is not None
+            and result.passes_gate(config.classifier_threshold)):
+        image = load_image(result.path) if config.instance_mode == "similar" else None
+        network = postprocess(result.prob_map, result.hw, result.brightness, config, image)
+    if config.fusion == "network":
+        return network
+    if result.match is None:
+        raise ProjectError(f"{result.path}: fusion {config.fusion!r} needs the matcher's output")
+    return fuse(network, result.match.above(config.matcher_threshold), config.fusion)
 
 
 def predict_annotations(results: Sequence[ImageResult], config: PostConfig,
@@ -457,7 +463,9 @@ def add_inference_args(parser, post: bool = True) -> None:
     group.add_argument("--batch-size", type=int, default=4, help="images per batch (default 4)")
     group.add_argument("--workers", type=int, default=2, help="DataLoader workers (default 2)")
     group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    group.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
+    group.add_argument("--match-workers", type=int, default=2,
+                       help="processes running the copy-move matcher (default 2; 1 runs it in this process)")
+    group.add_argument("--no-cache", action="store_true", help="neither read nor write the result caches")
     group.add_argument("--no-progress", action="store_true", help="no progress bars")
     if post:
         add_post_args(parser)
@@ -476,12 +484,19 @@ def add_post_args(parser) -> None:
     group.add_argument("--instances", default=defaults.instance_mode, choices=INSTANCE_MODES,
                        help="instance forming: one instance of all regions (default), regions grouped "
                             "by similarity, or one per region")
+    group.add_argument("--fusion", default=defaults.fusion, choices=FUSIONS,
+                       help="segmentation networks alone (default), the copy-move matcher alone, the "
+                            "matcher first with the networks where it finds nothing, or their union")
+    group.add_argument("--matcher-threshold", type=float, default=defaults.matcher_threshold,
+                       help=f"matcher instances scoring at least this count (default {defaults.matcher_threshold}; "
+                            f"the score is the correlation of the copy's fine detail with its source's)")
 
 
 def post_config_from_args(args) -> PostConfig:
     try:
         return PostConfig(classifier_threshold=args.classifier_threshold, seg_threshold=args.seg_threshold,
-                          min_area=args.min_area, adaptive=not args.no_adaptive, instance_mode=args.instances)
+                          min_area=args.min_area, adaptive=not args.no_adaptive, instance_mode=args.instances,
+                          fusion=args.fusion, matcher_threshold=args.matcher_threshold)
     except ValueError as exc:
         raise ProjectError(str(exc)) from None
 
@@ -496,6 +511,37 @@ def predictor_from_args(args, models_dir: Path) -> Predictor:
 
 def cache_from_args(args, models_dir: Path, predictor: Predictor) -> ResultCache | None:
     return None if args.no_cache else ResultCache(models_dir / "cache", predictor.key())
+
+
+def predict_paths(args, models_dir: Path, paths: Sequence[Path], gate: float | None, desc: str = "predict",
+                  matcher: bool | None = None) -> tuple[list[ImageResult], str]:
+    """Every member the flags ask for, run on `paths`: the networks (two-pass, gated at `gate`;
+    not loaded with --fusion matcher) and the copy-move matcher (with any fusion but `network`,
+    or when `matcher` says so), each with its cache. Returns the results and a one-line
+    description of what ran."""
+    progress = not args.no_progress
+    networks = args.fusion != "matcher"
+    matcher = args.fusion != "network" if matcher is None else matcher
+    if networks:
+        predictor = predictor_from_args(args, models_dir)
+        results = predictor.run(paths, gate=gate, cache=cache_from_args(args, models_dir, predictor),
+                                progress=progress, desc=desc)
+        described = predictor.describe()
+    else:
+        results = [ImageResult(Path(p), (0, 0), 0.0, math.nan) for p in paths]
+        described = "no networks"
+    if matcher:
+        if args.match_workers < 1:
+            raise ProjectError(f"--match-workers {args.match_workers}: must be at least 1")
+        config = MatchConfig()
+        cache = None if args.no_cache else MatchCache(models_dir / "cache", config)
+        matches = run_matcher(paths, config, cache, args.match_workers, progress, desc=f"{desc}: match")
+        for result, match in zip(results, matches):
+            result.match = match
+            if not networks:
+                result.hw, result.error = match.hw, match.error
+        described += "; copy-move matcher"
+    return results, described
 
 
 def folder_images(folder: Path) -> list[Path]:

@@ -43,7 +43,7 @@ STAGES = ("keypoints", "dense")
 class MatchConfig:
     """Parameters of the matcher (defaults tuned on the synthetic figures of lib.demo)."""
 
-    max_side: int = 1280                 # larger images are matched at this size
+    max_side: int = 1024                 # larger images are matched at this size
     # keypoint stage
     keypoints: bool = True
     contrast_threshold: float = 0.02     # SIFT: lower finds more points in low-contrast figures
@@ -71,6 +71,7 @@ class MatchConfig:
     min_region: int = 24                 # pixels: smaller agreeing regions are dropped
     # dense stage
     dense: bool = True
+    dense_max_side: int = 768            # larger (working) images skip the dense stage
     dense_radius: int = 6                # patch radius of the Zernike features
     dense_stride: int = 2                # grid step in pixels
     dense_knn: int = 8                   # neighbours examined for the first one far enough
@@ -515,7 +516,11 @@ def _candidates(gray: np.ndarray, config: MatchConfig, result: MatchResult):
                 if mirrored:
                     matrix, inliers = _unmirror(matrix, w), _mirror_sources(inliers, w)
                 yield "keypoints", matrix, inliers
-    if config.dense:
+    if config.dense and max(gray.shape) > config.dense_max_side:
+        # the nearest-neighbour search grows faster than the pixel count, and a resampled copy
+        # no longer matches its source patch for patch: large images rely on the keypoints
+        result.rejected.append(("dense", f"skipped: {max(gray.shape)} px > dense_max_side {config.dense_max_side}"))
+    elif config.dense:
         pairs = _dense_pairs(gray, config)
         result.n_pairs["dense"] = len(pairs)
         for matrix, inliers in _fit_transforms(pairs, "dense", config, result.rejected):

@@ -1,6 +1,7 @@
 """Validation scoring and the threshold sweep: the fast sweep equals post-processing + the
 metric image by image, it finds the known-best combination, and the scripts run end to end."""
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -200,3 +201,16 @@ def test_predict_script_writes_a_valid_submission_and_reuses_the_cache(demo):
     assert not (demo / "never.csv").exists()
     bad = script(demo, "script_5_predict.py", "--seg-threshold", "1.5", "--output", demo / "never.csv")
     assert bad.returncode == 1 and "thresholds must lie in [0, 1]" in bad.stderr
+
+
+def test_validate_test_compares_fusions_and_sweeps_the_matcher(demo):
+    result = script(demo, "validate_test.py", "--fusion", "first", "--sweep", "--compare-fusion",
+                    "--match-workers", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "1080 combinations (fusion first" in result.stderr
+    table = result.stderr.split("fusion rules at", 1)[1]
+    assert all(re.search(rf"^\s*{name}\s+[0-9.]+\s", table, re.M) for name in ("network", "matcher", "first", "union"))
+    alone = script(demo, "validate_test.py", "--fusion", "matcher", "--match-workers", "1",
+                   "--models-dir", demo / "no_models_here")
+    assert alone.returncode == 0, alone.stderr[-3000:]      # the matcher needs no checkpoint
+    assert "matcher score >=" in alone.stderr
