@@ -37,7 +37,7 @@ def main() -> int:
     parser.add_argument("--threshold", type=float, default=PostConfig().matcher_threshold,
                         help=f"instances scoring at least this count (default {PostConfig().matcher_threshold}; "
                              f"the score is the correlation of the copy's fine detail with its source's)")
-    parser.add_argument("--workers", type=int, default=2, help="matcher processes (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="images matched at a time, in threads (default 2)")
     parser.add_argument("--no-dense", action="store_true", help="keypoint stage only")
     parser.add_argument("--no-keypoints", action="store_true", help="dense stage only")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
@@ -63,7 +63,7 @@ def main() -> int:
     forged = sum(a != AUTHENTIC for a in annotations.values())
     timed = [m.seconds for m in matches if not m.error and m.seconds > 0]
     if timed:
-        log.info("matcher time per image: mean %.2fs, max %.2fs (one process)", sum(timed) / len(timed), max(timed))
+        log.info("matcher time per image: mean %.2fs, max %.2fs", sum(timed) / len(timed), max(timed))
     if args.debug_dir is not None:
         log.info("debug pictures: %s", args.debug_dir)
     print(f"{args.output}: {len(annotations)} rows, {forged} forged, {len(annotations) - forged} authentic "

@@ -82,3 +82,44 @@ def benchmark(predictor: Predictor, paths: Sequence[Path], repeat: int = 1) -> B
     prob_diff = max((abs(r.classifier_prob - cls) for r, (cls, _) in zip(results, references)
                      if not np.isnan(cls)), default=0.0)
     return BenchmarkResult(len(paths), batched_s, reference_s, map_diff, prob_diff)
+
+
+# --- the copy-move matcher ---------------------------------------------------------------------
+
+def benchmark_matcher(sizes: Sequence[int] = (512, 2000), images: int = 8, workers: int = 2,
+                      seed: int = 0, progress: bool = True) -> "pd.DataFrame":
+    """Seconds per image of the matcher (both stages, keypoints only, dense only; one at a time)
+    and the throughput of the pipeline's run_matcher with `workers` threads (reading the files
+    included), on forged synthetic figures of size x size pixels (lib.demo), with the fraction
+    of them it calls forged."""
+    import tempfile
+
+    import pandas as pd
+
+    from .demo import make_case
+    from .fusion import run_matcher
+    from .imageio import write_png
+    from .matching import MatchConfig, match_image
+
+    rows = []
+    for size in sizes:
+        cases = [make_case(seed, 99, i, forged=True, min_size=size, max_size=size) for i in range(images)]
+        pictures = [c.forged if c.forged.ndim == 3 else np.dstack([c.forged] * 3) for c in cases]
+        row = {"size": size, "images": images}
+        for name, config in (("s/img", MatchConfig()), ("keypoints s/img", MatchConfig(dense=False)),
+                             ("dense s/img", MatchConfig(keypoints=False))):
+            started = time.perf_counter()
+            found = [bool(match_image(p, config).instances) for p in pictures]
+            row[name] = (time.perf_counter() - started) / images
+            if name == "s/img":
+                row["img/s (one at a time)"] = 1.0 / row[name]
+                row["called forged"] = float(np.mean(found))
+        with tempfile.TemporaryDirectory() as folder:
+            paths = [Path(folder) / f"{i}.png" for i in range(images)]
+            for path, picture in zip(paths, pictures):
+                write_png(path, picture)
+            started = time.perf_counter()
+            run_matcher(paths, MatchConfig(), None, workers, progress=progress, desc=f"match {size}px")
+            row[f"img/s ({workers} threads)"] = images / (time.perf_counter() - started)
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -464,7 +464,7 @@ def add_inference_args(parser, post: bool = True) -> None:
     group.add_argument("--workers", type=int, default=2, help="DataLoader workers (default 2)")
     group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     group.add_argument("--match-workers", type=int, default=2,
-                       help="processes running the copy-move matcher (default 2; 1 runs it in this process)")
+                       help="images the copy-move matcher works on at a time, in threads (default 2)")
     group.add_argument("--no-cache", action="store_true", help="neither read nor write the result caches")
     group.add_argument("--no-progress", action="store_true", help="no progress bars")
     if post:

@@ -76,7 +76,7 @@ class MatchConfig:
     dense_stride: int = 2                # grid step in pixels
     dense_knn: int = 8                   # neighbours examined for the first one far enough
     dense_dims: int = 6                  # principal components of the features searched
-    dense_eps: float = 1.0               # approximate search: neighbours within (1 + eps) x the true distance
+    dense_eps: float = 2.0               # approximate search: neighbours within (1 + eps) x the true distance
     dense_reach: int = 2                 # neighbours (grid cells each way) in the consistency check
     dense_tolerance: float = 2.5         # pixels a neighbour's match may miss the rigid distance by
     dense_agree: float = 0.5             # fraction of neighbours that must agree
@@ -200,21 +200,18 @@ def zernike_kernels(radius: int, max_order: int = 4) -> list[np.ndarray]:
     return kernels
 
 
-def _zernike_features(gray: np.ndarray, radius: int) -> np.ndarray:
-    """(H, W, F) Zernike-moment magnitudes of the disk around every pixel."""
+def _zernike_features(gray: np.ndarray, radius: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """(n, F) Zernike-moment magnitudes of the disks centred on the pixels (ys, xs) (at least
+    `radius` from the border): one matrix product of the patches with the kernels."""
     # a light blur: rotated and scaled copies are interpolated, which smooths pixel noise
     image = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 1.0)
-    features = []
-    for kernel in zernike_kernels(radius):
-        real = cv2.filter2D(image, cv2.CV_32F, np.ascontiguousarray(kernel.real, np.float32),
-                            borderType=cv2.BORDER_REFLECT)
-        if np.abs(kernel.imag).max() < 1e-9:
-            features.append(np.abs(real))
-            continue
-        imag = cv2.filter2D(image, cv2.CV_32F, np.ascontiguousarray(kernel.imag, np.float32),
-                            borderType=cv2.BORDER_REFLECT)
-        features.append(np.hypot(real, imag))
-    return np.stack(features, axis=-1)
+    side = 2 * radius + 1
+    windows = np.lib.stride_tricks.sliding_window_view(image, (side, side))
+    patches = windows[ys - radius, xs - radius].reshape(len(ys), side * side)
+    kernels = zernike_kernels(radius)
+    weights = np.stack([k.real.ravel() for k in kernels] + [k.imag.ravel() for k in kernels], axis=1)
+    moments = patches @ weights.astype(np.float32)
+    return np.hypot(moments[:, :len(kernels)], moments[:, len(kernels):])
 
 
 def _local_std(gray: np.ndarray, side: int) -> np.ndarray:
@@ -252,14 +249,13 @@ def _dense_pairs(gray: np.ndarray, config: MatchConfig) -> np.ndarray:
     h, w = gray.shape
     if min(h, w) < 2 * r + 4 * step * config.dense_reach:
         return np.zeros((0, 2, 2), np.float32)
-    features = _zernike_features(gray, r)
     textured = _local_std(gray, 2 * r + 1) >= config.min_texture
     ys, xs = np.mgrid[r:h - r:step, r:w - r:step]
     grid = np.stack([xs, ys], -1).astype(np.float32)
     use = textured[ys, xs]
     if use.sum() < config.dense_min_points * 2:
         return np.zeros((0, 2, 2), np.float32)
-    feats = features[ys[use], xs[use]]
+    feats = _zernike_features(gray, r, ys[use], xs[use])
     feats = (feats - feats.mean(0)) / (feats.std(0) + 1e-6)
     # the leading principal components: a k-d tree is fast in few dimensions
     basis = np.linalg.svd(feats[::max(1, len(feats) // 4000)], full_matrices=False)[2][:config.dense_dims]
