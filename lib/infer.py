@@ -365,7 +365,8 @@ class Predictor:
 
 def reference_probabilities(predictor: Predictor, path: Path) -> tuple[float, np.ndarray]:
     """The straightforward loop the batched predictor must agree with: one image, every
-    model, every flip, one forward pass each. Used by the benchmark and the tests."""
+    model, every flip, one forward pass each, at the predictor's precision (bf16 autocast on
+    CUDA). Used by the benchmark and the tests."""
     image = load_image(Path(path))
     inputs = {s: build_transforms("standard", s, train=False)(image=image)["image"][None].to(predictor.device)
               for s in predictor.sizes()}
@@ -374,7 +375,8 @@ def reference_probabilities(predictor: Predictor, path: Path) -> tuple[float, np
             outs = []
             for dims in ((), (3,), (2,), (2, 3)) if predictor.tta else ((),):
                 x = inputs[member.img_size]
-                out = torch.sigmoid(member.model(x.flip(dims) if dims else x).float())
+                with predictor.amp.autocast():
+                    out = torch.sigmoid(member.model(x.flip(dims) if dims else x).float())
                 outs.append(out.flip(dims) if dims else out)
             stacked = torch.stack(outs)
             out = stacked.amax(0) if predictor.aggregate == "max" else stacked.mean(0)
@@ -391,7 +393,8 @@ def reference_probabilities(predictor: Predictor, path: Path) -> tuple[float, np
         cls = math.nan
         if predictor.classifier is not None:
             x = inputs[predictor.classifier.img_size]
-            cls = float(torch.sigmoid(predictor.classifier.model(x).float()).reshape(-1)[0])
+            with predictor.amp.autocast():
+                cls = float(torch.sigmoid(predictor.classifier.model(x).float()).reshape(-1)[0])
     return cls, prob[0, 0].cpu().numpy()
 
 
