@@ -7,24 +7,29 @@ around a, possibly rotated, scaled or mirrored:
 - keypoints (large and transformed copies): SIFT once, RootSIFT descriptors matched against
   themselves and against their mirror images (a fixed permutation of the SIFT bins, so flipped
   copies cost no second detection), generalised 2NN ratio test, minimum distance;
-- dense (small and low-texture copies, where SIFT finds few points): rotation- and
-  flip-invariant Zernike-moment magnitudes on a grid of patches, the nearest neighbour of
-  every patch farther than `min_distance`, kept where neighbouring offsets agree with one
-  local affine map (the dense linear fitting of Cozzolino, Poggi & Verdoliva, "Efficient
-  dense-field copy-move forgery detection", 2015).
+- dense (small copies, where SIFT finds few points): rotation- and flip-invariant
+  Zernike-moment magnitudes of the patches on a 2-pixel grid, the nearest neighbour of every
+  patch farther than `min_distance`, kept where the neighbours' matches lie as far apart as
+  the neighbours do (a moved, rotated or mirrored copy preserves distances, chance matches
+  scatter): the dense-field idea of Cozzolino, Poggi & Verdoliva, "Efficient dense-field
+  copy-move forgery detection" (2015), with a rigidity check in place of their linear fit.
 
 Pairs are explained by transforms fitted with RANSAC, peeled off one cluster at a time. For
 each accepted transform the image is compared with itself warped by it (local normalised
 cross-correlation on textured pixels); the agreeing area around the inliers is the copy, its
 pre-image the source, and both together form one instance: one duplication event, as the
-ground truth marks it. Events that share pixels (A copied to B and to C, or one event found
-by both detectors) are merged. Candidates whose source and copy overlap (periodic texture) or
-whose content is two-tone or thin strokes on a flat ground (text, panel letters, plot lines)
-are rejected.
+ground truth marks it. An event's score is the median correlation of the fine detail (the
+image minus its blur) over the copy, away from straight edges: an exact copy carries its
+source's noise and grain (score near 1), alike content does not. Events that share pixels
+(A copied to B and to C, or one event found by both detectors) are merged. Rejected: inliers
+along a line, agreement on edges only, source and copy overlapping or a region repeating
+within itself (periodic texture), two-tone content or thin strokes on a flat ground (text,
+panel letters, plot lines).
 
 Images whose longer side exceeds `max_side` are matched at that size and their masks scaled
-back. Every threshold is a field of MatchConfig; every rejected candidate is recorded with its
-reason in MatchResult.rejected for debugging (bin/match_copy_move.py --debug-dir draws them).
+back; the dense stage runs on images up to `dense_max_side`. Every threshold is a field of
+MatchConfig; every rejected candidate is recorded with its reason in MatchResult.rejected
+(bin/match_copy_move.py --debug-dir draws them).
 """
 from __future__ import annotations
 
