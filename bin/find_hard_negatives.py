@@ -21,7 +21,7 @@ from lib.data import AUTHENTIC, load_manifest  # noqa: E402
 from lib.datasets import HARD_NEGATIVES_FILE, write_hard_negatives  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.evaluate import describe_false_positives, false_positives  # noqa: E402
-from lib.infer import add_inference_args, post_config_from_args, predict_paths  # noqa: E402
+from lib.infer import add_inference_args, folder_images, post_config_from_args, predict_paths  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 from lib.split import load_or_make_split, split_rows  # noqa: E402
 
@@ -32,6 +32,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, default=None,
                         help=f"hard-negative file to write (default: <data-dir>/{HARD_NEGATIVES_FILE})")
+    parser.add_argument("--authentic-dir", type=Path, default=None,
+                        help="mine this folder of authentic images (ids: file names without extension) "
+                             "instead of the authentic images of the training split")
     parser.add_argument("--include-augmented", action="store_true",
                         help="also mine the generated authentic_augmented images")
     add_inference_args(parser)
@@ -42,19 +45,23 @@ def main() -> int:
     config = post_config_from_args(args)
     output = args.output or paths.data_dir / HARD_NEGATIVES_FILE
 
-    manifest = load_manifest(paths, progress=not args.no_progress)
-    train_rows, _ = split_rows(manifest, load_or_make_split(paths, manifest))
-    rows = train_rows[(train_rows["label"] == AUTHENTIC)
-                      & (args.include_augmented | ~train_rows["augmented"].astype(bool))]
-    if rows.empty:
-        raise ProjectError(f"{paths.data_dir}: no authentic training images to mine")
-    results, described = predict_paths(args, paths.models_dir, [paths.data_dir / p for p in rows["image_path"]],
-                                       gate=config.classifier_threshold, desc="mine")
-    found = false_positives(results, rows["image_id"].tolist(), config)
+    if args.authentic_dir is not None:
+        images = folder_images(args.authentic_dir)
+        ids = [p.stem for p in images]
+    else:
+        manifest = load_manifest(paths, progress=not args.no_progress)
+        train_rows, _ = split_rows(manifest, load_or_make_split(paths, manifest))
+        rows = train_rows[(train_rows["label"] == AUTHENTIC)
+                          & (args.include_augmented | ~train_rows["augmented"].astype(bool))]
+        if rows.empty:
+            raise ProjectError(f"{paths.data_dir}: no authentic training images to mine")
+        images, ids = [paths.data_dir / p for p in rows["image_path"]], rows["image_id"].tolist()
+    results, described = predict_paths(args, paths.models_dir, images, gate=config.classifier_threshold, desc="mine")
+    found = false_positives(results, ids, config)
     header = f"hard negatives: authentic training images predicted forged\n{config.summary()}\n{described}"
     write_hard_negatives(output, found["image_id"], header)
-    log.info("%s\nwritten: %s", describe_false_positives(found, len(rows)), output)
-    print(f"{output}: {len(found)} hard negatives of {len(rows)} authentic training images")
+    log.info("%s\nwritten: %s", describe_false_positives(found, len(ids)), output)
+    print(f"{output}: {len(found)} hard negatives of {len(ids)} authentic images")
     print(f"log: {log_file}")
     return 0
 

@@ -17,6 +17,14 @@ LOG_FORMAT = "[%(asctime)s] [%(levelname)s] %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
+class _Formatter(logging.Formatter):
+    """The project's format; a record logged with extra={"raw": True} (a child process's line,
+    already formatted by the child) is written as it is."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return record.getMessage() if getattr(record, "raw", False) else super().format(record)
+
+
 def setup_logging(name: str, logs_dir: Path | None = None, level: int = logging.INFO) -> Path | None:
     """Log to the console and, with `logs_dir`, to `<logs_dir>/<name>_<timestamp>.log`.
 
@@ -27,7 +35,7 @@ def setup_logging(name: str, logs_dir: Path | None = None, level: int = logging.
     for handler in list(root.handlers):
         root.removeHandler(handler)
         handler.close()
-    formatter = logging.Formatter(LOG_FORMAT, DATE_FORMAT)
+    formatter = _Formatter(LOG_FORMAT, DATE_FORMAT)
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(formatter)
     root.addHandler(console)

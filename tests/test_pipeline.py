@@ -1,0 +1,119 @@
+"""bin/full_pipeline.py: phase selection and skip flags give the right plan, a failing phase stops
+a full run with exit 1 and lets a --phase run go on, mining failures do not stop it, the log
+has the banners, the commands and the summary; clear errors for bad flags and missing data."""
+import logging
+import sys
+
+import pytest
+
+from lib.cli import setup_logging
+from lib.pipeline import Step, banner, execute, input_problems, parse_phases, select_phases, summary_table
+from tests.helpers import make_layout, run_script
+
+
+@pytest.mark.parametrize("flags, phases", [
+    ({}, [1, 2, 3, 4]),
+    ({"augment": True}, [0, 1, 2, 3, 4]),
+    ({"skip_initial": True}, [2, 3, 4]),
+    ({"skip_initial": True, "skip_mining": True}, [3, 4]),
+    ({"skip_retrain": True}, [1, 2]),
+    ({"inference_only": True}, [4]),
+    ({"phases": [4, 2], "skip_mining": True}, [2, 4]),       # --phase wins over the skip flags
+])
+def test_phase_selection(flags, phases):
+    assert select_phases(flags.pop("phases", None), **flags) == phases
+
+
+def test_phase_flags_parse():
+    assert parse_phases(["2"]) == [2]
+    assert parse_phases(["1", "4"]) == parse_phases(["1,4"]) == [1, 4]
+    assert parse_phases(None) is None
+    with pytest.raises(ValueError, match="phases are 0, 1, 2, 3, 4"):
+        parse_phases(["7"])
+
+
+class Fake(Step):
+    """A step that prints a line and exits with `code`, instead of a bin/ script."""
+
+    def __init__(self, name: str, code: int = 0):
+        super().__init__(name, f"fake_{name}.py")
+        self.code = code
+
+    @property
+    def exists(self) -> bool:
+        return True
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-c", f"print('hello from {self.name}'); raise SystemExit({self.code})"]
+
+
+def plan(fail_at: int) -> dict:
+    return {p: [Fake(f"step{p}", 3 if p == fail_at else 0)] for p in (1, 2, 3, 4)}
+
+
+def test_a_failing_phase_stops_a_full_run():
+    results, failed = execute(plan(fail_at=3), stop_on_failure=True)
+    assert failed
+    assert [(r.phase, r.status) for r in results] == [(1, "ok"), (2, "ok"), (3, "failed")]
+    assert "exit 3" in results[-1].note
+
+
+def test_with_phase_given_the_other_phases_still_run():
+    results, failed = execute(plan(fail_at=3), stop_on_failure=False)
+    assert failed
+    assert [r.status for r in results] == ["ok", "ok", "failed", "ok"]
+
+
+def test_a_failed_mining_does_not_stop_the_pipeline():
+    results, failed = execute(plan(fail_at=2), stop_on_failure=True)
+    assert not failed
+    assert [r.status for r in results] == ["ok", "failed", "ok", "ok"]
+
+
+def test_missing_inputs_fail_the_phase_before_it_runs(tmp_path):
+    make_layout(tmp_path / "data")
+    problems = input_problems([3, 4], tmp_path / "data", tmp_path / "models", tmp_path / "data" / "test_images",
+                              "network")
+    assert "run --phase 1 first" in problems[3] and "run --phase 1 first" in problems[4]
+    assert 4 not in input_problems([4], tmp_path / "data", tmp_path / "models", tmp_path / "data" / "test_images",
+                                   "matcher")                    # the matcher needs no checkpoint
+    assert input_problems([1, 2, 3, 4], tmp_path / "data", tmp_path / "models",
+                          tmp_path / "data" / "test_images", "network") == {}   # phase 1 feeds the others
+    results, failed = execute({3: [Fake("never")]}, stop_on_failure=True, checks={3: "no v3 checkpoints"})
+    assert failed and results[0].status == "failed" and results[0].note == "no v3 checkpoints"
+
+
+def test_the_log_has_banners_commands_child_output_and_the_summary(tmp_path):
+    log_file = setup_logging("full_pipeline", tmp_path)
+    results, failed = execute({1: [Fake("first")], 3: [Fake("child"), Step("an unbuilt step", "no_such_script.py")]},
+                              stop_on_failure=True)
+    banner("SUMMARY")
+    logging.getLogger("full_pipeline").info("\n%s", summary_table(results))
+    text = log_file.read_text()
+    assert "[INFO] ======" in text and " PHASE 1: INITIAL TRAINING" in text and " SUMMARY" in text
+    assert "Running: python bin/fake_first.py" in text
+    assert "\n    hello from first\n" in text                          # the child's line, as it printed it
+    assert "Skipped an unbuilt step: bin/no_such_script.py is not built yet" in text
+    assert "phase  name" in text and "initial training" in text and "partial" in text
+    assert not failed
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
+    make_layout(tmp_path / "data")
+    result = run_script("full_pipeline.py", "--dry-run", "--skip-initial", "--data-dir", tmp_path / "data",
+                        "--models-dir", tmp_path / "models", "--logs-dir", tmp_path / "logs", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Would run: python bin/find_hard_negatives.py" in result.stderr
+    assert "Would run: python bin/script_5_predict.py" in result.stderr
+    assert "script_1_train_v3.py" not in result.stderr
+    assert not (tmp_path / "models").exists()
+    assert len(list((tmp_path / "logs").glob("full_pipeline_*.log"))) == 1
+
+
+def test_bad_flags_and_missing_data_are_clear_errors(tmp_path):
+    bad = run_script("full_pipeline.py", "--phase", "7", "--logs-dir", tmp_path / "logs", cwd=tmp_path)
+    assert bad.returncode == 1 and "phases are 0, 1, 2, 3, 4" in bad.stderr and "Traceback" not in bad.stderr
+    empty = run_script("full_pipeline.py", "--data-dir", tmp_path / "nothing", "--logs-dir", tmp_path / "logs",
+                       cwd=tmp_path)
+    assert empty.returncode == 1 and "kaggle competitions download" in empty.stderr
+    assert "--demo" in empty.stderr and "Traceback" not in empty.stderr
