@@ -104,8 +104,10 @@ def demo_setup(args: argparse.Namespace) -> None:
         if getattr(args, key) is None:
             setattr(args, key, value)
     if not (Path(args.data_dir) / "solution.csv").is_file() and not args.dry_run:
-        print(f"making the demo data in {args.data_dir} ...", flush=True)
-        print(format_summary(make_demo_dataset(args.data_dir, progress=False)), flush=True)
+        print(f"making the demo data in {relative(args.data_dir)} ...", flush=True)
+        started = time.perf_counter()
+        summary = make_demo_dataset(args.data_dir, progress=False)
+        print(format_summary(summary, relative(args.data_dir), time.perf_counter() - started), flush=True)
 
 
 def main() -> int:

@@ -117,3 +117,13 @@ def test_bad_flags_and_missing_data_are_clear_errors(tmp_path):
                        cwd=tmp_path)
     assert empty.returncode == 1 and "kaggle competitions download" in empty.stderr
     assert "--demo" in empty.stderr and "Traceback" not in empty.stderr
+
+
+def test_demo_makes_missing_demo_data_then_plans_on_it(tmp_path):
+    data = tmp_path / "demo"
+    result = run_script("full_pipeline.py", "--demo", "--inference-only", "--fusion", "matcher",
+                        "--data-dir", data, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "making the demo data" in result.stdout and (data / "solution.csv").is_file()
+    assert (data / "submission.csv").is_file() and "demo score" in result.stdout
+    assert list((data / "logs").glob("full_pipeline_*.log"))            # logs stay under the demo folder
