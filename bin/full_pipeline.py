@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
+from lib.imageio import list_images  # noqa: E402
 from lib.paths import ROOT, add_path_args, resolve_paths  # noqa: E402
 from lib.pipeline import (PHASES, banner, build_plan, duration, execute, input_problems, parse_phases,  # noqa: E402
                           relative, select_phases, summary_table)
@@ -121,7 +122,7 @@ def main() -> int:
                            args.inference_only, args.augment)
     if not phases:
         raise ProjectError("the skip flags leave no phase to run")
-    if not args.demo and not any(paths.train_images.rglob("*.png")) and not test_dir.is_dir():
+    if not args.demo and not list_images(paths.train_images, recursive=True) and not list_images(test_dir):
         raise ProjectError(DOWNLOAD.format(data=paths.data_dir))
     log_file = setup_logging("full_pipeline", paths.logs_dir)
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from .imageio import list_images
 from .variants import V3_VARIANTS
 
 log = logging.getLogger("full_pipeline")
@@ -204,7 +205,7 @@ def input_problems(phases: Sequence[int], data_dir: Path, models_dir: Path, test
     """Per phase, what its inputs lack and what to run first (checked before anything runs;
     a phase that an earlier selected phase will feed is not flagged)."""
     problems = {}
-    has_train = any((data_dir / "train_images").rglob("*.png")) if (data_dir / "train_images").is_dir() else False
+    has_train = bool(list_images(data_dir / "train_images", recursive=True))
     v3 = [models_dir / f"{v.name}_v3_best.pth" for v in V3_VARIANTS.values()]
     trains_first = 1 in phases
     for phase in phases:
@@ -213,7 +214,7 @@ def input_problems(phases: Sequence[int], data_dir: Path, models_dir: Path, test
         elif phase in (2, 3) and not trains_first and not any(p.is_file() for p in v3):
             problems[phase] = f"no v3 checkpoints in {models_dir}: run --phase 1 first"
         elif phase == 4:
-            if not test_dir.is_dir() or not any(test_dir.iterdir()):
+            if not list_images(test_dir):
                 problems[phase] = f"no test images in {test_dir}"
             elif fusion != "matcher" and not trains_first and not any(models_dir.glob("*_v[34]_best.pth")):
                 problems[phase] = (f"no segmentation checkpoints in {models_dir}: run --phase 1 first "

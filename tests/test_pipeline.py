@@ -113,6 +113,8 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
 def test_bad_flags_and_missing_data_are_clear_errors(tmp_path):
     bad = run_script("full_pipeline.py", "--phase", "7", "--logs-dir", tmp_path / "logs", cwd=tmp_path)
     assert bad.returncode == 1 and "phases are 0, 1, 2, 3, 4" in bad.stderr and "Traceback" not in bad.stderr
+    for folder in ("train_images", "test_images"):        # a fresh clone: the folders, empty
+        (tmp_path / "nothing" / folder).mkdir(parents=True)
     empty = run_script("full_pipeline.py", "--data-dir", tmp_path / "nothing", "--logs-dir", tmp_path / "logs",
                        cwd=tmp_path)
     assert empty.returncode == 1 and "kaggle competitions download" in empty.stderr
