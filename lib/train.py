@@ -35,7 +35,7 @@ from .fileio import atomic_write_text
 from .imageio import load_mask
 from .losses import build_loss
 from .metric import pixel_f1, score_instances, summarize_scores
-from .models import build_model, read_checkpoint, save_checkpoint
+from .models import build_model, load_model, read_checkpoint, save_checkpoint
 from .paths import Paths
 from .postprocess import instances_from_probability, resize_probability
 from .split import load_or_make_split, split_rows
@@ -204,7 +204,10 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths) -> RunR
                               generator=loader_generator, **common)
     val_loader = DataLoader(val_set, shuffle=False, **common)
 
-    model = build_model(variant.model, options.encoder_weights).to(device)
+    if variant.init_from:     # (a resumed run then loads its own last weights over these)
+        model, variant = _initial_weights(variant, paths, device)
+    else:
+        model = build_model(variant.model, options.encoder_weights).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     loss_fn = build_loss(variant.loss, variant.loss_config)
@@ -292,6 +295,30 @@ def _train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
         count += len(images)
         bar.set_postfix(loss=f"{total / count:.4f}")
     return total / max(count, 1)
+
+
+def _initial_weights(variant: Variant, paths: Paths, device: torch.device) -> tuple[nn.Module, Variant]:
+    """The model of `variant`'s `init_from` stage (its best checkpoint), to fine-tune; the variant
+    takes the checkpoint's model config, so what is saved describes what was trained."""
+    source = paths.models_dir / f"{variant.name}_{variant.init_from}_best.pth"
+    if not source.is_file():
+        raise ProjectError(f"{source}: not found; {variant.run_name} starts from it: "
+                           f"python bin/script_1_train_v3.py --model {variant.name}")
+    model, checkpoint = load_model(source, device)
+    log.info("%s starts from %s (epoch %s, val score %.4f)", variant.run_name, source, checkpoint.get("epoch"),
+             float(checkpoint.get("best_score", float("nan"))))
+    return model.train(), variant.with_overrides(model=dict(checkpoint["model_config"]))
+
+
+def require_hard_negatives(paths: Paths) -> None:
+    """A fine-tuning run on hard negatives needs the mined file: a clear error naming the command
+    that makes it; an empty list is allowed with a warning."""
+    path = paths.data_dir / HARD_NEGATIVES_FILE
+    if not path.is_file():
+        raise ProjectError(f"{path}: no hard-negative file; mine it first: python bin/find_hard_negatives.py "
+                           f"--stage v3 (or pass --no-hard-negatives)")
+    if not read_hard_negatives(path):
+        log.warning("%s: lists no hard negatives; fine-tuning with the FP penalty alone", path)
 
 
 def _hard_negatives(paths: Paths, use: bool) -> set[str]:

@@ -2,7 +2,7 @@
 
 The seeds name four v3 segmentation models but train them with one recipe; here each
 variant changes something real (loss shape, FP penalty, sampling, augmentation), stated
-in its description. v4 and the specialist will be further entries built from these.
+in its description. v4 is each v3 variant fine-tuned (v4_of); the specialist is next.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ class Variant:
     batch_size: int = 4
     stage: str = "v3"
     ensemble_weight: float = 1.0    # weight in the inference ensemble
+    init_from: str = ""             # stage whose best checkpoint of this variant starts training ("v3")
 
     @property
     def run_name(self) -> str:
@@ -64,6 +65,23 @@ V3_VARIANTS = {v.name: v for v in (
             "stronger colour and noise), otherwise the seeds' recipe", "segmentation", SEGMENTER,
             augment="strong", ensemble_weight=0.8),
 )}
+
+V4_FP_PENALTY = 4.0      # the seeds' v4 loss: FP penalty doubled
+V4_HARD_NEGATIVE = 5.0   # hard negatives sampled 5x in every v4 variant
+
+
+def v4_of(v3: Variant) -> Variant:
+    """The v4 recipe of a v3 variant: fine-tuned from its v3 checkpoint with the hard negatives
+    sampled 5x and the FP penalty 4.0; everything else (loss shape, forged images weighted by
+    area, augmentation, schedule) as in v3."""
+    return replace(v3, stage="v4", init_from="v3",
+                   description=f"v3 {v3.name} fine-tuned with hard negatives x{V4_HARD_NEGATIVE:g}, "
+                               f"FP penalty {V4_FP_PENALTY:g}",
+                   loss_config=replace(v3.loss_config, fp_penalty=V4_FP_PENALTY),
+                   weights=replace(v3.weights, hard_negative=V4_HARD_NEGATIVE))
+
+
+V4_VARIANTS = {name: v4_of(v) for name, v in V3_VARIANTS.items()}
 
 CLASSIFIER = Variant(
     "binary_classifier", "forged/authentic gate of pass 1: efficientnet_b2 + MLP head, BCE, "

@@ -158,3 +158,51 @@ def test_train_v3_script_end_to_end(demo):
                      "--encoder-weights", "none", "--data-dir", demo / "data", "--models-dir", root / "m2",
                      "--logs-dir", root / "logs", cwd=demo)
     assert bad.returncode == 1 and "must be a multiple of 32" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_v4_starts_from_the_v3_checkpoint_with_the_v4_recipe(demo, caplog):
+    from lib.datasets import HARD_NEGATIVES_FILE, write_hard_negatives
+    from lib.errors import ProjectError
+    from lib.train import require_hard_negatives
+    from lib.variants import V4_VARIANTS
+
+    paths = paths_in(demo, "v4")
+    options = TrainOptions(epochs=1, img_size=64, batch_size=4, workers=0, encoder_weights="none", limit=8,
+                           progress=False)
+    v4 = V4_VARIANTS["highres_no_ela"]
+    assert (v4.stage, v4.init_from, v4.loss_config.fp_penalty, v4.weights.hard_negative) == ("v4", "v3", 4.0, 5.0)
+    with pytest.raises(ProjectError, match="script_1_train_v3.py --model highres_no_ela"):
+        train_variant(v4, options, paths)
+    v3 = train_variant(V3_VARIANTS["highres_no_ela"].with_overrides(model=TINY_SEG), options, paths)
+
+    with pytest.raises(ProjectError, match="find_hard_negatives.py --stage v3"):
+        require_hard_negatives(paths)
+    write_hard_negatives(paths.data_dir / HARD_NEGATIVES_FILE, [], "none found")
+    with caplog.at_level(logging.WARNING):
+        require_hard_negatives(paths)
+    assert "lists no hard negatives" in caplog.text
+
+    # learning rate 0: the v4 weights are the v3 weights it started from (BatchNorm statistics aside)
+    result = train_variant(v4, replace(options, lr=0.0), paths)
+    assert result.best_path.name == "highres_no_ela_v4_best.pth"
+    start, _ = load_model(v3.best_path)
+    tuned, checkpoint = load_model(result.best_path)
+    assert checkpoint["model_config"] == TINY_SEG
+    for (name, a), (_, b) in zip(start.named_parameters(), tuned.named_parameters()):
+        assert torch.equal(a, b), name
+    recipe = json.loads((paths.models_dir / "highres_no_ela_v4_args.json").read_text())["variant"]
+    assert recipe["loss_config"]["fp_penalty"] == 4.0 and recipe["init_from"] == "v3"
+
+
+def test_train_v4_script_needs_its_inputs(demo):
+    root = demo / "v4script"
+    common = ["--models", "enhanced_aug", "--epochs", "1", "--img-size", "64", "--limit", "8", "--workers", "0",
+              "--no-progress", "--data-dir", demo / "data", "--models-dir", root / "models",
+              "--logs-dir", root / "logs"]
+    (demo / "data" / "hard_negative_ids.txt").unlink(missing_ok=True)
+    missing = run_script("script_3_train_v4.py", *common, cwd=demo)
+    assert missing.returncode == 1 and "find_hard_negatives.py --stage v3" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    no_v3 = run_script("script_3_train_v4.py", *common, "--no-hard-negatives", cwd=demo)
+    assert no_v3.returncode == 1 and "script_1_train_v3.py --model enhanced_aug" in no_v3.stderr
+    assert "Traceback" not in no_v3.stderr

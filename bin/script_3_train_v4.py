@@ -1,0 +1,46 @@
+#!/usr/bin/env python
+"""Fine-tune the v3 segmentation models with the mined hard negatives -> v4.
+
+    python bin/script_3_train_v4.py                                  # all four
+    python bin/script_3_train_v4.py --models highres_no_ela hard_negative
+    python bin/script_3_train_v4.py --models highres_no_ela --epochs 1 --img-size 128 --data-dir demo
+
+Each v4 run starts from <models-dir>/<name>_v3_best.pth, samples the authentic images listed in
+<data-dir>/hard_negative_ids.txt 5x (python bin/find_hard_negatives.py --stage v3 writes it)
+and doubles the FP penalty to 4.0; forged images keep their area weights and the authentic
+twins of forged images stay in as negatives. Checkpoints: <models-dir>/<name>_v4_{best,last}.pth,
+which the predictor prefers over v3.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lib.cli import run, setup_logging  # noqa: E402
+from lib.paths import add_path_args, resolve_paths  # noqa: E402
+from lib.train import add_training_args, options_from_args, require_hard_negatives, train_variant  # noqa: E402
+from lib.variants import V4_VARIANTS  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", choices=list(V4_VARIANTS), default=None,
+                        help="variants to fine-tune (default: all four)")
+    add_training_args(parser)
+    add_path_args(parser)
+    args = parser.parse_args()
+    paths = resolve_paths(args)
+    log_file = setup_logging("script_3_train_v4", paths.logs_dir)
+    options = options_from_args(args)
+    if options.use_hard_negatives:
+        require_hard_negatives(paths)
+    results = {name: train_variant(V4_VARIANTS[name], options, paths) for name in args.models or V4_VARIANTS}
+    for name, result in results.items():
+        print(f"{name}: best val score {result.best_score:.4f} -> {result.best_path}")
+    print(f"log: {log_file}")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
