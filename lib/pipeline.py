@@ -5,7 +5,7 @@ Phases (../shared/DESIGN.md): 0 augmented data (only with --augment), 1 initial 
 four v3 segmentation variants and the classifier), 2 hard-negative mining, 3 retraining with
 the hard negatives (v4, classifier, small-forgery specialist), 4 inference -> submission.csv.
 Each step is exactly the command a user would type, so any phase can be re-run by hand. A
-step whose script does not exist yet (v4, the specialist, the augmenters: issue 8) is skipped
+step whose script does not exist yet (the specialist, the augmenters: issue 8) is skipped
 with a log line saying so. A failing step stops a full run (exit 1); with --phase, the other
 requested phases still run; a failed mining is reported and the pipeline goes on without
 new hard negatives (the seeds' graceful degradation).
