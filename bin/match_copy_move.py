@@ -20,9 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.fusion import MatchCache, run_matcher  # noqa: E402
-from lib.infer import ImageResult, folder_images, write_predictions  # noqa: E402
+from lib.infer import folder_images, result_of_match, write_predictions  # noqa: E402
 from lib.matching import MatchConfig  # noqa: E402
-from lib.metric import AUTHENTIC  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 from lib.postprocess import PostConfig  # noqa: E402
 
@@ -58,16 +57,13 @@ def main() -> int:
     config = MatchConfig(keypoints=not args.no_keypoints, dense=not args.no_dense)
     cache = None if args.no_cache else MatchCache(paths.models_dir / "cache", config)
     matches = run_matcher(images, config, cache, args.workers, not args.no_progress, debug_dir=args.debug_dir)
-    results = [ImageResult(m.path, m.hw, 0.0, float("nan"), error=m.error, match=m) for m in matches]
-    annotations = write_predictions(results, post, args.output)
-    forged = sum(a != AUTHENTIC for a in annotations.values())
+    written = write_predictions([result_of_match(m) for m in matches], post, args.output)
     timed = [m.seconds for m in matches if not m.error and m.seconds > 0]
     if timed:
         log.info("matcher time per image: mean %.2fs, max %.2fs", sum(timed) / len(timed), max(timed))
     if args.debug_dir is not None:
         log.info("debug pictures: %s", args.debug_dir)
-    print(f"{args.output}: {len(annotations)} rows, {forged} forged, {len(annotations) - forged} authentic "
-          f"({post.summary()})")
+    print(written)
     print(f"log: {log_file}")
     return 0
 

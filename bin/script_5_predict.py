@@ -22,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.infer import (add_inference_args, folder_images, post_config_from_args, predict_paths,  # noqa: E402
                        write_predictions)
-from lib.metric import AUTHENTIC  # noqa: E402
 from lib.paths import ROOT, add_path_args, resolve_paths  # noqa: E402
 
 
@@ -40,10 +39,7 @@ def main() -> int:
     config = post_config_from_args(args)
     images = folder_images(args.input_dir or paths.test_images)
     results, _ = predict_paths(args, paths.models_dir, images, gate=config.classifier_threshold)
-    annotations = write_predictions(results, config, args.output)
-    forged = sum(a != AUTHENTIC for a in annotations.values())
-    print(f"{args.output}: {len(annotations)} rows, {forged} forged, {len(annotations) - forged} authentic "
-          f"({config.summary()})")
+    print(write_predictions(results, config, args.output))
     print(f"log: {log_file}")
     return 0
 

@@ -95,8 +95,8 @@ def main() -> int:
     if args.compare_fusion:
         fusions = FUSIONS if config.fusion != "matcher" else ("matcher",)
         table = compare_fusions(results, truths, config, fusions)
-        log.info("fusion rules at %s (the matcher at %g):\n%s", config.summary() if config.fusion == "network"
-                 else PostConfig(**{**config.as_dict(), "fusion": "network"}).summary(), config.matcher_threshold,
+        log.info("fusion rules at %s (the matcher at %g):\n%s",
+                 PostConfig(**{**config.as_dict(), "fusion": "network"}).summary(), config.matcher_threshold,
                  table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     modes = compare_instance_modes(results, truths, config) if config.fusion == "network" else None
     log.info("at %s:\n  competition score %.4f\n  TP %d  FP %d  TN %d  FN %d | recall %.3f | precision %.3f | "

@@ -2,15 +2,21 @@
 images, with a check that both give the same probabilities (bin/benchmark_inference.py)."""
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 
+from .demo import make_case
+from .fusion import run_matcher
+from .imageio import write_png
 from .infer import Member, Predictor, reference_probabilities
+from .matching import MatchConfig, match_image
 from .models import build_model
 from .variants import CLASSIFIER, SEGMENTER, V3_VARIANTS
 
@@ -96,20 +102,11 @@ def benchmark(predictor: Predictor, paths: Sequence[Path], repeat: int = 1) -> B
 # --- the copy-move matcher ---------------------------------------------------------------------
 
 def benchmark_matcher(sizes: Sequence[int] = (512, 2000), images: int = 8, workers: int = 2,
-                      seed: int = 0, progress: bool = True) -> "pd.DataFrame":
+                      seed: int = 0, progress: bool = True) -> pd.DataFrame:
     """Seconds per image of the matcher (both stages, keypoints only, dense only; one at a time)
     and the throughput of the pipeline's run_matcher with `workers` threads (reading the files
     included), on forged synthetic figures of size x size pixels (lib.demo), with the fraction
     of them it calls forged."""
-    import tempfile
-
-    import pandas as pd
-
-    from .demo import make_case
-    from .fusion import run_matcher
-    from .imageio import write_png
-    from .matching import MatchConfig, match_image
-
     rows = []
     for size in sizes:
         cases = [make_case(seed, 99, i, forged=True, min_size=size, max_size=size) for i in range(images)]

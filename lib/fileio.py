@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 # RLE strings of large images are far longer than the csv module's default field
 # limit (131,072 characters); raise it once for every reader in the project.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -46,3 +48,32 @@ def file_key(path: str | os.PathLike) -> str:
     path = Path(path).resolve()
     stat = path.stat()
     return hashlib.sha1(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:24]
+
+
+class NpzCache:
+    """One compressed .npz of arrays per source file under `folder`, keyed by file_key (the
+    file's path, size and modification time), written atomically. Subclasses turn their
+    results into arrays and back; an unreadable entry reads as missing (it is recomputed)."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+
+    def _file(self, path: str | os.PathLike) -> Path:
+        return self.folder / f"{file_key(path)}.npz"
+
+    def read(self, path: str | os.PathLike) -> dict | None:
+        """The arrays stored for `path`, or None (no entry, or an unreadable one)."""
+        try:
+            file = self._file(path)
+            if not file.is_file():
+                return None
+            with np.load(file) as data:
+                return {key: data[key] for key in data.files}
+        except (OSError, ValueError):
+            return None
+
+    def write(self, path: str | os.PathLike, **arrays) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self._file(path)) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez_compressed(handle, **arrays)

@@ -30,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 from .errors import DataError, first_line
-from .fileio import atomic_path, file_key
+from .fileio import NpzCache
 from .imageio import load_image, write_png
 from .matching import MatchConfig, debug_image, match_image
 from .postprocess import FUSIONS
@@ -61,39 +61,28 @@ def match_config_key(config: MatchConfig) -> str:
     return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-class MatchCache:
+class MatchCache(NpzCache):
     """Matcher outputs on disk under `root/matcher-<config key>/`, one .npz per image (masks bit
     packed), keyed like the network cache; written atomically."""
 
     def __init__(self, root: Path, config: MatchConfig):
-        self.folder = Path(root) / f"matcher-{match_config_key(config)}"
-
-    def _file(self, path: Path) -> Path:
-        return self.folder / f"{file_key(path)}.npz"
+        super().__init__(Path(root) / f"matcher-{match_config_key(config)}")
 
     def get(self, path: Path) -> MatchOutput | None:
+        data = self.read(path)
         try:
-            file = self._file(path)
-            if not file.is_file():
-                return None
-            with np.load(file) as data:
-                hw = tuple(int(v) for v in data["hw"])
-                bits = np.unpackbits(data["masks"], axis=1, count=hw[0] * hw[1]) if len(data["scores"]) else []
-                instances = [row.reshape(hw).astype(bool) for row in bits]
-                return MatchOutput(Path(path), hw, instances, [float(s) for s in data["scores"]],
-                                   float(data["seconds"]), str(data["error"]))
-        except (OSError, ValueError, KeyError):
-            return None   # unreadable entry: recompute it
+            hw = tuple(int(v) for v in data["hw"])
+            bits = np.unpackbits(data["masks"], axis=1, count=hw[0] * hw[1]) if len(data["scores"]) else []
+            return MatchOutput(Path(path), hw, [row.reshape(hw).astype(bool) for row in bits],
+                               [float(s) for s in data["scores"]], float(data["seconds"]), str(data["error"]))
+        except (TypeError, KeyError, ValueError):
+            return None   # no entry, or one of another layout: recompute it
 
     def put(self, output: MatchOutput) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
         packed = (np.packbits(np.stack([m.ravel() for m in output.instances]), axis=1) if output.instances
                   else np.zeros((0, 0), np.uint8))
-        with atomic_path(self._file(output.path)) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez_compressed(handle, hw=np.array(output.hw), masks=packed,
-                                    scores=np.array(output.scores, np.float32), seconds=output.seconds,
-                                    error=output.error)
+        self.write(output.path, hw=np.array(output.hw), masks=packed, scores=np.array(output.scores, np.float32),
+                   seconds=output.seconds, error=output.error)
 
 
 def match_file(path: Path, config: MatchConfig, debug_dir: Path | None = None) -> MatchOutput:

@@ -34,10 +34,11 @@ from .augment import build_transforms
 from .device import Amp, resolve_device
 from .errors import DataError, ProjectError, first_line
 from .fusion import MatchCache, MatchOutput, fuse, run_matcher
-from .fileio import atomic_path, file_key
+from .fileio import NpzCache
 from .imageio import list_images, load_image
 from .models import load_model
 from .matching import MatchConfig
+from .metric import AUTHENTIC
 from .postprocess import FUSIONS, INSTANCE_MODES, PostConfig, image_brightness, postprocess
 from .submission import annotation_from_instances, write_submission
 from .variants import CLASSIFIER, SPECIALIST_RUN, V3_VARIANTS
@@ -173,37 +174,26 @@ class ImageResult:
         return math.isnan(self.classifier_prob) or self.classifier_prob >= threshold
 
 
-class ResultCache:
+class ResultCache(NpzCache):
     """Per-image results on disk under `root/<predictor key>/`, one .npz per image, keyed by the
     image's resolved path, size and modification time. Written atomically."""
 
     def __init__(self, root: Path, predictor_key: str):
-        self.folder = Path(root) / predictor_key
-
-    def _file(self, path: Path) -> Path:
-        return self.folder / f"{file_key(path)}.npz"
+        super().__init__(Path(root) / predictor_key)
 
     def get(self, path: Path) -> ImageResult | None:
+        data = self.read(path)
         try:
-            file = self._file(path)
-            if not file.is_file():
-                return None
-            with np.load(file) as data:
-                prob_map = data["prob_map"] if data["has_map"] else None
-                return ImageResult(Path(path), tuple(int(v) for v in data["hw"]), float(data["brightness"]),
-                                   float(data["classifier_prob"]), prob_map, str(data["error"]))
-        except (OSError, ValueError, KeyError):
-            return None   # unreadable entry: recompute it
+            prob_map = data["prob_map"] if data["has_map"] else None
+            return ImageResult(Path(path), tuple(int(v) for v in data["hw"]), float(data["brightness"]),
+                               float(data["classifier_prob"]), prob_map, str(data["error"]))
+        except (TypeError, KeyError, ValueError):
+            return None   # no entry, or one of another layout: recompute it
 
     def put(self, result: ImageResult) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self._file(result.path)) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez_compressed(handle, hw=np.array(result.hw), brightness=result.brightness,
-                                    classifier_prob=result.classifier_prob, error=result.error,
-                                    has_map=result.prob_map is not None,
-                                    prob_map=result.prob_map if result.prob_map is not None
-                                    else np.zeros((0, 0), np.float16))
+        self.write(result.path, hw=np.array(result.hw), brightness=result.brightness,
+                   classifier_prob=result.classifier_prob, error=result.error, has_map=result.prob_map is not None,
+                   prob_map=result.prob_map if result.prob_map is not None else np.zeros((0, 0), np.float16))
 
 
 # --- the predictor -----------------------------------------------------------------------
@@ -531,7 +521,7 @@ def predict_paths(args, models_dir: Path, paths: Sequence[Path], gate: float | N
                                 progress=progress, desc=desc)
         described = predictor.describe()
     else:
-        results = [ImageResult(Path(p), (0, 0), 0.0, math.nan) for p in paths]
+        results = None
         described = "no networks"
     if matcher:
         if args.match_workers < 1:
@@ -539,12 +529,18 @@ def predict_paths(args, models_dir: Path, paths: Sequence[Path], gate: float | N
         config = MatchConfig()
         cache = None if args.no_cache else MatchCache(models_dir / "cache", config)
         matches = run_matcher(paths, config, cache, args.match_workers, progress, desc=f"{desc}: match")
-        for result, match in zip(results, matches):
-            result.match = match
-            if not networks:
-                result.hw, result.error = match.hw, match.error
+        if results is None:
+            results = [result_of_match(match) for match in matches]
+        else:
+            for result, match in zip(results, matches):
+                result.match = match
         described += "; copy-move matcher"
     return results, described
+
+
+def result_of_match(match: MatchOutput) -> ImageResult:
+    """The result of an image the matcher alone saw (no network: no map, no classifier)."""
+    return ImageResult(match.path, match.hw, 0.0, math.nan, error=match.error, match=match)
 
 
 def folder_images(folder: Path) -> list[Path]:
@@ -562,9 +558,12 @@ def folder_images(folder: Path) -> list[Path]:
 
 
 def write_predictions(results: Sequence[ImageResult], config: PostConfig, output: Path,
-                      progress: bool = False) -> dict[str, str]:
-    """Post-process `results` under `config` and write a validated submission to `output`."""
+                      progress: bool = False) -> str:
+    """Post-process `results` under `config`, write a validated submission to `output`, and
+    return the line that says what was written."""
     annotations = predict_annotations(results, config, progress)
     shapes = {r.case_id: (None if r.error else r.hw) for r in results}
     write_submission(annotations, output, shapes)
-    return annotations
+    forged = sum(a != AUTHENTIC for a in annotations.values())
+    return (f"{output}: {len(annotations)} rows, {forged} forged, {len(annotations) - forged} authentic "
+            f"({config.summary()})")
