@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
-from lib.train import add_training_args, options_from_args, train_variant  # noqa: E402
+from lib.train import add_training_args, options_from_args, train_variants  # noqa: E402
 from lib.variants import V3_VARIANTS  # noqa: E402
 
 
@@ -28,11 +28,7 @@ def main() -> int:
     paths = resolve_paths(args)
     log_file = setup_logging("script_1_train_v3", paths.logs_dir)
     options = options_from_args(args)
-    results = {name: train_variant(V3_VARIANTS[name], options, paths) for name in args.model or V3_VARIANTS}
-    for name, result in results.items():
-        print(f"{name}: best val score {result.best_score:.4f} -> {result.best_path}")
-    print(f"log: {log_file}")
-    return 0
+    return train_variants([V3_VARIANTS[name] for name in args.model or V3_VARIANTS], options, paths, log_file)
 
 
 if __name__ == "__main__":

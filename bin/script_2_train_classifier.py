@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
-from lib.train import add_training_args, options_from_args, train_variant  # noqa: E402
+from lib.train import add_training_args, options_from_args, train_variants  # noqa: E402
 from lib.variants import CLASSIFIER  # noqa: E402
 
 
@@ -25,10 +25,7 @@ def main() -> int:
     args = parser.parse_args()
     paths = resolve_paths(args)
     log_file = setup_logging("script_2_train_classifier", paths.logs_dir)
-    result = train_variant(CLASSIFIER, options_from_args(args), paths)
-    print(f"{CLASSIFIER.name}: best val AUC {result.best_score:.4f} -> {result.best_path}")
-    print(f"log: {log_file}")
-    return 0
+    return train_variants([CLASSIFIER], options_from_args(args), paths, log_file)
 
 
 if __name__ == "__main__":

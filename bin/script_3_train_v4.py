@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
-from lib.train import add_training_args, options_from_args, require_hard_negatives, train_variant  # noqa: E402
+from lib.train import add_training_args, options_from_args, require_hard_negatives, train_variants  # noqa: E402
 from lib.variants import V4_VARIANTS  # noqa: E402
 
 
@@ -35,11 +35,7 @@ def main() -> int:
     options = options_from_args(args)
     if options.use_hard_negatives:
         require_hard_negatives(paths)
-    results = {name: train_variant(V4_VARIANTS[name], options, paths) for name in args.models or V4_VARIANTS}
-    for name, result in results.items():
-        print(f"{name}: best val score {result.best_score:.4f} -> {result.best_path}")
-    print(f"log: {log_file}")
-    return 0
+    return train_variants([V4_VARIANTS[name] for name in args.models or V4_VARIANTS], options, paths, log_file)
 
 
 if __name__ == "__main__":

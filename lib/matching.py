@@ -41,6 +41,8 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
+from .draw import colour, outline_instances, text_strip
+
 STAGES = ("keypoints", "dense")
 
 
@@ -562,10 +564,6 @@ def match_image(image: np.ndarray, config: MatchConfig = MatchConfig()) -> Match
 
 # --- debug drawing ---------------------------------------------------------------------------
 
-_COLOURS = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
-            (240, 50, 230), (210, 245, 60))
-
-
 def describe_event(event: Event) -> str:
     """'keypoints, score 0.98, 31 inliers, scale 1.00, +30 deg, mirrored' for logs and debug images."""
     linear = event.matrix[:, :2]
@@ -588,19 +586,13 @@ def debug_image(image: np.ndarray, result: MatchResult, max_lines: int = 60) -> 
     for x, y in result.keypoints * zoom:
         cv2.circle(left, (int(x), int(y)), 1, (90, 90, 90), -1)
     for k, event in enumerate(result.events):
-        colour = _COLOURS[k % len(_COLOURS)]
+        ink = colour(k)
         pick = np.linspace(0, len(event.inliers) - 1, min(max_lines, len(event.inliers))).astype(int)
         for (ax, ay), (bx, by) in event.inliers[pick] * zoom:
-            cv2.line(left, (int(ax), int(ay)), (int(bx), int(by)), colour, 1, cv2.LINE_AA)
-            cv2.circle(left, (int(ax), int(ay)), 3, colour, 1)
-            cv2.circle(left, (int(bx), int(by)), 2, colour, -1)
-    right = base.copy()
-    for k, mask in enumerate(result.instances):
-        colour = np.array(_COLOURS[k % len(_COLOURS)], np.float32)
-        big = cv2.resize(mask.astype(np.uint8), (base.shape[1], base.shape[0]), interpolation=cv2.INTER_NEAREST)
-        right[big > 0] = (0.55 * right[big > 0] + 0.45 * colour).astype(np.uint8)
-        contours, _ = cv2.findContours(big, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(right, contours, -1, tuple(int(c) for c in colour), 1)
+            cv2.line(left, (int(ax), int(ay)), (int(bx), int(by)), ink, 1, cv2.LINE_AA)
+            cv2.circle(left, (int(ax), int(ay)), 3, ink, 1)
+            cv2.circle(left, (int(bx), int(by)), 2, ink, -1)
+    right = outline_instances(base, result.instances)
     lines = [f"{result.n_keypoints} keypoints; pairs " + ", ".join(f"{k} {v}" for k, v in result.n_pairs.items())
              + f"; {len(result.instances)} instance(s)" + (f"; matched at {result.scale:.2f}x" if result.scale < 1 else "")]
     lines += [f"event {k + 1}: {describe_event(e)}" for k, e in enumerate(result.events)]
@@ -610,8 +602,5 @@ def debug_image(image: np.ndarray, result: MatchResult, max_lines: int = 60) -> 
     lines += [f"rejected {n}x {reason}" if n > 1 else f"rejected {reason}" for reason, n in reasons.items()]
     gap = np.full((base.shape[0], 8, 3), 255, np.uint8)
     top = np.hstack([left, gap, right])
-    strip = np.full((18 * len(lines) + 8, top.shape[1], 3), 255, np.uint8)
-    for i, line in enumerate(lines):
-        colour = _COLOURS[(i - 1) % len(_COLOURS)] if 0 < i <= len(result.events) else (0, 0, 0)
-        cv2.putText(strip, line, (6, 18 * i + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
-    return np.vstack([top, strip])
+    inks = [colour(i - 1) if 0 < i <= len(result.events) else (0, 0, 0) for i in range(len(lines))]
+    return np.vstack([top, text_strip(lines, top.shape[1], inks)])

@@ -5,8 +5,7 @@ Phases (../shared/DESIGN.md): 0 augmented data (only with --augment), 1 initial 
 four v3 segmentation variants and the classifier), 2 hard-negative mining, 3 retraining with
 the hard negatives (v4, classifier, small-forgery specialist), 4 inference -> submission.csv.
 Each step is exactly the command a user would type, so any phase can be re-run by hand. A
-step whose script does not exist yet (the specialist, the augmenters: issue 8) is skipped
-with a log line saying so. A failing step stops a full run (exit 1); with --phase, the other
+failing step stops a full run (exit 1); with --phase, the other
 requested phases still run; a failed mining is reported and the pipeline goes on without
 new hard negatives (the seeds' graceful degradation).
 """
@@ -40,10 +39,6 @@ class Step:
     script: str
     args: list[str] = field(default_factory=list)
 
-    @property
-    def exists(self) -> bool:
-        return (BIN / self.script).is_file()
-
     def command(self) -> list[str]:
         return [sys.executable, str(BIN / self.script), *self.args]
 
@@ -64,7 +59,7 @@ def relative(path: Path) -> str:
 @dataclass
 class PhaseResult:
     phase: int
-    status: str = "not run"       # ok | failed | skipped | partial (some steps not built yet) | planned
+    status: str = "not run"       # ok | failed | planned (--dry-run)
     seconds: float = 0.0
     note: str = ""
 
@@ -132,11 +127,6 @@ def execute(plan: dict[int, list[Step]], stop_on_failure: bool, checks: dict[int
                 log.warning("(when run) phase %d would stop here: %s", phase, missing)
             result.status = "ok"
             for step in steps:
-                if not step.exists:
-                    log.warning("Skipped %s: bin/%s is not built yet (issue 8)", step.name, step.script)
-                    result.status = "partial" if result.status == "ok" else result.status
-                    result.note = (result.note + "; " if result.note else "") + f"{step.script} not built"
-                    continue
                 if dry_run:
                     log.info("Would run: %s", step.shown())
                     continue
@@ -147,10 +137,8 @@ def execute(plan: dict[int, list[Step]], stop_on_failure: bool, checks: dict[int
                     result.status, result.note = "failed", f"{step.script} exit {code}"
                     break
                 log.info("%s complete.", step.name[0].upper() + step.name[1:])
-            if all(not s.exists for s in steps) and steps:
-                result.status = "skipped"
-            elif dry_run and result.status != "failed":
-                result.status = "planned" if result.status == "ok" else "partial plan"
+            if dry_run and result.status != "failed":
+                result.status = "planned"
         result.seconds = time.perf_counter() - started
         log.info("Phase %d %s in %s", phase, result.status, duration(result.seconds))
         if result.status == "failed":

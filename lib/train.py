@@ -22,14 +22,14 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from .augment import IMAGENET_MEAN, IMAGENET_STD, build_transforms
 from .data import FORGED, load_manifest
 from .device import Amp, resolve_device
-from .datasets import (HARD_NEGATIVES_FILE, ClassifierDataset, SegmentationDataset, make_sampler,
-                       read_hard_negatives, sample_weights)
+from .datasets import (HARD_NEGATIVES_FILE, ClassifierDataset, CropAroundForgeryDataset, SegmentationDataset,
+                       make_sampler, read_hard_negatives, sample_weights)
 from .errors import ProjectError
 from .fileio import atomic_write_text
 from .imageio import load_mask
@@ -59,6 +59,7 @@ class TrainOptions:
     limit: int | None = None          # at most this many train and val images (smoke runs)
     resume: bool = False
     use_hard_negatives: bool = True
+    use_augmented: bool = True        # the phase-0 copies of training images, when there are any
     weight_decay: float = 1e-4
     val_threshold: float = 0.5        # probability threshold of the validation score
     progress: bool = True
@@ -100,6 +101,42 @@ def _limit_rows(rows: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFram
     parts = [forged.sample(n=n_forged, random_state=seed),
              authentic.sample(n=min(len(authentic), limit - n_forged), random_state=seed)]
     return pd.concat(parts).sort_values("image_id").reset_index(drop=True)
+
+
+def variant_rows(variant: Variant, train_rows: pd.DataFrame, val_rows: pd.DataFrame
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows a variant trains and validates on: all of them, or for a small-forgery variant
+    the forged images under its area threshold plus the authentic ones, on both sides. Too few
+    small forgeries to train on is a ProjectError that says how many there are."""
+    if variant.small is None:
+        return train_rows, val_rows
+    below = variant.small.below
+
+    def keep(rows: pd.DataFrame) -> pd.DataFrame:
+        forged = rows["label"] == FORGED
+        return rows[~forged | (rows["forged_fraction"] < below)].reset_index(drop=True)
+
+    train_rows, val_rows = keep(train_rows), keep(val_rows)
+    n_small = int((train_rows["label"] == FORGED).sum())
+    tiny = int(((train_rows["label"] == FORGED) & (train_rows["forged_fraction"] < variant.weights.tiny_below)).sum())
+    log.info("%s: %d training images with a forgery under %.1f%% of the image (%d under %.1f%%), %d authentic",
+             variant.run_name, n_small, 100 * below, tiny, 100 * variant.weights.tiny_below, len(train_rows) - n_small)
+    if n_small < variant.small.min_images:
+        raise ProjectError(f"{variant.run_name}: only {n_small} training image(s) have a forgery under "
+                           f"{below:.1%} of the image (at least {variant.small.min_images} needed); "
+                           f"raise --max-fraction or add data")
+    if not (val_rows["label"] == FORGED).any():
+        log.warning("%s: no held-out image has a forgery under %.1f%%; validating on authentic images only",
+                    variant.run_name, 100 * below)
+    return train_rows, val_rows
+
+
+def training_dataset(variant: Variant, data_dir: Path, rows: pd.DataFrame) -> Dataset:
+    """The training dataset of a variant: its task's, or crops around small forgeries."""
+    transform = build_transforms(variant.augment, variant.img_size, train=True)
+    if variant.small is not None:
+        return CropAroundForgeryDataset(data_dir, rows, transform, variant.small)
+    return _TASKS[variant.task][0](data_dir, rows, transform)
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -169,6 +206,21 @@ def _format_metrics(metrics: dict) -> str:
                       if not (k == "score" and "auc" in metrics))
 
 
+def training_rows(variant: Variant, options: TrainOptions, paths: Paths) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train rows, validation rows) of a run: the fixed split, the augmented copies in or out,
+    the variant's selection, --limit."""
+    manifest = load_manifest(paths, progress=options.progress)
+    train_rows, val_rows = split_rows(manifest, load_or_make_split(paths, manifest))
+    train_rows = _augmented_rows(train_rows, options.use_augmented)
+    train_rows, val_rows = variant_rows(variant, train_rows, val_rows)
+    train_rows = _limit_rows(train_rows, options.limit, options.seed)
+    val_rows = _limit_rows(val_rows, options.limit, options.seed)
+    if not len(train_rows) or not len(val_rows):
+        raise ProjectError(f"{paths.data_dir}: {len(train_rows)} training and {len(val_rows)} validation "
+                           f"images; both are needed (more data, or a larger --limit)")
+    return train_rows, val_rows
+
+
 # --- the loop --------------------------------------------------------------------------------
 
 def train_variant(variant: Variant, options: TrainOptions, paths: Paths) -> RunResult:
@@ -182,17 +234,10 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths) -> RunR
     seed_everything(options.seed)
     dataset_cls, evaluate = _TASKS[variant.task]
 
-    manifest = load_manifest(paths, progress=options.progress)
-    train_rows, val_rows = split_rows(manifest, load_or_make_split(paths, manifest))
-    train_rows = _limit_rows(train_rows, options.limit, options.seed)
-    val_rows = _limit_rows(val_rows, options.limit, options.seed)
-    if not len(train_rows) or not len(val_rows):
-        raise ProjectError(f"{paths.data_dir}: {len(train_rows)} training and {len(val_rows)} validation "
-                           f"images; both are needed (more data, or a larger --limit)")
+    train_rows, val_rows = training_rows(variant, options, paths)
     hard_negatives = _hard_negatives(paths, options.use_hard_negatives)
 
-    train_set = dataset_cls(paths.data_dir, train_rows,
-                            build_transforms(variant.augment, variant.img_size, train=True))
+    train_set = training_dataset(variant, paths.data_dir, train_rows)
     val_set = dataset_cls(paths.data_dir, val_rows,
                           build_transforms(variant.augment, variant.img_size, train=False))
     weights = sample_weights(train_rows, variant.weights, hard_negatives)
@@ -321,6 +366,20 @@ def require_hard_negatives(paths: Paths) -> None:
         log.warning("%s: lists no hard negatives; fine-tuning with the FP penalty alone", path)
 
 
+def _augmented_rows(train_rows: pd.DataFrame, use: bool) -> pd.DataFrame:
+    """The training rows with or without the phase-0 augmented copies (one log line either way)."""
+    augmented = train_rows["augmented"].astype(bool)
+    if not augmented.any():
+        return train_rows
+    if not use:
+        log.info("leaving out %d augmented copies (--no-augmented)", int(augmented.sum()))
+        return train_rows[~augmented].reset_index(drop=True)
+    log.info("training with %d augmented copies (%d forged, %d authentic); --no-augmented leaves them out",
+             int(augmented.sum()), int((augmented & (train_rows["label"] == FORGED)).sum()),
+             int((augmented & (train_rows["label"] != FORGED)).sum()))
+    return train_rows
+
+
 def _hard_negatives(paths: Paths, use: bool) -> set[str]:
     """The mined hard negatives, or none (with one log line saying why)."""
     path = paths.data_dir / HARD_NEGATIVES_FILE
@@ -349,6 +408,17 @@ def _resume(last_path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
     return int(checkpoint["epoch"]), float(checkpoint["best_score"]), list(checkpoint.get("history", []))
 
 
+def train_variants(variants: list[Variant], options: TrainOptions, paths: Paths, log_file: Path | None) -> int:
+    """What every training script ends with: train the variants in order, then print each one's
+    best validation score (AUC for the classifier) and checkpoint, and the log file."""
+    results = [(variant, train_variant(variant, options, paths)) for variant in variants]
+    for variant, result in results:
+        measure = "AUC" if variant.task == "classification" else "score"
+        print(f"{variant.name}: best val {measure} {result.best_score:.4f} -> {result.best_path}")
+    print(f"log: {log_file}")
+    return 0
+
+
 def add_training_args(parser) -> None:
     """The flags every training script shares (argparse parser)."""
     group = parser.add_argument_group("training")
@@ -367,6 +437,8 @@ def add_training_args(parser) -> None:
     group.add_argument("--resume", action="store_true", help="continue from <run>_last.pth")
     group.add_argument("--no-hard-negatives", action="store_true",
                        help=f"ignore <data-dir>/{HARD_NEGATIVES_FILE}")
+    group.add_argument("--no-augmented", action="store_true",
+                       help="leave out the augmented copies (bin/generate_*_augmented.py) from training")
     group.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -375,4 +447,5 @@ def options_from_args(args) -> TrainOptions:
     return TrainOptions(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, img_size=args.img_size,
                         workers=args.workers, seed=args.seed, device=args.device,
                         encoder_weights=args.encoder_weights, limit=args.limit, resume=args.resume,
-                        use_hard_negatives=not args.no_hard_negatives, progress=not args.no_progress)
+                        use_hard_negatives=not args.no_hard_negatives, use_augmented=not args.no_augmented,
+                        progress=not args.no_progress)

@@ -15,7 +15,7 @@ from lib.models import build_model, load_model
 from lib.paths import Paths
 from lib.train import TrainOptions, train_variant
 from lib.variants import CLASSIFIER, V3_VARIANTS
-from tests.helpers import run_script
+from tests.helpers import run_script, save_tiny_segmenter
 
 TINY_SEG = {"arch": "attention_fpn", "encoder": "resnet18", "in_channels": 3}
 
@@ -206,3 +206,45 @@ def test_train_v4_script_needs_its_inputs(demo):
     no_v3 = run_script("script_3_train_v4.py", *common, "--no-hard-negatives", cwd=demo)
     assert no_v3.returncode == 1 and "script_1_train_v3.py --model enhanced_aug" in no_v3.stderr
     assert "Traceback" not in no_v3.stderr
+
+
+def test_specialist_trains_on_small_forgeries_with_hard_negatives_and_joins_the_predictor(demo):
+    from lib.data import load_manifest
+    from lib.datasets import HARD_NEGATIVES_FILE, write_hard_negatives
+    from lib.infer import load_predictor
+    from lib.variants import SPECIALIST
+
+    root = demo / "specialist"
+    manifest = load_manifest(Paths(demo / "data", root, root), progress=False)
+    authentic = sorted(manifest.loc[manifest["label"] == 0, "image_id"])[:2]
+    write_hard_negatives(demo / "data" / HARD_NEGATIVES_FILE, authentic)
+    try:
+        result = run_script("script_4_small_specialist.py", "--max-fraction", "0.05", "--epochs", "1",
+                            "--img-size", "64", "--workers", "0", "--encoder-weights", "none", "--no-progress",
+                            "--sample-crops", "4", "--data-dir", demo / "data", "--models-dir", root / "models",
+                            "--logs-dir", root / "logs", cwd=demo)
+    finally:
+        (demo / "data" / HARD_NEGATIVES_FILE).unlink()
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"{SPECIALIST.name}: best val score" in result.stdout
+    info = json.loads((root / "models" / "small_forgery_specialist_args.json").read_text())
+    assert info["hard_negatives"] == 2                        # the mined file was read
+    assert info["variant"]["loss_config"]["focal_alpha"] == 0.85 and info["variant"]["small"]["below"] == 0.05
+    small = manifest[(manifest["label"] == 1) & (manifest["forged_fraction"] < 0.05)]
+    log_text = next((root / "logs").glob("script_4_small_specialist_*[0-9].log")).read_text()
+    assert "training images with a forgery under 5.0% of the image" in log_text
+    assert next((root / "logs").glob("*_crops.png")).stat().st_size > 0
+    assert 0 < info["train_images"] < len(manifest) and len(small)
+    segmenter = save_tiny_segmenter(root / "models" / "tiny.pth")
+    assert load_predictor(root / "models", "cpu", ensemble=[str(segmenter)]).specialist is not None
+    assert load_predictor(root / "models", "cpu", ensemble=[str(segmenter)], use_specialist=False).specialist is None
+
+
+def test_specialist_refuses_without_enough_small_forgeries(demo):
+    from lib.errors import ProjectError
+    from lib.train import training_rows
+    from lib.variants import SPECIALIST, SmallForgeries
+
+    few = SPECIALIST.with_overrides(small=SmallForgeries(below=1e-6))
+    with pytest.raises(ProjectError, match=r"only 0 training image\(s\) have a forgery under 0.0% .* --max-fraction"):
+        training_rows(few, TrainOptions(progress=False), paths_in(demo, "few"))
