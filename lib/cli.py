@@ -6,6 +6,7 @@ file) becomes `error: <message>` on stderr and exit code 1, never a traceback.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -28,9 +29,12 @@ class _Formatter(logging.Formatter):
 def setup_logging(name: str, logs_dir: Path | None = None, level: int = logging.INFO) -> Path | None:
     """Log to the console and, with `logs_dir`, to `<logs_dir>/<name>_<timestamp>.log`.
 
-    Returns the log file's path (None without `logs_dir`). Calling it again replaces
+    Returns the log file's path (None without `logs_dir`, and on torchrun ranks other than 0,
+    which log warnings to the console only). Calling it again replaces
     the handlers, so tests and repeated calls do not duplicate lines.
     """
+    if int(os.environ.get("RANK", "0")) > 0:      # torchrun: rank 0 alone writes the log
+        logs_dir, level = None, logging.WARNING
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset, WeightedRandomSampler
 
 from .data import FORGED
+from .distributed import ShardedWeightedSampler
 from .draw import grid, outline_instances
 from .errors import DataError, first_line
 from .fileio import atomic_path
@@ -197,15 +198,18 @@ def sample_weights(rows: pd.DataFrame, weights: SampleWeights,
     return out.astype(np.float64)
 
 
-def make_sampler(weights: np.ndarray, num_samples: int | None = None, seed: int = 0
-                 ) -> WeightedRandomSampler:
+def make_sampler(weights: np.ndarray, num_samples: int | None = None, seed: int = 0, rank: int = 0,
+                 world_size: int = 1) -> WeightedRandomSampler | ShardedWeightedSampler:
     """A reproducible weighted sampler with replacement (`num_samples` defaults to one epoch
-    of len(weights) draws); reseed per epoch through `sampler.generator.manual_seed`."""
+    of len(weights) draws); reseed per epoch through `sampler.generator.manual_seed`. Under
+    torchrun (world_size > 1) every rank gets its share of the same draw."""
     weights = np.asarray(weights, dtype=np.float64)
     if weights.ndim != 1 or not len(weights):
         raise ValueError(f"weights must be a non-empty 1-D array, got shape {weights.shape}")
     if not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
         raise ValueError("weights must be finite, >= 0 and not all zero")
+    if world_size > 1:
+        return ShardedWeightedSampler(weights, rank, world_size, num_samples, seed)
     generator = torch.Generator().manual_seed(seed)
     return WeightedRandomSampler(torch.from_numpy(weights), len(weights) if num_samples is None else num_samples,
                                  replacement=True, generator=generator)

@@ -19,12 +19,21 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-class Amp:
-    """Mixed precision on CUDA (bf16 where supported, else fp16 with a gradient scaler); off on CPU."""
+AMP_MODES = ("auto", "bf16", "fp16", "off")
 
-    def __init__(self, device: torch.device):
-        self.enabled = device.type == "cuda"
-        self.dtype = torch.bfloat16 if self.enabled and torch.cuda.is_bf16_supported() else torch.float16
+
+class Amp:
+    """Mixed precision on CUDA: `auto` is bf16 where supported, else fp16 with a gradient scaler;
+    `bf16` / `fp16` force one, `off` is full fp32. Always off on CPU."""
+
+    def __init__(self, device: torch.device, mode: str = "auto"):
+        if mode not in AMP_MODES:
+            raise ProjectError(f"--amp {mode}: use one of {', '.join(AMP_MODES)}")
+        self.enabled = device.type == "cuda" and mode != "off"
+        if mode == "bf16" and self.enabled and not torch.cuda.is_bf16_supported():
+            raise ProjectError("--amp bf16: this GPU does not support bfloat16 (use --amp fp16)")
+        bf16 = mode == "bf16" or (mode == "auto" and self.enabled and torch.cuda.is_bf16_supported())
+        self.dtype = torch.bfloat16 if bf16 else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.enabled and self.dtype == torch.float16)
         self.device_type = device.type
 

@@ -13,7 +13,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -22,12 +22,14 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from .augment import IMAGENET_MEAN, IMAGENET_STD, build_transforms
 from .data import FORGED, load_manifest
-from .device import Amp, resolve_device
+from .device import AMP_MODES, Amp
+from .distributed import context, device_for, freeze_unused, shutdown
 from .datasets import (HARD_NEGATIVES_FILE, ClassifierDataset, CropAroundForgeryDataset, SegmentationDataset,
                        make_sampler, read_hard_negatives, sample_weights)
 from .errors import ProjectError
@@ -63,6 +65,12 @@ class TrainOptions:
     weight_decay: float = 1e-4
     val_threshold: float = 0.5        # probability threshold of the validation score
     progress: bool = True
+    # GPU speed paths (no effect on CPU)
+    amp: str = "auto"                 # auto (bf16 where supported, else fp16 + scaler) | bf16 | fp16 | off
+    channels_last: bool = True
+    compile: bool = False             # torch.compile the model (slow first epoch, faster after)
+    cudnn_benchmark: bool = True
+    persistent_workers: bool = False  # faster epoch starts; a resumed run then draws other augmentations
 
 
 @dataclass
@@ -230,101 +238,129 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths) -> RunR
                                      batch_size=options.batch_size, img_size=options.img_size)
     if variant.img_size % 32:
         raise ProjectError(f"--img-size {variant.img_size}: must be a multiple of 32")
-    device = resolve_device(options.device)
+    ctx = context()                                   # torchrun: this rank; else one process
+    options = replace(options, progress=options.progress and ctx.is_main)
+    device = device_for(options.device, ctx)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = options.cudnn_benchmark
     seed_everything(options.seed)
     dataset_cls, evaluate = _TASKS[variant.task]
 
-    train_rows, val_rows = training_rows(variant, options, paths)
+    if ctx.is_main:                                   # rank 0 writes the manifest cache and split first
+        train_rows, val_rows = training_rows(variant, options, paths)
+    ctx.barrier()
+    if not ctx.is_main:
+        train_rows, val_rows = training_rows(variant, options, paths)
     hard_negatives = _hard_negatives(paths, options.use_hard_negatives)
 
     train_set = training_dataset(variant, paths.data_dir, train_rows)
     val_set = dataset_cls(paths.data_dir, val_rows,
                           build_transforms(variant.augment, variant.img_size, train=False))
     weights = sample_weights(train_rows, variant.weights, hard_negatives)
-    sampler = make_sampler(weights, seed=options.seed)
+    sampler = make_sampler(weights, seed=options.seed, rank=ctx.rank, world_size=ctx.world_size)
     loader_generator = torch.Generator().manual_seed(options.seed)
     common = dict(batch_size=variant.batch_size, num_workers=options.workers,
-                  pin_memory=device.type == "cuda", worker_init_fn=_seed_worker if options.workers else None)
-    train_loader = DataLoader(train_set, sampler=sampler, drop_last=len(train_set) > variant.batch_size,
+                  pin_memory=device.type == "cuda", worker_init_fn=_seed_worker if options.workers else None,
+                  persistent_workers=options.persistent_workers and options.workers > 0)
+    train_loader = DataLoader(train_set, sampler=sampler, drop_last=len(sampler) > variant.batch_size,
                               generator=loader_generator, **common)
     val_loader = DataLoader(val_set, shuffle=False, **common)
 
     if variant.init_from:     # (a resumed run then loads its own last weights over these)
-        model, variant = _initial_weights(variant, paths, device)
+        core, variant = _initial_weights(variant, paths, device)
     else:
-        model = build_model(variant.model, options.encoder_weights).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+        core = build_model(variant.model, options.encoder_weights).to(device)
+    channels_last = device.type == "cuda" and options.channels_last
+    if channels_last:
+        core = core.to(memory_format=torch.channels_last)
     loss_fn = build_loss(variant.loss, variant.loss_config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=variant.lr, weight_decay=options.weight_decay)
+    optimizer = torch.optim.AdamW(core.parameters(), lr=variant.lr, weight_decay=options.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=variant.epochs)
-    amp = Amp(device)
+    amp = Amp(device, options.amp)
 
-    paths.models_dir.mkdir(parents=True, exist_ok=True)
     best_path = paths.models_dir / f"{variant.run_name}_best.pth"
     last_path = paths.models_dir / f"{variant.run_name}_last.pth"
-    run_info = {"variant": variant.as_dict(), "options": {k: str(v) if isinstance(v, Path) else v
-                                                          for k, v in asdict(options).items()},
-                "train_images": len(train_rows), "val_images": len(val_rows),
-                "hard_negatives": len(hard_negatives), "device": str(device)}
-    atomic_write_text(paths.models_dir / f"{variant.run_name}_args.json", json.dumps(run_info, indent=2))
+    if ctx.is_main:
+        paths.models_dir.mkdir(parents=True, exist_ok=True)
+        run_info = {"variant": variant.as_dict(), "options": {k: str(v) if isinstance(v, Path) else v
+                                                              for k, v in asdict(options).items()},
+                    "train_images": len(train_rows), "val_images": len(val_rows),
+                    "hard_negatives": len(hard_negatives), "device": str(device), "world_size": ctx.world_size}
+        atomic_write_text(paths.models_dir / f"{variant.run_name}_args.json", json.dumps(run_info, indent=2))
 
     start_epoch, best_score, best_val_loss, history = 0, -math.inf, math.inf, []
     if options.resume:
-        start_epoch, best_score, history = _resume(last_path, model, optimizer, scheduler, amp)
+        start_epoch, best_score, history = _resume(last_path, core, optimizer, scheduler, amp)
         best_val_loss = min((h["val_loss"] for h in history if h["score"] == best_score), default=math.inf)
+    # what the training step runs: the model, under DistributedDataParallel and/or torch.compile;
+    # validation and checkpoints use `core` itself
+    model = core
+    if ctx.enabled:
+        unused = freeze_unused(core, torch.zeros(1, 3, variant.img_size, variant.img_size, device=device))
+        if unused:
+            log.info("%d parameter(s) no forward pass uses, frozen for DistributedDataParallel: %s", len(unused),
+                     ", ".join(unused))
+        model = DistributedDataParallel(core, device_ids=[device.index] if device.type == "cuda" else None)
+    if options.compile:
+        model = torch.compile(model)
 
-    log.info("training %s (%s) on %s: %d train / %d val images, %d hard negatives, %d epochs, "
-             "img %d, batch %d, lr %g", variant.run_name, variant.description, device, len(train_rows),
-             len(val_rows), len(hard_negatives), variant.epochs, variant.img_size, variant.batch_size,
-             variant.lr)
+    log.info("training %s (%s) on %s%s: %d train / %d val images, %d hard negatives, %d epochs, "
+             "img %d, batch %d%s, lr %g%s", variant.run_name, variant.description, device,
+             f" x {ctx.world_size} processes" if ctx.enabled else "", len(train_rows), len(val_rows),
+             len(hard_negatives), variant.epochs, variant.img_size, variant.batch_size,
+             " per process" if ctx.enabled else "", variant.lr,
+             f" | amp {amp.dtype if amp.enabled else 'off'}, channels-last {channels_last}, compile {options.compile}"
+             if device.type == "cuda" else "")
     for epoch in range(start_epoch, variant.epochs):
         started = time.perf_counter()
         epoch_seed = options.seed + epoch
-        seed_everything(epoch_seed)
-        sampler.generator.manual_seed(epoch_seed)
-        loader_generator.manual_seed(epoch_seed)
-        train_set.transform.set_random_seed(epoch_seed)
-        train_loss = _train_one_epoch(model, train_loader, loss_fn, optimizer, amp, device,
-                                      f"{variant.run_name} {epoch + 1}/{variant.epochs}", options.progress)
+        seed_everything(epoch_seed + 1000 * ctx.rank)   # each rank its own augmentation stream
+        sampler.generator.manual_seed(epoch_seed)       # the same draw on every rank
+        loader_generator.manual_seed(epoch_seed + 1000 * ctx.rank)
+        train_set.transform.set_random_seed(epoch_seed + 1000 * ctx.rank)
+        total, count = _train_one_epoch(model, train_loader, loss_fn, optimizer, amp, device, channels_last,
+                                        f"{variant.run_name} {epoch + 1}/{variant.epochs}", options.progress)
+        train_loss = ctx.mean(total, count)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
-        metrics = evaluate(model, val_loader, val_rows, paths.data_dir, loss_fn, device, amp,
-                           options.val_threshold)
-        # ties (early epochs that predict nothing all score the authentic fraction) go to the
-        # lower validation loss; NaN (undefined AUC) never counts as better
-        improved = metrics["score"] > best_score or (metrics["score"] == best_score
-                                                     and metrics["val_loss"] < best_val_loss)
-        if improved:
-            best_score, best_val_loss = metrics["score"], metrics["val_loss"]
-        history.append({"epoch": epoch + 1, "train_loss": train_loss, "lr": lr, **metrics})
-        fields = dict(epoch=epoch + 1, loss=train_loss, val_score=metrics["score"], val_metrics=metrics,
-                      best_score=best_score, history=history, variant=variant.as_dict(),
-                      img_size=variant.img_size, normalization={"mean": IMAGENET_MEAN, "std": IMAGENET_STD},
-                      seed=options.seed)
-        if improved:
-            save_checkpoint(best_path, model, variant.model, **fields)
-        save_checkpoint(last_path, model, variant.model, optimizer_state_dict=optimizer.state_dict(),
-                        scheduler_state_dict=scheduler.state_dict(), scaler_state_dict=amp.scaler.state_dict(),
-                        **fields)
-        log.info("%s epoch %d/%d | train loss %.4f | %s | lr %.2e | %.1fs%s", variant.run_name, epoch + 1,
-                 variant.epochs, train_loss, _format_metrics(metrics), lr, time.perf_counter() - started,
-                 " | best, saved" if improved else "")
+        if ctx.is_main:
+            metrics = evaluate(core, val_loader, val_rows, paths.data_dir, loss_fn, device, amp,
+                               options.val_threshold)
+            # ties (early epochs that predict nothing all score the authentic fraction) go to the
+            # lower validation loss; NaN (undefined AUC) never counts as better
+            improved = metrics["score"] > best_score or (metrics["score"] == best_score
+                                                         and metrics["val_loss"] < best_val_loss)
+            if improved:
+                best_score, best_val_loss = metrics["score"], metrics["val_loss"]
+            history.append({"epoch": epoch + 1, "train_loss": train_loss, "lr": lr, **metrics})
+            fields = dict(epoch=epoch + 1, loss=train_loss, val_score=metrics["score"], val_metrics=metrics,
+                          best_score=best_score, history=history, variant=variant.as_dict(),
+                          img_size=variant.img_size, normalization={"mean": IMAGENET_MEAN, "std": IMAGENET_STD},
+                          seed=options.seed)
+            if improved:
+                save_checkpoint(best_path, core, variant.model, **fields)
+            save_checkpoint(last_path, core, variant.model, optimizer_state_dict=optimizer.state_dict(),
+                            scheduler_state_dict=scheduler.state_dict(), scaler_state_dict=amp.scaler.state_dict(),
+                            **fields)
+            log.info("%s epoch %d/%d | train loss %.4f | %s | lr %.2e | %.1fs%s", variant.run_name, epoch + 1,
+                     variant.epochs, train_loss, _format_metrics(metrics), lr, time.perf_counter() - started,
+                     " | best, saved" if improved else "")
+        ctx.barrier()                                   # the other ranks wait for validation
     log.info("%s done: best val score %.4f -> %s", variant.run_name, best_score, best_path)
-    return RunResult(best_path, last_path, best_score, history, model)
+    return RunResult(best_path, last_path, best_score, history, core)
 
 
 def _train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
-                     optimizer: torch.optim.Optimizer, amp: Amp, device: torch.device, desc: str,
-                     progress: bool) -> float:
-    """One pass over the sampler's draw; returns the mean training loss."""
+                     optimizer: torch.optim.Optimizer, amp: Amp, device: torch.device, channels_last: bool,
+                     desc: str, progress: bool) -> tuple[float, int]:
+    """One pass over the sampler's draw; returns (sum of the losses weighted by batch size, images)."""
     model.train()
     total, count = 0.0, 0
     bar = tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress)
     for images, targets in bar:
         images = images.to(device, non_blocking=True)
         targets = targets.to(device, non_blocking=True)
-        if device.type == "cuda":
+        if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         optimizer.zero_grad(set_to_none=True)
         with amp.autocast():
@@ -339,7 +375,7 @@ def _train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
         total += value * len(images)
         count += len(images)
         bar.set_postfix(loss=f"{total / count:.4f}")
-    return total / max(count, 1)
+    return total, count
 
 
 def _initial_weights(variant: Variant, paths: Paths, device: torch.device) -> tuple[nn.Module, Variant]:
@@ -412,10 +448,12 @@ def train_variants(variants: list[Variant], options: TrainOptions, paths: Paths,
     """What every training script ends with: train the variants in order, then print each one's
     best validation score (AUC for the classifier) and checkpoint, and the log file."""
     results = [(variant, train_variant(variant, options, paths)) for variant in variants]
-    for variant, result in results:
-        measure = "AUC" if variant.task == "classification" else "score"
-        print(f"{variant.name}: best val {measure} {result.best_score:.4f} -> {result.best_path}")
-    print(f"log: {log_file}")
+    if context().is_main:
+        for variant, result in results:
+            measure = "AUC" if variant.task == "classification" else "score"
+            print(f"{variant.name}: best val {measure} {result.best_score:.4f} -> {result.best_path}")
+        print(f"log: {log_file}")
+    shutdown()
     return 0
 
 
@@ -440,6 +478,14 @@ def add_training_args(parser) -> None:
     group.add_argument("--no-augmented", action="store_true",
                        help="leave out the augmented copies (bin/generate_*_augmented.py) from training")
     group.add_argument("--no-progress", action="store_true", help="no progress bars")
+    gpu = parser.add_argument_group("GPU speed (no effect on CPU)")
+    gpu.add_argument("--amp", default="auto", choices=AMP_MODES,
+                     help="mixed precision: auto = bf16 where supported, else fp16 with a gradient scaler (default)")
+    gpu.add_argument("--no-channels-last", action="store_true", help="keep the NCHW memory layout")
+    gpu.add_argument("--compile", action="store_true", help="torch.compile the model (slow first epoch)")
+    gpu.add_argument("--no-cudnn-benchmark", action="store_true", help="no cuDNN autotuning")
+    gpu.add_argument("--persistent-workers", action="store_true",
+                     help="keep DataLoader workers between epochs (a resumed run then draws other augmentations)")
 
 
 def options_from_args(args) -> TrainOptions:
@@ -448,4 +494,6 @@ def options_from_args(args) -> TrainOptions:
                         workers=args.workers, seed=args.seed, device=args.device,
                         encoder_weights=args.encoder_weights, limit=args.limit, resume=args.resume,
                         use_hard_negatives=not args.no_hard_negatives, use_augmented=not args.no_augmented,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, amp=args.amp, channels_last=not args.no_channels_last,
+                        compile=args.compile, cudnn_benchmark=not args.no_cudnn_benchmark,
+                        persistent_workers=args.persistent_workers)

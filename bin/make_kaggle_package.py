@@ -1,0 +1,87 @@
+#!/usr/bin/env python
+"""Package the models for Kaggle's offline notebook run (a code competition).
+
+    python bin/make_kaggle_package.py --output kaggle_package          # thresholds of the newest sweep
+    python bin/make_kaggle_package.py --output kaggle_package --sweep logs/sweep_20261126_101500.json
+    python bin/make_kaggle_package.py --output pkg --sweep none --fusion first --seg-threshold 0.4 --no-wheels
+
+Writes one folder: lib/, bin/kaggle_predict.py (the offline entry point), models/ (the ensemble
+the predictor would load from --models-dir, the classifier and the specialist), wheels/ (the
+exact versions of segmentation-models-pytorch, albumentations and their compiled helpers used
+here, downloaded now for Kaggle's Python, so the notebook installs nothing from the internet),
+package.json (versions, predictor settings, thresholds, checkpoint hashes, the validation
+score of the sweep), dataset-metadata.json, and notebook/ (the .ipynb and kernel-metadata.json).
+Thresholds and fusion: the best row of the newest <logs-dir>/sweep_*.json (validate_test.py
+--sweep), or --sweep PATH, or with --sweep none the post-processing flags. Upload:
+
+    kaggle datasets create -p kaggle_package          # later: kaggle datasets version -p kaggle_package -m "v2"
+    kaggle kernels push -p kaggle_package/notebook     # then submit the notebook's output
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lib.cli import run, setup_logging  # noqa: E402
+from lib.errors import ProjectError  # noqa: E402
+from lib.infer import AGGREGATIONS, add_post_args, post_config_from_args  # noqa: E402
+from lib.kaggle import (KAGGLE_PYTHON, PackageOptions, build_package, describe, latest_sweep,  # noqa: E402
+                        thresholds_from_sweep)
+from lib.paths import add_path_args, resolve_paths  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", type=Path, required=True, help="package folder to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing package folder")
+    parser.add_argument("--sweep", default=None,
+                        help="sweep_*.json whose best thresholds to use (default: the newest in --logs-dir; "
+                             "'none': the post-processing flags)")
+    group = parser.add_argument_group("predictor")
+    group.add_argument("--ensemble", action="append", default=None, metavar="PATH[:WEIGHT]",
+                       help="segmentation checkpoints (default: the four variants' best of --stage in --models-dir)")
+    group.add_argument("--stage", default="v4", choices=["v4", "v3"], help="default checkpoints' stage (default v4)")
+    group.add_argument("--no-classifier", action="store_true", help="leave the pass-1 classifier out")
+    group.add_argument("--no-specialist", action="store_true", help="leave the small-forgery specialist out")
+    group.add_argument("--no-tta", action="store_true", help="no flip TTA")
+    group.add_argument("--aggregate", default="max", choices=AGGREGATIONS, help="flip TTA aggregation")
+    group.add_argument("--batch-size", type=int, default=4, help="images per batch in the notebook (default 4)")
+    wheels = parser.add_argument_group("wheels")
+    wheels.add_argument("--wheels-from", type=Path, default=None, help="copy the wheels from this folder, no download")
+    wheels.add_argument("--no-wheels", action="store_true",
+                        help="no wheels (the notebook's image must already have every package)")
+    wheels.add_argument("--python-version", default=KAGGLE_PYTHON,
+                        help=f"Python of Kaggle's image, for compiled wheels (default {KAGGLE_PYTHON})")
+    kaggle = parser.add_argument_group("kaggle")
+    kaggle.add_argument("--kaggle-user", default="YOUR_KAGGLE_USERNAME", help="owner in the metadata files")
+    kaggle.add_argument("--dataset-slug", default="copy-move-forgery-package", help="the dataset's name on Kaggle")
+    add_post_args(parser)
+    add_path_args(parser)
+    args = parser.parse_args()
+    paths = resolve_paths(args)
+    setup_logging("make_kaggle_package", paths.logs_dir)
+    config, validation = post_config_from_args(args), None
+    sweep = latest_sweep(paths.logs_dir) if args.sweep is None else None if args.sweep == "none" else Path(args.sweep)
+    if sweep is not None:
+        config, validation = thresholds_from_sweep(sweep, config)
+        print(f"thresholds from {sweep}: {config.summary()} (validation score {validation['score']:.4f})")
+    else:
+        print(f"thresholds from the flags (no sweep): {config.summary()}")
+    if args.no_wheels and args.wheels_from:
+        raise ProjectError("--no-wheels and --wheels-from: choose one")
+    options = PackageOptions(ensemble=args.ensemble, stage=args.stage, use_classifier=not args.no_classifier,
+                             use_specialist=not args.no_specialist, tta=not args.no_tta, aggregate=args.aggregate,
+                             batch_size=args.batch_size,
+                             wheels="none" if args.no_wheels else str(args.wheels_from or "download"),
+                             python_version=args.python_version, kaggle_user=args.kaggle_user,
+                             dataset_slug=args.dataset_slug, overwrite=args.overwrite)
+    meta = build_package(args.output, paths.models_dir, config, validation, options)
+    for record in meta["checkpoints"]:
+        print(f"  {record['role']:<10} {record['file']}" + (f" (weight {record['weight']:g})" if record["weight"] else ""))
+    print(f"{args.output}: {len(meta['checkpoints'])} checkpoints, {len(meta['wheels'])} wheels\n{describe(args.output)}")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)

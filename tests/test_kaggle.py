@@ -1,0 +1,175 @@
+"""The Kaggle package: a local rehearsal of the offline notebook run (Kaggle's folder layout, the
+network blocked), the recorded thresholds and hashes, and packaging that never leaves half a folder."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from lib.errors import ProjectError
+from lib.kaggle import (COMPETITION, ENTRY, NOTEBOOK, PACKAGE_FILE, PackageOptions, build_package, latest_sweep,
+                        sha256, thresholds_from_sweep)
+from lib.postprocess import PostConfig
+from lib.submission import read_submission, validate_submission_file
+from tests.helpers import random_rgb, run_script, save_tiny_segmenter, write_png
+
+NO_NETWORK = textwrap.dedent("""
+    import socket
+
+    _connect = socket.socket.connect
+
+    def _blocked(*args, **kwargs):
+        raise OSError("network disabled: offline rehearsal")
+
+    def _local_only(self, address):
+        # DataLoader workers share tensors over unix sockets; anything on IP is the network
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            _blocked()
+        return _connect(self, address)
+
+    socket.socket.connect = _local_only
+    socket.create_connection = _blocked
+    socket.getaddrinfo = _blocked
+""")
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kaggle")
+    save_tiny_segmenter(root / "models" / "highres_no_ela_v3_best.pth", img_size=64, seed=0)
+    save_tiny_segmenter(root / "models" / "high_recall_v3_best.pth", img_size=64, seed=1)
+    result = run_script("make_kaggle_package.py", "--output", root / "pkg", "--models-dir", root / "models",
+                        "--logs-dir", root / "logs", "--stage", "v3", "--sweep", "none", "--fusion", "first",
+                        "--seg-threshold", "0.45", "--no-wheels", cwd=root)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "2 checkpoints, 0 wheels" in result.stdout and "total" in result.stdout
+    return root
+
+
+def _kaggle_input(root, n=3):
+    test_dir = root / "kaggle" / "input" / COMPETITION / "test_images"
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        write_png(test_dir / f"{100 + i}.png", random_rgb(rng, 60 + 10 * i, 80))
+    (test_dir / "999.png").write_bytes(b"")               # unreadable: still gets a row
+    (root / "kaggle" / "working").mkdir(parents=True, exist_ok=True)
+    return test_dir
+
+
+def _offline(root, *args, cwd):
+    """Run the package's entry point as the notebook does, with every socket call failing."""
+    blocker = root / "no_network"
+    blocker.mkdir(exist_ok=True)
+    (blocker / "sitecustomize.py").write_text(NO_NETWORK)
+    env = {**os.environ, "PYTHONPATH": str(blocker), "PYTHONNOUSERSITE": "1"}
+    return subprocess.run([sys.executable, str(root / "pkg" / ENTRY), *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_notebook_script_runs_offline_in_kaggles_layout(package):
+    test_dir = _kaggle_input(package)
+    cwd = package / "elsewhere"
+    cwd.mkdir()
+    result = _offline(package, "--kaggle-root", package / "kaggle", "--no-progress", cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    submission = package / "kaggle" / "working" / "submission.csv"
+    assert validate_submission_file(submission, test_dir) == []
+    frame = read_submission(submission)
+    assert sorted(frame["case_id"]) == ["100", "101", "102", "999"]
+    assert frame.set_index("case_id").loc["999", "annotation"] == "authentic"
+    assert "999.png: unreadable, predicted authentic" in result.stderr
+    assert "copy-move matcher" in result.stdout                      # fusion first: the matcher ran
+    assert "seg 0.45" in result.stdout                               # the packaged thresholds
+    assert not list((package / "pkg").rglob("cache"))                # nothing written into the package
+
+
+def test_the_same_script_takes_input_dir_and_output(package):
+    test_dir = _kaggle_input(package)
+    output = package / "anywhere" / "sub.csv"
+    result = _offline(package, "--input-dir", test_dir, "--output", output, "--fusion", "network", "--no-progress",
+                      cwd=package)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert validate_submission_file(output, test_dir) == [] and len(read_submission(output)) == 4
+    assert "copy-move matcher" not in result.stdout
+
+
+def test_the_package_records_what_it_holds(package):
+    pkg = package / "pkg"
+    meta = json.loads((pkg / PACKAGE_FILE).read_text())
+    assert {c["file"] for c in meta["checkpoints"]} == {"models/highres_no_ela_v3_best.pth",
+                                                        "models/high_recall_v3_best.pth"}
+    for record in meta["checkpoints"]:
+        assert record["sha256"] == sha256(pkg / record["file"])
+    assert meta["arguments"]["ensemble"] == ["models/highres_no_ela_v3_best.pth:1.5", "models/high_recall_v3_best.pth:1"]
+    assert meta["thresholds"]["seg_threshold"] == 0.45 and meta["thresholds"]["fusion"] == "first"
+    assert meta["validation"]["score"] is None and meta["versions"]["torch"]
+    assert (pkg / "lib" / "infer.py").is_file() and not list(pkg.rglob("__pycache__"))
+    notebook = json.loads((pkg / "notebook" / NOTEBOOK).read_text())
+    assert notebook["nbformat"] == 4 and ENTRY in "".join(notebook["cells"][1]["source"])
+    kernel = json.loads((pkg / "notebook" / "kernel-metadata.json").read_text())
+    assert kernel["enable_internet"] is False and kernel["competition_sources"] == [COMPETITION]
+    dataset = json.loads((pkg / "dataset-metadata.json").read_text())
+    assert kernel["dataset_sources"] == [dataset["id"]]
+
+
+def test_packaged_wheels_install_only_what_differs(package, tmp_path):
+    # versions as installed here: nothing to install, the run goes on with no wheel file present
+    import importlib.metadata
+    pkg = package / "pkg"
+    meta_path = pkg / PACKAGE_FILE
+    original = meta_path.read_text()
+    meta = json.loads(original)
+    installed = importlib.metadata.version("albumentations")
+    test_dir = _kaggle_input(package, n=1)
+    try:
+        meta["wheels"] = {"albumentations": [installed, f"albumentations-{installed}-py3-none-any.whl"]}
+        meta_path.write_text(json.dumps(meta))
+        ok = _offline(package, "--input-dir", test_dir, "--output", tmp_path / "a.csv", "--fusion", "network",
+                      "--no-progress", cwd=tmp_path)
+        assert ok.returncode == 0 and "installing" not in ok.stdout, ok.stderr[-2000:]
+        # another version recorded, its wheel missing: a clear error, no pip call, no submission
+        meta["wheels"] = {"albumentations": ["0.0.1", "albumentations-0.0.1-py3-none-any.whl"]}
+        meta_path.write_text(json.dumps(meta))
+        bad = _offline(package, "--input-dir", test_dir, "--output", tmp_path / "b.csv", cwd=tmp_path)
+        assert bad.returncode == 1 and "albumentations-0.0.1-py3-none-any.whl: wheel listed" in bad.stderr
+        assert "Traceback" not in bad.stderr and not (tmp_path / "b.csv").exists()
+    finally:
+        meta_path.write_text(original)
+
+
+def test_thresholds_come_from_the_newest_sweep(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    best = {"fusion": "first", "matcher_threshold": 0.9, "classifier_threshold": float("nan"),
+            "seg_threshold": 0.4, "min_area": 200, "score": 0.71}
+    (logs / "sweep_20260101_000000.json").write_text(json.dumps({"best": {**best, "score": 0.5}}))
+    newest = logs / "sweep_20260102_000000.json"
+    newest.write_text(json.dumps({"best": best, "images": 23, "forged": 13, "adaptive": False,
+                                  "predictor": "ensemble of 2"}))
+    os.utime(newest, (2e9, 2e9))
+    assert latest_sweep(logs) == newest
+    config, record = thresholds_from_sweep(newest, PostConfig())
+    assert (config.fusion, config.matcher_threshold, config.seg_threshold, config.min_area, config.adaptive) == \
+        ("first", 0.9, 0.4, 200, False)
+    assert config.classifier_threshold == PostConfig().classifier_threshold      # NaN: not swept, kept
+    assert record["score"] == 0.71 and record["predictor"] == "ensemble of 2"
+    (logs / "broken.json").write_text("{")
+    with pytest.raises(ProjectError, match="broken.json: not a sweep result"):
+        thresholds_from_sweep(logs / "broken.json", PostConfig())
+
+
+def test_packaging_refuses_to_overwrite_and_leaves_no_half_package(package, tmp_path):
+    options = PackageOptions(stage="v3", wheels="none")
+    with pytest.raises(ProjectError, match="exists and is not empty.*--overwrite"):
+        build_package(package / "pkg", package / "models", PostConfig(), None, options)
+    empty_wheels = tmp_path / "wheels"
+    empty_wheels.mkdir()
+    with pytest.raises(ProjectError, match="no wheel for"):
+        build_package(tmp_path / "new", package / "models", PostConfig(), None,
+                      PackageOptions(stage="v3", wheels=str(empty_wheels)))
+    assert not (tmp_path / "new").exists() and not list(tmp_path.glob(".new.partial*"))
+    with pytest.raises(ProjectError, match="no segmentation checkpoints"):
+        build_package(tmp_path / "none", tmp_path, PostConfig(), None, options)
