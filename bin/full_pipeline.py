@@ -72,6 +72,9 @@ def parse_args() -> argparse.Namespace:
     train.add_argument("--encoder-weights", default=None, help="imagenet, none or a local weights file")
     train.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
     train.add_argument("--seed", type=int, default=None)
+    train.add_argument("--overwrite", action="store_true",
+                       help="retrain over earlier runs of the same models (they move to <models-dir>/previous/); "
+                            "implied by --demo")
     post = parser.add_argument_group("thresholds (mining and inference)")
     defaults = PostConfig()
     post.add_argument("--classifier-threshold", type=float, default=defaults.classifier_threshold)
@@ -130,6 +133,8 @@ def main() -> int:
               "--logs-dir", relative(paths.logs_dir), "--no-progress"]
     train = [flag for key in ("epochs", "img_size", "batch_size", "encoder_weights", "device", "seed")
              if getattr(args, key) is not None for flag in (f"--{key.replace('_', '-')}", str(getattr(args, key)))]
+    if args.overwrite or args.demo:
+        train.append("--overwrite")
     post = ["--classifier-threshold", str(args.classifier_threshold), "--seg-threshold", str(args.seg_threshold),
             "--min-area", str(args.min_area), "--fusion", args.fusion]
     plan = build_plan(phases, common, train, post, test_dir, output, args.authentic_dir)

@@ -180,7 +180,9 @@ def build_plan(phases: Sequence[int], common: list[str], train: list[str], post:
         2: [Step("hard-negative mining", "find_hard_negatives.py",
                  [*common, "--stage", "v3", *post, *(["--authentic-dir", relative(authentic_dir)] if authentic_dir else [])])],
         3: [Step("v4 fine-tuning with hard negatives", "script_3_train_v4.py", train_all),
-            Step("classifier retraining with hard negatives", "script_2_train_classifier.py", train_all),
+            # the seeds' phase 3 replaces phase 1's classifier (kept in <models>/previous/)
+            Step("classifier retraining with hard negatives", "script_2_train_classifier.py",
+                 [*train_all, *(["--overwrite"] if "--overwrite" not in train_all else [])]),
             Step("small-forgery specialist training", "script_4_small_specialist.py", train_all)],
         4: [Step("inference", "script_5_predict.py",
                  [*common, *post, "--input-dir", relative(test_dir), "--output", relative(output)])],

@@ -60,6 +60,7 @@ class TrainOptions:
     encoder_weights: str = "imagenet"
     limit: int | None = None          # at most this many train and val images (smoke runs)
     resume: bool = False
+    overwrite: bool = False           # archive an earlier run of the same name to <models>/previous/ and start anew
     use_hard_negatives: bool = True
     use_augmented: bool = True        # the phase-0 copies of training images, when there are any
     weight_decay: float = 1e-4
@@ -282,6 +283,8 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths) -> RunR
     last_path = paths.models_dir / f"{variant.run_name}_last.pth"
     if ctx.is_main:
         paths.models_dir.mkdir(parents=True, exist_ok=True)
+        if not options.resume:
+            _keep_earlier_run(paths.models_dir, variant.run_name, options.overwrite)
         run_info = {"variant": variant.as_dict(), "options": {k: str(v) if isinstance(v, Path) else v
                                                               for k, v in asdict(options).items()},
                     "train_images": len(train_rows), "val_images": len(val_rows),
@@ -391,6 +394,35 @@ def _initial_weights(variant: Variant, paths: Paths, device: torch.device) -> tu
     return model.train(), variant.with_overrides(model=dict(checkpoint["model_config"]))
 
 
+RUN_FILES = ("_best.pth", "_last.pth", "_args.json")
+PREVIOUS_DIR = "previous"      # in the models dir: earlier runs replaced with --overwrite
+
+
+def _keep_earlier_run(models_dir: Path, run_name: str, overwrite: bool) -> None:
+    """A new run never replaces another run's files silently: without `overwrite` an earlier run
+    of the same name is a ProjectError saying what is there and what to do; with it, the earlier
+    files move to <models>/previous/<run>_<time>/ (nothing is deleted)."""
+    earlier = [models_dir / f"{run_name}{suffix}" for suffix in RUN_FILES if (models_dir / f"{run_name}{suffix}").is_file()]
+    if not earlier:
+        return
+    if not overwrite:
+        described = ""
+        best = models_dir / f"{run_name}_best.pth"
+        if best.is_file():
+            try:
+                checkpoint = read_checkpoint(best)
+                described = f" (best val score {float(checkpoint.get('best_score', math.nan)):.4f} at epoch {checkpoint.get('epoch')})"
+            except ProjectError:
+                described = " (unreadable)"
+        raise ProjectError(f"{earlier[0]}: an earlier {run_name} run is there{described}; --resume continues it, "
+                           f"--overwrite moves it to {models_dir / PREVIOUS_DIR}/ and starts anew, or use another --models-dir")
+    archive = models_dir / PREVIOUS_DIR / f"{run_name}_{time.strftime('%Y%m%d_%H%M%S')}"
+    archive.mkdir(parents=True, exist_ok=True)
+    for path in earlier:
+        path.replace(archive / path.name)
+    log.info("--overwrite: the earlier %s run moved to %s", run_name, archive)
+
+
 def require_hard_negatives(paths: Paths) -> None:
     """A fine-tuning run on hard negatives needs the mined file: a clear error naming the command
     that makes it; an empty list is allowed with a warning."""
@@ -473,6 +505,8 @@ def add_training_args(parser) -> None:
     group.add_argument("--limit", type=int, default=None,
                        help="use at most N training and N validation images (smoke runs)")
     group.add_argument("--resume", action="store_true", help="continue from <run>_last.pth")
+    group.add_argument("--overwrite", action="store_true",
+                       help="start anew over an earlier run of the same name (its files move to <models-dir>/previous/)")
     group.add_argument("--no-hard-negatives", action="store_true",
                        help=f"ignore <data-dir>/{HARD_NEGATIVES_FILE}")
     group.add_argument("--no-augmented", action="store_true",
@@ -493,6 +527,7 @@ def options_from_args(args) -> TrainOptions:
     return TrainOptions(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, img_size=args.img_size,
                         workers=args.workers, seed=args.seed, device=args.device,
                         encoder_weights=args.encoder_weights, limit=args.limit, resume=args.resume,
+                        overwrite=args.overwrite,
                         use_hard_negatives=not args.no_hard_negatives, use_augmented=not args.no_augmented,
                         progress=not args.no_progress, amp=args.amp, channels_last=not args.no_channels_last,
                         compile=args.compile, cudnn_benchmark=not args.no_cudnn_benchmark,

@@ -248,3 +248,43 @@ def test_specialist_refuses_without_enough_small_forgeries(demo):
     few = SPECIALIST.with_overrides(small=SmallForgeries(below=1e-6))
     with pytest.raises(ProjectError, match=r"only 0 training image\(s\) have a forgery under 0.0% .* --max-fraction"):
         training_rows(few, TrainOptions(progress=False), paths_in(demo, "few"))
+
+
+def test_a_new_run_never_replaces_an_earlier_one_silently(demo):
+    from lib.errors import ProjectError
+
+    variant = V3_VARIANTS["enhanced_aug"].with_overrides(model=TINY_SEG)
+    options = TrainOptions(epochs=1, img_size=64, batch_size=4, workers=0, encoder_weights="none", limit=8,
+                           progress=False)
+    paths = paths_in(demo, "twice")
+    first = train_variant(variant, options, paths)
+    before = first.best_path.read_bytes()
+    with pytest.raises(ProjectError, match=r"enhanced_aug_v3_best.pth: an earlier enhanced_aug_v3 run is there "
+                                           r"\(best val score .* at epoch 1\); --resume continues it, --overwrite"):
+        train_variant(variant, options, paths)
+    assert first.best_path.read_bytes() == before                  # refused: untouched
+    train_variant(variant, replace(options, overwrite=True, seed=7), paths)
+    archived = list((paths.models_dir / "previous").glob("enhanced_aug_v3_*"))
+    assert len(archived) == 1
+    assert sorted(p.name for p in archived[0].iterdir()) == ["enhanced_aug_v3_args.json", "enhanced_aug_v3_best.pth",
+                                                             "enhanced_aug_v3_last.pth"]
+    assert (archived[0] / "enhanced_aug_v3_best.pth").read_bytes() == before   # kept, not deleted
+
+
+def test_the_best_checkpoint_is_never_replaced_by_a_worse_one(demo, monkeypatch):
+    scores = iter([0.6, 0.4, 0.5, 0.3])
+
+    def scripted(*args, **kwargs):
+        return {"val_loss": 1.0, "score": next(scores)}
+
+    monkeypatch.setitem(lib.train._TASKS, "segmentation", (lib.train._TASKS["segmentation"][0], scripted))
+    variant = V3_VARIANTS["high_recall"].with_overrides(model=TINY_SEG)
+    options = TrainOptions(epochs=3, img_size=64, batch_size=4, workers=0, encoder_weights="none", limit=8,
+                           progress=False)
+    paths = paths_in(demo, "worse")
+    result = train_variant(variant, options, paths)
+    best = torch.load(result.best_path, weights_only=False)
+    assert (best["epoch"], best["best_score"]) == (1, 0.6) and result.best_score == 0.6
+    # resumed for a 4th epoch that scores worse still: the best stays epoch 1's
+    resumed = train_variant(variant, replace(options, epochs=4, resume=True), paths)
+    assert torch.load(resumed.best_path, weights_only=False)["epoch"] == 1 and resumed.best_score == 0.6
