@@ -11,7 +11,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run  # noqa: E402
 from lib.metric import AUTHENTIC, score_frame  # noqa: E402
-from lib.submission import read_solution, read_submission, write_csv  # noqa: E402
+from lib.errors import SubmissionError  # noqa: E402
+from lib.submission import read_solution, read_submission, solution_shapes, validate_frame, write_csv  # noqa: E402
 
 
 def main() -> int:
@@ -23,7 +24,14 @@ def main() -> int:
                         help="also write each row's score to this CSV")
     args = parser.parse_args()
 
-    report, rows = score_frame(read_solution(args.solution), read_submission(args.submission, allow_extra=True))
+    solution, submission = read_solution(args.solution), read_submission(args.submission, allow_extra=True)
+    # the metric never decodes a prediction on an authentic truth row: validate every row first
+    shapes = {cid: None for cid in solution["case_id"]} | solution_shapes(solution)
+    problems = [p for p in validate_frame(submission, shapes) if "no row" not in p and "not a test image" not in p]
+    if problems:
+        more = f" (and {len(problems) - 1} more; check_submission.py lists them)" if len(problems) > 1 else ""
+        raise SubmissionError(f"{args.submission}: {problems[0]}{more}")
+    report, rows = score_frame(solution, submission)
     if args.per_row is not None:
         write_csv(args.per_row, ["case_id", "truth", "prediction", "score"],
                   ((c, AUTHENTIC if t == AUTHENTIC else "forged",

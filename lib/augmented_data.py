@@ -15,6 +15,7 @@ or the order, and an interrupted run resumes: copies already on disk are kept (u
 from __future__ import annotations
 
 import logging
+import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -72,6 +73,7 @@ class AugmentReport:
     dropped_instances: int = 0
     problems: list[str] = field(default_factory=list)
     samples: list[tuple] = field(default_factory=list)   # (Copy, image, instances or None)
+    seconds: float = 0.0
 
     def summary(self) -> str:
         c = self.counts
@@ -80,7 +82,8 @@ class AugmentReport:
                 f"{c['failed']} failed; {self.held_out} validation images not augmented")
         if self.dropped_instances:
             line += f"; {self.dropped_instances} instance(s) cropped out of copies that kept others"
-        return line
+        total = sum(c.values())
+        return line + f"; {self.seconds:.1f} s ({total / max(self.seconds, 1e-9):.1f} copies/s)"
 
 
 def copy_seed(seed: int, image_id: str, k: int) -> int:
@@ -125,6 +128,7 @@ def _run(kind: str, jobs: list[Copy], originals: int, held_out: int, out_images:
     if out_masks:
         out_masks.mkdir(parents=True, exist_ok=True)
     report = AugmentReport(kind, originals, held_out)
+    started = time.perf_counter()
     # samples: the first copy of evenly spaced originals (deterministic, whatever the worker count)
     wanted = {jobs[i].name for i in np.linspace(0, len(jobs) - 1, min(samples, len(jobs))).astype(int)} if jobs else set()
     with ThreadPoolExecutor(max(1, workers)) as pool:
@@ -137,6 +141,7 @@ def _run(kind: str, jobs: list[Copy], originals: int, held_out: int, out_images:
                 log.warning("%s", result.problem)
             if result.sample is not None:
                 report.samples.append(result.sample)
+    report.seconds = time.perf_counter() - started
     log.info("%s", report.summary())
     return report
 

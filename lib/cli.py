@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -55,12 +56,21 @@ def setup_logging(name: str, logs_dir: Path | None = None, level: int = logging.
     return log_file
 
 
+def one_line(exc: BaseException) -> str:
+    """The message of a project error; one re-raised by a DataLoader worker carries the worker's
+    traceback, of which only the last line (the original message) is kept."""
+    message = str(exc)
+    if "Original Traceback" in message:
+        message = re.sub(r"^[\w.]+(Error|Exception): ", "", message.strip().splitlines()[-1])
+    return message
+
+
 def run(main: Callable[[], int | None]) -> None:
     """Run a script's main(); exit with its return code, or 1 with a one-line error."""
     try:
         code = main()
     except ProjectError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -11,6 +11,10 @@ import numpy as np
 from .errors import DataError, ProjectError, first_line
 from .fileio import atomic_path
 
+# OpenCV's own warnings about a broken file ("PNG input buffer is incomplete") do not name it;
+# the errors raised here do
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -94,7 +98,8 @@ def _over_white(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 
 def read_image_size(path: Path) -> tuple[int, int]:
-    """Return (H, W) of an image; reads only the header for PNG, decodes other formats."""
+    """Return (H, W) of an image; for PNG reads only the header and checks the end chunk is
+    there (a truncated file is a DataError), decodes other formats."""
     path = Path(path)
     try:
         with open(path, "rb") as fh:
@@ -104,6 +109,11 @@ def read_image_size(path: Path) -> tuple[int, int]:
     if len(head) == 0:
         raise DataError(f"{path}: empty file (0 bytes)")
     if head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR":
+        # the header alone would pass a truncated file: its IEND chunk must be there too
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 1024))
+            if b"IEND" not in fh.read():
+                raise DataError(f"{path}: truncated PNG (no IEND chunk at its end)")
         width, height = struct.unpack(">II", head[16:24])
         return int(height), int(width)
     image = load_image(path)

@@ -101,7 +101,8 @@ def default_ensemble(models_dir: Path, stage: str = "v4") -> list[tuple[Path, fl
         else:
             log.warning("%s not found: %s left out of the ensemble", wanted.name, variant.name)
     if not found:
-        raise ProjectError(f"{models_dir}: no segmentation checkpoints (*_{stage}_best.pth or *_v3_best.pth); "
+        wanted = f"*_{stage}_best.pth" + (" or *_v3_best.pth" if stage != "v3" else "")
+        raise ProjectError(f"{models_dir}: no segmentation checkpoints ({wanted}); "
                            f"train them first: python bin/script_1_train_v3.py")
     return found
 
@@ -309,6 +310,8 @@ class Predictor:
                 if hit is not None and (hit.prob_map is not None or hit.error
                                         or (gate is not None and not hit.passes_gate(gate))):
                     results[i] = hit
+                    if hit.error:      # said again on every run: the row it gets is a guess
+                        log.warning("%s: unreadable, predicted authentic (%s; cached)", path, hit.error)
         todo = [i for i, r in enumerate(results) if r is None]
         if len(todo) < len(paths):
             log.info("%s: %d of %d images from the cache %s", desc, len(paths) - len(todo), len(paths),

@@ -177,8 +177,8 @@ def read_checkpoint(path: Path) -> dict:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # truncated zip, pickle errors, wrong file type
         raise CheckpointError(f"{path}: not a readable checkpoint ({first_line(exc)})") from None
-    if not isinstance(checkpoint, dict) or "model_state_dict" not in checkpoint \
-            or "model_config" not in checkpoint:
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model_state_dict"), dict) \
+            or not isinstance(checkpoint.get("model_config"), dict):
         raise CheckpointError(f"{path}: not a checkpoint of this project "
                               f"(needs model_state_dict and model_config)")
     return checkpoint
@@ -193,6 +193,8 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Modul
         model = build_model(config, "none")
     except ValueError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
+    except Exception as exc:   # unknown encoder (smp KeyError), unknown timm backbone, ...
+        raise CheckpointError(f"{path}: cannot build the model {config} it describes ({first_line(exc)})") from None
     try:
         model.load_state_dict(checkpoint["model_state_dict"])
     except RuntimeError as exc:

@@ -7,6 +7,8 @@ through `read_csv_strict`, which keeps every field a string and has no field-siz
 """
 from __future__ import annotations
 
+import warnings
+
 import csv
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -69,7 +71,13 @@ def read_csv_strict(path: Path, columns: Sequence[str], allow_extra: bool = Fals
     if not path.is_file():
         raise SubmissionError(f"{path}: file not found")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, engine="c")
+        with warnings.catch_warnings():
+            # a row with more fields than the header: pandas would make its first field the index
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, engine="c", index_col=False)
+    except pd.errors.ParserWarning:
+        raise SubmissionError(f"{path}: a row has more fields than the header {','.join(columns)} "
+                              f"(an annotation with commas must be quoted)") from None
     except pd.errors.EmptyDataError:
         raise SubmissionError(f"{path}: empty file, expected the header {','.join(columns)}") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
