@@ -157,3 +157,34 @@ def test_two_events_are_grouped_by_similarity():
     assert score(form_instances(mask, "all"), truths) == pytest.approx((2 * 800 / (800 + 1312)) / 2)
     # one per region: 4 predictions for 2 events, each event half covered
     assert score(form_instances(mask, "components"), truths) < 0.5
+
+
+def test_an_interrupted_prediction_writes_no_csv_and_its_cache_serves_the_rerun(images, tmp_path, monkeypatch):
+    model = predictor(batch_size=1)
+    cache = ResultCache(tmp_path / "cache", model.key())
+    real_segment, calls = Predictor.segment, []
+
+    def killed_on_the_third_image(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_segment(self, *args, **kwargs)
+
+    monkeypatch.setattr(Predictor, "segment", killed_on_the_third_image)
+    output = tmp_path / "submission.csv"
+    with pytest.raises(KeyboardInterrupt):
+        write_predictions(model.run(images, cache=cache, progress=False), PostConfig(), output)
+    assert not output.exists() and not list(tmp_path.glob("*.tmp*"))     # nothing half-written
+    assert len(list(cache.folder.glob("*.npz"))) == 2                      # the two finished images are kept
+    monkeypatch.setattr(Predictor, "segment", real_segment)
+    computed, real_compute = [], Predictor._compute
+
+    def counting(self, paths, *args, **kwargs):
+        computed.extend(paths)
+        return real_compute(self, paths, *args, **kwargs)
+
+    monkeypatch.setattr(Predictor, "_compute", counting)
+    results = model.run(images, cache=cache, progress=False)
+    assert computed == [images[2]]                                         # only the unfinished one runs
+    write_predictions(results, PostConfig(), output)
+    assert len(read_submission(output)) == 3
