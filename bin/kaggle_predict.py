@@ -108,8 +108,9 @@ def main() -> int:
         # packaged checkpoints are recorded relative to the package
         args.ensemble = [str(package / spec) if spec.startswith("models/") else spec for spec in args.ensemble or []] or None
         log_file = setup_logging("kaggle_predict", args.logs_dir)
-        print(f"package {package.name}: made {meta['created']}, validation score {meta['validation'].get('score')}",
-              flush=True)
+        score = meta["validation"].get("score")
+        print(f"package {package.name}: made {meta['created']}, validation score "
+              f"{'not measured' if score is None else f'{score:.4f}'}", flush=True)
         config = post_config_from_args(args)
         images = folder_images(args.input_dir)
         results, described = predict_paths(args, package / "models", images, gate=config.classifier_threshold)
