@@ -59,7 +59,7 @@ def test_score_submission_prints_the_metric(tmp_path):
 
     write_csv(submission, ["case_id", "annotation"], [("1", "[1, 2, 3]")])
     result = run_script("score_submission.py", submission, "--solution", solution, cwd=tmp_path)
-    assert result.returncode == 1 and result.stderr.startswith("error: submission")
+    assert result.returncode == 1 and result.stderr.startswith(f"error: {submission}: case 1, instance 1: odd number")
 
 
 def test_inspect_data_summarises_layout_and_problems(tmp_path):
