@@ -29,8 +29,7 @@ from lib.datasets import crop_sheet  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.imageio import write_png  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
-from lib.train import (add_training_args, options_from_args, training_dataset, training_rows,  # noqa: E402
-                       train_variants)
+from lib.train import add_training_args, options_from_args, train_variants  # noqa: E402
 from lib.variants import SPECIALIST  # noqa: E402
 
 log = logging.getLogger("script_4_small_specialist")
@@ -51,16 +50,16 @@ def main() -> int:
     paths = resolve_paths(args)
     log_file = setup_logging("script_4_small_specialist", paths.logs_dir)
     options = options_from_args(args)
-    variant = SPECIALIST.with_overrides(small=dataclasses.replace(SPECIALIST.small, below=args.max_fraction),
-                                        img_size=options.img_size)
-    if args.sample_crops and log_file is not None:
-        train_rows, _ = training_rows(variant, options, paths)
+    variant = SPECIALIST.with_overrides(small=dataclasses.replace(SPECIALIST.small, below=args.max_fraction))
+
+    def write_crop_sheet(train_set) -> None:
         sheet_path = log_file.with_name(f"{log_file.stem}_crops.png")
-        write_png(sheet_path, crop_sheet(training_dataset(variant, paths.data_dir, train_rows),
-                                         args.sample_crops, seed=options.seed))
+        write_png(sheet_path, crop_sheet(train_set, args.sample_crops, seed=options.seed))
         log.info("sample crops (forged pixels outlined; forged fraction of the image -> of the crop): %s",
                  sheet_path)
-    return train_variants([variant], options, paths, log_file)
+
+    return train_variants([variant], options, paths, log_file,
+                          write_crop_sheet if args.sample_crops and log_file is not None else None)
 
 
 if __name__ == "__main__":

@@ -60,15 +60,22 @@ class SegmentationDataset(_ManifestDataset):
         super().__init__(data_dir, rows, transform)
         self.mask_paths: list[str] = rows["mask_path"].astype(str).tolist()
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _image_and_instances(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The RGB image and its forgery instances, (n, H, W) bool; n = 0 for authentic rows."""
         image = self._image(index)
-        if self.labels[index] == FORGED:
-            if not self.mask_paths[index]:
-                raise DataError(f"{self.data_dir / self.image_paths[index]}: forged image without a mask")
-            mask = load_mask(self.data_dir / self.mask_paths[index], expected_hw=image.shape[:2]).union
-            mask = mask.astype(np.uint8)
-        else:
-            mask = np.zeros(image.shape[:2], np.uint8)
+        if self.labels[index] != FORGED:
+            return image, np.zeros((0, *image.shape[:2]), bool)
+        if not self.mask_paths[index]:
+            raise DataError(f"{self.data_dir / self.image_paths[index]}: forged image without a mask")
+        return image, load_mask(self.data_dir / self.mask_paths[index], expected_hw=image.shape[:2]).instances
+
+    def _sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(image, forged-pixel mask uint8) before the transform."""
+        image, instances = self._image_and_instances(index)
+        return image, instances.any(axis=0).astype(np.uint8)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, mask = self._sample(index)
         out = self.transform(image=image, mask=mask)
         return out["image"].float(), torch.as_tensor(out["mask"]).float().unsqueeze(0)
 
@@ -111,16 +118,11 @@ class CropAroundForgeryDataset(SegmentationDataset):
 
     def crop(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(image, union mask uint8) of item `index`, cropped; before the transform."""
-        image = load_image(self.data_dir / self.image_paths[index])
-        hw = image.shape[:2]
-        if self.labels[index] == FORGED:
-            instances = load_mask(self.data_dir / self.mask_paths[index], expected_hw=hw).instances
-            mask = instances.any(axis=0).astype(np.uint8)
-        else:
-            instances, mask = None, np.zeros(hw, np.uint8)
+        image, instances = self._image_and_instances(index)
+        hw, mask = image.shape[:2], instances.any(axis=0).astype(np.uint8)
         if np.random.random() >= self.small.crop_probability:
             return image, mask
-        if instances is not None:
+        if len(instances):
             box = forged_region_box(instances)
             side = max(max(box[1] - box[0], box[3] - box[2]) * np.random.uniform(*self.small.crop_scale),
                        self.small.min_crop)
@@ -131,10 +133,7 @@ class CropAroundForgeryDataset(SegmentationDataset):
         y0, y1, x0, x1 = crop_window(box, hw, side)
         return image[y0:y1, x0:x1], mask[y0:y1, x0:x1]
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, mask = self.crop(index)
-        out = self.transform(image=image, mask=mask)
-        return out["image"].float(), torch.as_tensor(out["mask"]).float().unsqueeze(0)
+    _sample = crop
 
 
 def crop_sheet(dataset: CropAroundForgeryDataset, count: int = 12, seed: int = 0, columns: int = 4) -> np.ndarray:

@@ -393,28 +393,36 @@ def reference_probabilities(predictor: Predictor, path: Path) -> tuple[float, np
 
 # --- building a predictor and turning results into a submission -------------------------------
 
+def predictor_checkpoints(models_dir: Path, ensemble: Sequence[str] | None = None, stage: str = "v4",
+                          use_classifier: bool = True, use_specialist: bool = True
+                          ) -> tuple[list[tuple[Path, float]], Path | None, Path | None]:
+    """What `load_predictor` loads: the segmentation (path, weight) pairs, and the classifier's
+    and the specialist's checkpoints (None when not asked for or not there). A missing
+    ensemble checkpoint is an error; a missing classifier a warning (pass 1 then off)."""
+    specs = [parse_member_spec(s) for s in ensemble] if ensemble else default_ensemble(models_dir, stage)
+    for path, _ in specs:
+        if not path.is_file():
+            raise ProjectError(f"{path}: checkpoint not found")
+    classifier_path = models_dir / f"{CLASSIFIER.run_name}_best.pth"
+    if use_classifier and not classifier_path.is_file():
+        log.warning("%s not found: pass 1 off, every image goes to the ensemble "
+                    "(python bin/script_2_train_classifier.py trains it)", classifier_path)
+    specialist_path = models_dir / f"{SPECIALIST_RUN}_best.pth"
+    return (specs, classifier_path if use_classifier and classifier_path.is_file() else None,
+            specialist_path if use_specialist and specialist_path.is_file() else None)
+
+
 def load_predictor(models_dir: Path, device: str = "auto", ensemble: Sequence[str] | None = None,
                    stage: str = "v4", use_classifier: bool = True, use_specialist: bool = True,
                    **options) -> Predictor:
     """The pipeline's predictor from the checkpoints in `models_dir` (or `ensemble` specs
     'path[:weight]'), with the classifier and the specialist when their checkpoints exist."""
     torch_device = resolve_device(device)
-    specs = [parse_member_spec(s) for s in ensemble] if ensemble else default_ensemble(models_dir, stage)
-    for path, _ in specs:
-        if not path.is_file():
-            raise ProjectError(f"{path}: checkpoint not found")
+    specs, classifier_path, specialist_path = predictor_checkpoints(models_dir, ensemble, stage, use_classifier,
+                                                                    use_specialist)
     segmenters = [load_member(p, torch_device, w, task="segmentation") for p, w in specs]
-    classifier = specialist = None
-    classifier_path = models_dir / f"{CLASSIFIER.run_name}_best.pth"
-    if use_classifier:
-        if classifier_path.is_file():
-            classifier = load_member(classifier_path, torch_device, task="classification")
-        else:
-            log.warning("%s not found: pass 1 off, every image goes to the ensemble "
-                        "(python bin/script_2_train_classifier.py trains it)", classifier_path)
-    specialist_path = models_dir / f"{SPECIALIST_RUN}_best.pth"
-    if use_specialist and specialist_path.is_file():
-        specialist = load_member(specialist_path, torch_device, task="segmentation")
+    classifier = load_member(classifier_path, torch_device, task="classification") if classifier_path else None
+    specialist = load_member(specialist_path, torch_device, task="segmentation") if specialist_path else None
     predictor = Predictor(segmenters, classifier, specialist, torch_device, **options)
     log.info("predictor: %s", predictor.describe())
     return predictor

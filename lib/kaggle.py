@@ -26,10 +26,9 @@ from pathlib import Path
 
 from .errors import ProjectError, first_line
 from .fileio import atomic_write_text
-from .infer import default_ensemble, parse_member_spec
+from .infer import predictor_checkpoints
 from .paths import ROOT
 from .postprocess import PostConfig
-from .variants import CLASSIFIER, SPECIALIST_RUN
 
 log = logging.getLogger(__name__)
 
@@ -58,20 +57,14 @@ class Checkpoint:
 def choose_checkpoints(models_dir: Path, ensemble: list[str] | None, stage: str, use_classifier: bool,
                        use_specialist: bool) -> list[Checkpoint]:
     """The checkpoints the predictor would load from `models_dir` with these flags."""
-    specs = [parse_member_spec(s) for s in ensemble] if ensemble else default_ensemble(models_dir, stage)
+    specs, classifier, specialist = predictor_checkpoints(models_dir, ensemble, stage, use_classifier,
+                                                          use_specialist)
     chosen = [Checkpoint("segmenter", Path(p), w) for p, w in specs]
-    for path, _ in specs:
-        if not Path(path).is_file():
-            raise ProjectError(f"{path}: checkpoint not found")
     names = [c.name for c in chosen]
     if len(set(names)) != len(names):
         raise ProjectError(f"two ensemble checkpoints share a file name ({', '.join(names)}); rename one")
-    for role, stem, wanted in (("classifier", CLASSIFIER.run_name, use_classifier),
-                               ("specialist", SPECIALIST_RUN, use_specialist)):
-        path = models_dir / f"{stem}_best.pth"
-        if wanted and path.is_file():
-            chosen.append(Checkpoint(role, path))
-    return chosen
+    return chosen + [Checkpoint(role, path) for role, path in (("classifier", classifier), ("specialist", specialist))
+                     if path is not None]
 
 
 def latest_sweep(logs_dir: Path) -> Path | None:

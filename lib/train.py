@@ -232,9 +232,11 @@ def training_rows(variant: Variant, options: TrainOptions, paths: Paths) -> tupl
 
 # --- the loop --------------------------------------------------------------------------------
 
-def train_variant(variant: Variant, options: TrainOptions, paths: Paths) -> RunResult:
+def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
+                  on_data: Callable[[Dataset], None] | None = None) -> RunResult:
     """Train one variant on the split's training rows, validate every epoch on its held-out rows,
-    write `<run_name>_best.pth` (best validation score), `_last.pth` and `_args.json`."""
+    write `<run_name>_best.pth` (best validation score), `_last.pth` and `_args.json`.
+    `on_data` sees the training dataset once it is built (rank 0; the specialist's crop sheet)."""
     variant = variant.with_overrides(epochs=options.epochs, lr=options.lr,
                                      batch_size=options.batch_size, img_size=options.img_size)
     if variant.img_size % 32:
@@ -255,6 +257,8 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths) -> RunR
     hard_negatives = _hard_negatives(paths, options.use_hard_negatives)
 
     train_set = training_dataset(variant, paths.data_dir, train_rows)
+    if on_data is not None and ctx.is_main:
+        on_data(train_set)
     val_set = dataset_cls(paths.data_dir, val_rows,
                           build_transforms(variant.augment, variant.img_size, train=False))
     weights = sample_weights(train_rows, variant.weights, hard_negatives)
@@ -476,10 +480,11 @@ def _resume(last_path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
     return int(checkpoint["epoch"]), float(checkpoint["best_score"]), list(checkpoint.get("history", []))
 
 
-def train_variants(variants: list[Variant], options: TrainOptions, paths: Paths, log_file: Path | None) -> int:
+def train_variants(variants: list[Variant], options: TrainOptions, paths: Paths, log_file: Path | None,
+                   on_data: Callable[[Dataset], None] | None = None) -> int:
     """What every training script ends with: train the variants in order, then print each one's
     best validation score (AUC for the classifier) and checkpoint, and the log file."""
-    results = [(variant, train_variant(variant, options, paths)) for variant in variants]
+    results = [(variant, train_variant(variant, options, paths, on_data)) for variant in variants]
     if context().is_main:
         for variant, result in results:
             measure = "AUC" if variant.task == "classification" else "score"
