@@ -1,7 +1,8 @@
 """What every bin/ script shares: logging to console and logs/, and one-line errors.
 
 A script builds its parser, then calls `run(main)`: a ProjectError (bad input, missing
-file) becomes `error: <message>` on stderr and exit code 1, never a traceback.
+file) or an OSError (a full disk, a permission) becomes `error: <message>` on stderr and exit
+code 1, never a traceback.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .errors import ProjectError
+from .errors import ProjectError, first_line
 
 LOG_FORMAT = "[%(asctime)s] [%(levelname)s] %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -49,11 +50,24 @@ def setup_logging(name: str, logs_dir: Path | None = None, level: int = logging.
     if logs_dir is not None:
         logs_dir = Path(logs_dir)
         logs_dir.mkdir(parents=True, exist_ok=True)
-        log_file = logs_dir / f"{name}_{time.strftime('%Y%m%d_%H%M%S')}.log"
+        log_file = _new_log_file(logs_dir, name)
         file_handler = logging.FileHandler(log_file, encoding="utf-8")
         file_handler.setFormatter(formatter)
         root.addHandler(file_handler)
     return log_file
+
+
+def _new_log_file(logs_dir: Path, name: str) -> Path:
+    """`<name>_<timestamp>.log`, created here; a run started in the same second as another gets
+    `_<pid>` added, so that two runs never write into one file."""
+    stamp = time.strftime("%Y%m%d_%H%M%S")
+    for candidate in (logs_dir / f"{name}_{stamp}.log", logs_dir / f"{name}_{stamp}_{os.getpid()}.log"):
+        try:
+            with open(candidate, "x", encoding="utf-8"):
+                return candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{candidate}: exists")
 
 
 def one_line(exc: BaseException) -> str:
@@ -71,6 +85,10 @@ def run(main: Callable[[], int | None]) -> None:
         code = main()
     except ProjectError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as exc:     # the system said no (disk full, permissions, a vanished file): its words, one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or first_line(exc)}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -17,7 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from .errors import DataError
-from .fileio import atomic_path
+from .fileio import WriteError, atomic_path
 from .imageio import list_images, load_mask, read_image_size
 from .paths import Paths
 
@@ -188,9 +188,8 @@ def load_manifest(paths: Paths, progress: bool = True, include_problems: bool = 
         try:
             with atomic_path(cache) as tmp:
                 manifest.to_csv(tmp, index=False)
-        except OSError as exc:
-            log.warning("%s: cannot write the manifest cache (%s); continuing without it",
-                        cache, exc.strerror or exc)
+        except WriteError as exc:
+            log.warning("%s; continuing without the manifest cache", exc)
     problems = manifest[manifest["problem"] != ""]
     if report:
         for message in problems["problem"].head(20):

@@ -1,46 +1,123 @@
-"""Atomic file writes: a reader never sees a half-written CSV, cache or checkpoint."""
+"""Atomic file writes: a reader never sees a half-written CSV, cache or checkpoint, a failed write
+leaves the earlier file as it was, and a killed writer's temporary file is recognised later."""
 from __future__ import annotations
 
 import contextlib
 import csv
 import hashlib
 import os
+import secrets
 import sys
-import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+
+from .errors import ProjectError
 
 # RLE strings of large images are far longer than the csv module's default field
 # limit (131,072 characters); raise it once for every reader in the project.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
+TEMP_SUFFIX = ".tmp"
+# Tests only: "<file name>:<n>" holds this process's n-th write of that file just before its rename
+# (the temporary file complete, the old file in place), so that a test can kill it there.
+PAUSE_ENV = "FORGERY_TEST_PAUSE_WRITE"
+_writes_seen: dict[str, int] = {}
+
+
+class WriteError(ProjectError):
+    """A file that could not be written (disk full, file-size limit, permissions); the earlier
+    file of that name, if any, is untouched and no temporary file is left."""
+
+
+def _temporary_name(path: Path) -> Path:
+    """`.<name>.<pid>.<random>.tmp` beside `path`: the pid tells a later run whether its writer
+    still lives (see remove_stale_temporaries)."""
+    return path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
 
-    The temporary file lives in the same folder (same filesystem), so the final
-    `os.replace` is atomic. On error the temporary file is removed and `path` is untouched.
+    The temporary file lives in the same folder (same filesystem), so the final `os.replace` is
+    atomic. It is created with mode 0o666 less the umask, the mode a plain `open` gives (not
+    mkstemp's 0o600). On error the temporary file is removed and `path` is untouched; an OSError
+    (a full disk, a file-size limit) becomes a one-line WriteError naming `path`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temporary_name(path)
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as exc:
+        raise WriteError(f"{path}: cannot be written ({exc.strerror or exc})") from None
     try:
         yield tmp
+        _pause_for_tests(path)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise WriteError(f"{path}: writing failed ({exc.strerror or exc}); the earlier file, if any, "
+                         f"is untouched") from None
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _pause_for_tests(path: Path) -> None:
+    spec = os.environ.get(PAUSE_ENV)
+    if not spec:
+        return
+    name, _, count = spec.rpartition(":")
+    if name != path.name:
+        return
+    _writes_seen[name] = _writes_seen.get(name, 0) + 1
+    if _writes_seen[name] == int(count):
+        print(f"{PAUSE_ENV}: holding {path.name} before its rename", file=sys.stderr, flush=True)
+        while True:
+            time.sleep(60)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write `text` to `path` atomically (UTF-8)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` atomically and durably (flushed to the disk before the rename)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files in `folder` that a killed writer left (their pid is no running
+    process); those of live writers stay. Returns the removed paths."""
+    removed = []
+    for tmp in Path(folder).glob(f".*{TEMP_SUFFIX}"):
+        parts = tmp.name.rsplit(".", 3)     # ['.<name>', pid, token, 'tmp']
+        if len(parts) != 4 or not parts[1].isdigit() or _alive(int(parts[1])):
+            continue
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:      # someone else's process
+        return True
+    return True
 
 
 def file_key(path: str | os.PathLike) -> str:
@@ -67,7 +144,7 @@ class NpzCache:
             file = self._file(path)
             if not file.is_file():
                 return None
-            with np.load(file) as data:
+            with np.load(file, allow_pickle=False) as data:
                 return {key: data[key] for key in data.files}
         except (OSError, ValueError):
             return None

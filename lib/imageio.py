@@ -55,11 +55,8 @@ def write_png(path: Path, image: np.ndarray) -> None:
     ok, buffer = cv2.imencode(".png", bgr)
     if not ok:
         raise ProjectError(f"{path}: could not encode the image as PNG")
-    try:
-        with atomic_path(path) as tmp:
-            buffer.tofile(tmp)
-    except OSError as exc:
-        raise ProjectError(f"{path}: could not write the image ({exc.strerror or exc})") from None
+    with atomic_path(path) as tmp:      # a failed write is a one-line WriteError naming the file
+        buffer.tofile(tmp)
 
 
 def to_rgb_uint8(image: np.ndarray, path: Path | str = "<array>") -> np.ndarray:
