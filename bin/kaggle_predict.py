@@ -5,10 +5,11 @@
     python PKG/bin/kaggle_predict.py --input-dir demo/test_images --output submission.csv   # anywhere
 
 This file is copied into the package as bin/kaggle_predict.py, next to the package's lib/,
-models/ and package.json, and the package's notebook runs it. It needs no internet: packages
-that the Python environment lacks, or has in another version than the package was made with
-(segmentation-models-pytorch, albumentations, ...), are installed from the package's wheels/
-with `pip install --no-index`. The predictor, its checkpoints, the thresholds and the fusion
+models/ and package.json, and the package's notebook runs it. First it checks every checkpoint's
+size and sha256 against package.json (a corrupted or swapped weights file stops the run, no
+submission). It needs no internet: packages that the Python environment lacks, or has in
+another version than the package was made with (segmentation-models-pytorch, albumentations,
+...), are installed from the package's wheels/ with `pip install --no-index`. The predictor, its checkpoints, the thresholds and the fusion
 with the copy-move matcher are the ones recorded in package.json; every flag of
 script_5_predict.py can still override them. A test image that cannot be read gets an
 `authentic` row and a warning (Kaggle rejects a submission with a missing row).
@@ -66,6 +67,18 @@ def ensure_dependencies(package: Path, wheels: dict) -> None:
     importlib.invalidate_caches()
 
 
+def verify_checkpoints(package: Path) -> None:
+    """Every checkpoint's size and sha256 as package.json records them, or a one-line stop (no
+    submission). lib.integrity needs only the standard library."""
+    from lib.errors import ProjectError
+    from lib.integrity import verify_package
+    try:
+        checked = verify_package(package)
+    except ProjectError as exc:
+        fail(str(exc))
+    print(f"{checked} checkpoint(s) match the sizes and sha256 in {PACKAGE_FILE}", flush=True)
+
+
 def default_paths(kaggle: Path) -> tuple[Path, Path]:
     """(test images, submission) inside Kaggle; ./test_images and ./submission.csv elsewhere."""
     if (kaggle / "input").is_dir():
@@ -83,8 +96,9 @@ def main() -> int:
     meta = None
     if (package / PACKAGE_FILE).is_file() or not asks_help:   # --help works outside a package too
         meta = read_package(package)
-        ensure_dependencies(package, meta.get("wheels", {}))
         sys.path.insert(0, str(package))
+        verify_checkpoints(package)          # before a wheel is installed or torch imported
+        ensure_dependencies(package, meta.get("wheels", {}))
     else:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

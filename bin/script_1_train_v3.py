@@ -4,7 +4,7 @@
     python bin/script_1_train_v3.py                                  # all four
     python bin/script_1_train_v3.py --model highres_no_ela --epochs 2 --img-size 128 --encoder-weights none
 
-Each variant's recipe is in lib/variants.py; checkpoints go to <models-dir>/<name>_v3_{best,last}.pth.
+Each variant's recipe is in lib/variants.py; checkpoints go to <models-dir>/<name>_v3_best.safetensors (and _last.pth, the resume state).
 """
 import argparse
 import sys

@@ -5,10 +5,10 @@
     python bin/script_3_train_v4.py --models highres_no_ela hard_negative
     python bin/script_3_train_v4.py --models highres_no_ela --epochs 1 --img-size 128 --data-dir demo
 
-Each v4 run starts from <models-dir>/<name>_v3_best.pth, samples the authentic images listed in
+Each v4 run starts from <models-dir>/<name>_v3_best.safetensors, samples the authentic images listed in
 <data-dir>/hard_negative_ids.txt 5x (python bin/find_hard_negatives.py --stage v3 writes it)
 and doubles the FP penalty to 4.0; forged images keep their area weights and the authentic
-twins of forged images stay in as negatives. Checkpoints: <models-dir>/<name>_v4_{best,last}.pth,
+twins of forged images stay in as negatives. Checkpoints: <models-dir>/<name>_v4_best.safetensors (and _last.pth),
 which the predictor prefers over v3.
 """
 import argparse

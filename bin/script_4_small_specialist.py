@@ -11,7 +11,7 @@ Training images: forged ones whose forgery covers less than --max-fraction of th
 size, so a 0.3% forgery fills several percent of the input; the rest use the whole image, as
 inference does. Focal alpha 0.85 / gamma 4, lr 1e-4. Validated, and its best checkpoint chosen,
 on the held-out small forgeries and authentic images, whole. Writes
-<models-dir>/small_forgery_specialist_{best,last}.pth, which the predictor joins by union
+<models-dir>/small_forgery_specialist_best.safetensors (and _last.pth), which the predictor joins by union
 (max(ensemble, 0.8 x specialist); --no-specialist leaves it out), and, before training, a sheet
 of sample crops with their forged pixels outlined next to the log. Refuses to train with fewer
 than 5 small forgeries.

@@ -14,6 +14,10 @@ class RLEError(ProjectError, ValueError):
     """A malformed run-length encoding (the competition metric rejects it too)."""
 
 
+class CheckpointError(ProjectError):
+    """A checkpoint that is missing, corrupt, unsafe to load, or does not fit its model."""
+
+
 class SubmissionError(ProjectError):
     """A submission or solution CSV that cannot be scored or uploaded."""
 

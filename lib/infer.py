@@ -36,9 +36,11 @@ from .errors import DataError, ProjectError, first_line
 from .fusion import MatchCache, MatchOutput, fuse, run_matcher
 from .fileio import NpzCache
 from .imageio import list_images, load_image
-from .models import load_model
+from .checkpoints import find_best, load_model
+from .integrity import package_of, sha256, verify_package
 from .matching import MatchConfig
 from .metric import AUTHENTIC
+from .paths import BEST_SUFFIX, best_checkpoint
 from .postprocess import FUSIONS, INSTANCE_MODES, PostConfig, image_brightness, postprocess
 from .submission import annotation_from_instances, write_submission
 from .variants import CLASSIFIER, SPECIALIST_RUN, V3_VARIANTS
@@ -66,15 +68,6 @@ class Member:
         return f"{self.path.name} (w {self.weight:g}, {self.img_size} px)"
 
 
-def file_digest(path: Path) -> str:
-    """SHA-1 of a file's contents (first 16 hex digits): the cache key of a checkpoint."""
-    sha = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(chunk)
-    return sha.hexdigest()[:16]
-
-
 def load_member(path: Path, device: torch.device, weight: float = 1.0, task: str | None = None) -> Member:
     """Load a checkpoint as a predictor member; `task` checks it is a segmenter or a classifier."""
     model, checkpoint = load_model(path, device)
@@ -83,7 +76,7 @@ def load_member(path: Path, device: torch.device, weight: float = 1.0, task: str
         raise ProjectError(f"{path}: is a {arch} checkpoint, not a {task} model")
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    return Member(Path(path), model, int(checkpoint.get("img_size", 512)), float(weight), file_digest(path))
+    return Member(Path(path), model, int(checkpoint.get("img_size", 512)), float(weight), sha256(path)[:16])
 
 
 def default_ensemble(models_dir: Path, stage: str = "v4") -> list[tuple[Path, float]]:
@@ -91,24 +84,25 @@ def default_ensemble(models_dir: Path, stage: str = "v4") -> list[tuple[Path, fl
     without a v4 checkpoint falls back to v3 (with a warning)."""
     found = []
     for variant in V3_VARIANTS.values():
-        wanted = models_dir / f"{variant.name}_{stage}_best.pth"
-        fallback = models_dir / f"{variant.name}_v3_best.pth"
-        if wanted.is_file():
+        wanted = find_best(models_dir, f"{variant.name}_{stage}")
+        fallback = find_best(models_dir, f"{variant.name}_v3") if stage != "v3" and wanted is None else None
+        name = best_checkpoint(models_dir, f"{variant.name}_{stage}").name
+        if wanted is not None:
             found.append((wanted, variant.ensemble_weight))
-        elif stage != "v3" and fallback.is_file():
-            log.warning("%s not found: using %s", wanted.name, fallback.name)
+        elif fallback is not None:
+            log.warning("%s not found: using %s", name, fallback.name)
             found.append((fallback, variant.ensemble_weight))
         else:
-            log.warning("%s not found: %s left out of the ensemble", wanted.name, variant.name)
+            log.warning("%s not found: %s left out of the ensemble", name, variant.name)
     if not found:
-        wanted = f"*_{stage}_best.pth" + (" or *_v3_best.pth" if stage != "v3" else "")
+        wanted = f"*_{stage}{BEST_SUFFIX}" + (f" or *_v3{BEST_SUFFIX}" if stage != "v3" else "")
         raise ProjectError(f"{models_dir}: no segmentation checkpoints ({wanted}); "
                            f"train them first: python bin/script_1_train_v3.py")
     return found
 
 
 def parse_member_spec(spec: str) -> tuple[Path, float]:
-    """'path.pth' or 'path.pth:1.5' -> (path, weight)."""
+    """'path.safetensors' or 'path.safetensors:1.5' -> (path, weight)."""
     path, sep, weight = spec.rpartition(":")
     if not sep:
         return Path(spec), 1.0
@@ -403,13 +397,12 @@ def predictor_checkpoints(models_dir: Path, ensemble: Sequence[str] | None = Non
     for path, _ in specs:
         if not path.is_file():
             raise ProjectError(f"{path}: checkpoint not found")
-    classifier_path = models_dir / f"{CLASSIFIER.run_name}_best.pth"
-    if use_classifier and not classifier_path.is_file():
+    classifier_path = find_best(models_dir, CLASSIFIER.run_name) if use_classifier else None
+    if use_classifier and classifier_path is None:
         log.warning("%s not found: pass 1 off, every image goes to the ensemble "
-                    "(python bin/script_2_train_classifier.py trains it)", classifier_path)
-    specialist_path = models_dir / f"{SPECIALIST_RUN}_best.pth"
-    return (specs, classifier_path if use_classifier and classifier_path.is_file() else None,
-            specialist_path if use_specialist and specialist_path.is_file() else None)
+                    "(python bin/script_2_train_classifier.py trains it)", best_checkpoint(models_dir, CLASSIFIER.run_name))
+    specialist_path = find_best(models_dir, SPECIALIST_RUN) if use_specialist else None
+    return specs, classifier_path, specialist_path
 
 
 def load_predictor(models_dir: Path, device: str = "auto", ensemble: Sequence[str] | None = None,
@@ -420,6 +413,10 @@ def load_predictor(models_dir: Path, device: str = "auto", ensemble: Sequence[st
     torch_device = resolve_device(device)
     specs, classifier_path, specialist_path = predictor_checkpoints(models_dir, ensemble, stage, use_classifier,
                                                                     use_specialist)
+    package = package_of(models_dir)
+    if package is not None:     # a Kaggle package's models: each file as package.json records it
+        checked = verify_package(package, [p for p, _ in specs] + [p for p in (classifier_path, specialist_path) if p])
+        log.info("%d checkpoint(s) match the sizes and sha256 in %s", checked, package / "package.json")
     segmenters = [load_member(p, torch_device, w, task="segmentation") for p, w in specs]
     classifier = load_member(classifier_path, torch_device, task="classification") if classifier_path else None
     specialist = load_member(specialist_path, torch_device, task="segmentation") if specialist_path else None
@@ -457,7 +454,7 @@ def add_inference_args(parser, post: bool = True) -> None:
     group = parser.add_argument_group("predictor")
     group.add_argument("--ensemble", action="append", default=None, metavar="PATH[:WEIGHT]",
                        help="segmentation checkpoint and its weight (repeatable; default: the four "
-                            "variants' <name>_<stage>_best.pth in --models-dir with their weights)")
+                            f"variants' <name>_<stage>{BEST_SUFFIX} in --models-dir with their weights)")
     group.add_argument("--stage", default="v4", choices=["v4", "v3"],
                        help="which default checkpoints to use; v4 falls back to v3 per variant (default v4)")
     group.add_argument("--aggregate", default="max", choices=AGGREGATIONS, help="flip TTA aggregation")

@@ -10,7 +10,6 @@ renamed when complete, so a failed packaging never leaves a half package.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -27,13 +26,13 @@ from pathlib import Path
 from .errors import ProjectError, first_line
 from .fileio import atomic_write_text
 from .infer import predictor_checkpoints
+from .integrity import PACKAGE_FILE, sha256
 from .paths import ROOT
 from .postprocess import PostConfig
 
 log = logging.getLogger(__name__)
 
 COMPETITION = "recodai-luc-scientific-image-forgery-detection"
-PACKAGE_FILE = "package.json"
 ENTRY = "bin/kaggle_predict.py"
 NOTEBOOK = "kaggle_notebook.ipynb"
 # what Kaggle's notebook image may lack, or hold in another version (albumentations 2.x API)
@@ -92,14 +91,6 @@ def thresholds_from_sweep(path: Path, base: PostConfig) -> tuple[PostConfig, dic
     record = {"source": str(path), "score": float(best["score"]), "images": info.get("images"),
               "forged": info.get("forged"), "scored_on": info.get("source"), "predictor": info.get("predictor")}
     return config, record
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def versions() -> dict:

@@ -1,30 +1,25 @@
-"""Models by name: the attention FPN segmenter, the forged/authentic classifier, and checkpoints
-that carry their own config, so `load_model(path)` needs nothing else.
+"""Models by name: the attention FPN segmenter and the forged/authentic classifier.
 
 A model config is a small dict, e.g. `{"arch": "attention_fpn", "encoder": "timm-efficientnet-b2",
 "in_channels": 3}`; `build_model(config)` makes the module. Pretrained encoder weights are a
 build-time choice (`imagenet`, `none` or a local file), never part of the config: a checkpoint
-always rebuilds with `none` and loads its own weights.
+(lib.checkpoints) always rebuilds with `none` and loads its own weights.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
+import safetensors.torch
 import segmentation_models_pytorch as smp
 import timm
 import torch
 from torch import nn
 
 from .errors import ProjectError, first_line
-from .fileio import atomic_path
 
 log = logging.getLogger(__name__)
-
-
-class CheckpointError(ProjectError):
-    """A checkpoint that is missing, corrupt, or does not fit the model it claims to be."""
 
 
 class WeightsError(ProjectError):
@@ -112,6 +107,28 @@ MODELS: dict[str, Callable[[dict, bool], nn.Module]] = {
 }
 
 
+def check_model_config(config: dict) -> None:
+    """ValueError unless `config` names a known architecture and an encoder the installed smp or
+    timm builds from its own code: a config read from a file never makes timm or smp look a name
+    up on a model hub or on disk (hf-hub:..., local-dir:...)."""
+    arch, encoder, channels = config.get("arch"), config.get("encoder"), config.get("in_channels", 3)
+    if arch not in MODELS:
+        raise ValueError(f"unknown model arch {arch!r}; known: {', '.join(sorted(MODELS))}")
+    if not isinstance(channels, int) or isinstance(channels, bool) or not 1 <= channels <= 16:
+        raise ValueError(f"in_channels {channels!r} is not an int from 1 to 16")
+    if encoder is None:
+        return
+    if not isinstance(encoder, str) or ":" in encoder or "/" in encoder:
+        raise ValueError(f"encoder {encoder!r} is not a plain encoder name")
+    if arch == "classifier":
+        known = timm.is_model(encoder)
+    else:
+        known = encoder in smp.encoders.get_encoder_names() or (
+            encoder.startswith("tu-") and timm.is_model(encoder[3:]))
+    if not known:
+        raise ValueError(f"unknown encoder {encoder!r} for {arch}")
+
+
 def build_model(config: dict, encoder_weights: str = "none") -> nn.Module:
     """Build the model a config names. `encoder_weights`: 'imagenet' (download), 'none', or a
     path to a local state dict for the encoder. Raises WeightsError with what to do when the
@@ -135,13 +152,17 @@ def build_model(config: dict, encoder_weights: str = "none") -> nn.Module:
 
 
 def load_encoder_weights(model: nn.Module, path: Path) -> None:
-    """Load a local state dict (raw, or under 'state_dict' / 'model_state_dict') into the encoder."""
+    """Load a local state dict (safetensors, or a torch file of tensors read with weights_only=True:
+    raw, or under 'state_dict' / 'model_state_dict') into the encoder."""
     if not path.is_file():
         raise WeightsError(f"{path}: encoder weights file not found (pass --encoder-weights "
                            f"imagenet, none, or an existing file)")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a corrupt file
+        if path.suffix == ".safetensors":
+            state = safetensors.torch.load_file(str(path), device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch and safetensors raise many types for a corrupt file
         raise WeightsError(f"{path}: not a readable weights file ({first_line(exc)})") from None
     for key in ("model_state_dict", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
@@ -160,50 +181,7 @@ def load_encoder_weights(model: nn.Module, path: Path) -> None:
              path, len(fit), len(own) - len(fit), len(state) - len(fit))
 
 
-def save_checkpoint(path: Path, model: nn.Module, model_config: dict, **fields: Any) -> None:
-    """Write a checkpoint atomically: `model_state_dict`, `model_config` and any other fields
-    (epoch, optimizer_state_dict, loss, val_score, train_config, ...)."""
-    state = {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"model_state_dict": state, "model_config": dict(model_config), **fields}, tmp)
-
-
-def read_checkpoint(path: Path) -> dict:
-    """Load a checkpoint dict on the CPU, with a one-line error naming the file when it cannot be."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # truncated zip, pickle errors, wrong file type
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first_line(exc)})") from None
-    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model_state_dict"), dict) \
-            or not isinstance(checkpoint.get("model_config"), dict):
-        raise CheckpointError(f"{path}: not a checkpoint of this project "
-                              f"(needs model_state_dict and model_config)")
-    return checkpoint
-
-
-def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild the model a checkpoint describes, load its weights, move it to `device`, eval mode.
-    Returns (model, checkpoint dict)."""
-    checkpoint = read_checkpoint(path)
-    config = checkpoint["model_config"]
-    try:
-        model = build_model(config, "none")
-    except ValueError as exc:
-        raise CheckpointError(f"{path}: {exc}") from None
-    except Exception as exc:   # unknown encoder (smp KeyError), unknown timm backbone, ...
-        raise CheckpointError(f"{path}: cannot build the model {config} it describes ({first_line(exc)})") from None
-    try:
-        model.load_state_dict(checkpoint["model_state_dict"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit model {config} "
-                              f"({first_line(exc)})") from None
-    return model.to(device).eval(), checkpoint
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
+def unwrap(model: nn.Module) -> nn.Module:
     """The bare module inside DataParallel / DistributedDataParallel / torch.compile wrappers."""
     while hasattr(model, "module") or hasattr(model, "_orig_mod"):
         model = getattr(model, "module", None) or getattr(model, "_orig_mod")

@@ -16,6 +16,21 @@ ENV_DATA_DIR = "FORGERY_DATA_DIR"
 ENV_MODELS_DIR = "FORGERY_MODELS_DIR"
 ENV_LOGS_DIR = "FORGERY_LOGS_DIR"
 
+# a training run's files in the models dir (lib.checkpoints writes and reads them)
+BEST_SUFFIX = "_best.safetensors"        # the model checkpoint: what the predictor loads and people share
+LAST_SUFFIX = "_last.pth"                # the resume state (optimizer etc.), read only by the run itself
+LEGACY_BEST_SUFFIX = "_best.pth"         # pickled best checkpoints of earlier versions: convert them
+
+
+def best_checkpoint(models_dir: Path, run_name: str) -> Path:
+    """`<models_dir>/<run_name>_best.safetensors`, the file the predictor loads."""
+    return Path(models_dir) / f"{run_name}{BEST_SUFFIX}"
+
+
+def last_checkpoint(models_dir: Path, run_name: str) -> Path:
+    """`<models_dir>/<run_name>_last.pth`, the run's resume state."""
+    return Path(models_dir) / f"{run_name}{LAST_SUFFIX}"
+
 
 @dataclass(frozen=True)
 class Paths:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .imageio import list_images
+from .paths import BEST_SUFFIX, LEGACY_BEST_SUFFIX, best_checkpoint
 from .variants import V3_VARIANTS
 
 log = logging.getLogger("full_pipeline")
@@ -195,20 +196,23 @@ def input_problems(phases: Sequence[int], data_dir: Path, models_dir: Path, test
     """Per phase, what its inputs lack and what to run first (checked before anything runs;
     a phase that an earlier selected phase will feed is not flagged)."""
     problems = {}
+    legacy = sorted(models_dir.glob(f"*{LEGACY_BEST_SUFFIX}"))
+    convert = (f"; it holds checkpoints of an earlier version: python bin/convert_checkpoint.py "
+               f"{models_dir}/*{LEGACY_BEST_SUFFIX}" if legacy else "")
     has_train = bool(list_images(data_dir / "train_images", recursive=True))
-    v3 = [models_dir / f"{v.name}_v3_best.pth" for v in V3_VARIANTS.values()]
+    v3 = [best_checkpoint(models_dir, f"{v.name}_v3") for v in V3_VARIANTS.values()]
     trains_first = 1 in phases
     for phase in phases:
         if phase in (0, 1, 2, 3) and not has_train:
             problems[phase] = f"no training images under {data_dir / 'train_images'}"
         elif phase in (2, 3) and not trains_first and not any(p.is_file() for p in v3):
-            problems[phase] = f"no v3 checkpoints in {models_dir}: run --phase 1 first"
+            problems[phase] = f"no v3 checkpoints in {models_dir}: run --phase 1 first{convert}"
         elif phase == 4:
             if not list_images(test_dir):
                 problems[phase] = f"no test images in {test_dir}"
-            elif fusion != "matcher" and not trains_first and not any(models_dir.glob("*_v[34]_best.pth")):
+            elif fusion != "matcher" and not trains_first and not any(models_dir.glob(f"*_v[34]{BEST_SUFFIX}")):
                 problems[phase] = (f"no segmentation checkpoints in {models_dir}: run --phase 1 first "
-                                   f"(or --fusion matcher, which needs none)")
+                                   f"(or --fusion matcher, which needs none){convert}")
     if 3 in phases and 2 not in phases and not (data_dir / "hard_negative_ids.txt").is_file():
         log.warning("%s: no hard-negative file; phase 3 retrains without (run --phase 2 first)",
                     data_dir / "hard_negative_ids.txt")

@@ -33,12 +33,14 @@ from .distributed import context, device_for, freeze_unused, shutdown
 from .datasets import (HARD_NEGATIVES_FILE, ClassifierDataset, CropAroundForgeryDataset, SegmentationDataset,
                        make_sampler, read_hard_negatives, sample_weights)
 from .errors import ProjectError
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, remove_stale_temporaries
 from .imageio import load_mask
 from .losses import build_loss
 from .metric import pixel_f1, score_instances, summarize_scores
-from .models import build_model, load_model, read_checkpoint, save_checkpoint
-from .paths import Paths
+from .checkpoints import (find_best, load_model, read_checkpoint, read_resume_state, save_checkpoint,
+                          save_resume_state)
+from .models import build_model
+from .paths import BEST_SUFFIX, LAST_SUFFIX, LEGACY_BEST_SUFFIX, Paths, best_checkpoint, last_checkpoint
 from .postprocess import instances_from_probability, resize_probability
 from .split import load_or_make_split, split_rows
 from .variants import Variant
@@ -82,7 +84,7 @@ class RunResult:
     last_path: Path
     best_score: float
     history: list[dict] = field(default_factory=list)
-    model: nn.Module | None = None    # the model after the last epoch (what _last.pth holds)
+    model: nn.Module | None = None    # the model after the last epoch (what the resume state holds)
 
 
 def seed_everything(seed: int) -> None:
@@ -235,7 +237,8 @@ def training_rows(variant: Variant, options: TrainOptions, paths: Paths) -> tupl
 def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
                   on_data: Callable[[Dataset], None] | None = None) -> RunResult:
     """Train one variant on the split's training rows, validate every epoch on its held-out rows,
-    write `<run_name>_best.pth` (best validation score), `_last.pth` and `_args.json`.
+    write `<run_name>_best.safetensors` (best validation score), `_last.pth` (resume state) and
+    `_args.json`.
     `on_data` sees the training dataset once it is built (rank 0; the specialist's crop sheet)."""
     variant = variant.with_overrides(epochs=options.epochs, lr=options.lr,
                                      batch_size=options.batch_size, img_size=options.img_size)
@@ -283,10 +286,12 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=variant.epochs)
     amp = Amp(device, options.amp)
 
-    best_path = paths.models_dir / f"{variant.run_name}_best.pth"
-    last_path = paths.models_dir / f"{variant.run_name}_last.pth"
+    best_path = best_checkpoint(paths.models_dir, variant.run_name)
+    last_path = last_checkpoint(paths.models_dir, variant.run_name)
     if ctx.is_main:
         paths.models_dir.mkdir(parents=True, exist_ok=True)
+        for stale in remove_stale_temporaries(paths.models_dir):
+            log.info("removed %s, left by a run killed while writing", stale.name)
         if not options.resume:
             _keep_earlier_run(paths.models_dir, variant.run_name, options.overwrite)
         run_info = {"variant": variant.as_dict(), "options": {k: str(v) if isinstance(v, Path) else v
@@ -297,8 +302,8 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
 
     start_epoch, best_score, best_val_loss, history = 0, -math.inf, math.inf, []
     if options.resume:
-        start_epoch, best_score, history = _resume(last_path, core, optimizer, scheduler, amp)
-        best_val_loss = min((h["val_loss"] for h in history if h["score"] == best_score), default=math.inf)
+        start_epoch, history = _resume(last_path, core, optimizer, scheduler, amp)
+        best_score, best_val_loss = _best_so_far(best_path, history)
     # what the training step runs: the model, under DistributedDataParallel and/or torch.compile;
     # validation and checkpoints use `core` itself
     model = core
@@ -346,9 +351,9 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
                           seed=options.seed)
             if improved:
                 save_checkpoint(best_path, core, variant.model, **fields)
-            save_checkpoint(last_path, core, variant.model, optimizer_state_dict=optimizer.state_dict(),
-                            scheduler_state_dict=scheduler.state_dict(), scaler_state_dict=amp.scaler.state_dict(),
-                            **fields)
+            save_resume_state(last_path, core, variant.model, optimizer_state_dict=optimizer.state_dict(),
+                              scheduler_state_dict=scheduler.state_dict(), scaler_state_dict=amp.scaler.state_dict(),
+                              **fields)
             log.info("%s epoch %d/%d | train loss %.4f | %s | lr %.2e | %.1fs%s", variant.run_name, epoch + 1,
                      variant.epochs, train_loss, _format_metrics(metrics), lr, time.perf_counter() - started,
                      " | best, saved" if improved else "")
@@ -388,8 +393,9 @@ def _train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
 def _initial_weights(variant: Variant, paths: Paths, device: torch.device) -> tuple[nn.Module, Variant]:
     """The model of `variant`'s `init_from` stage (its best checkpoint), to fine-tune; the variant
     takes the checkpoint's model config, so what is saved describes what was trained."""
-    source = paths.models_dir / f"{variant.name}_{variant.init_from}_best.pth"
-    if not source.is_file():
+    source = find_best(paths.models_dir, f"{variant.name}_{variant.init_from}")
+    if source is None:
+        source = best_checkpoint(paths.models_dir, f"{variant.name}_{variant.init_from}")
         raise ProjectError(f"{source}: not found; {variant.run_name} starts from it: "
                            f"python bin/script_1_train_v3.py --model {variant.name}")
     model, checkpoint = load_model(source, device)
@@ -398,7 +404,7 @@ def _initial_weights(variant: Variant, paths: Paths, device: torch.device) -> tu
     return model.train(), variant.with_overrides(model=dict(checkpoint["model_config"]))
 
 
-RUN_FILES = ("_best.pth", "_last.pth", "_args.json")
+RUN_FILES = (BEST_SUFFIX, LAST_SUFFIX, "_args.json", LEGACY_BEST_SUFFIX)
 PREVIOUS_DIR = "previous"      # in the models dir: earlier runs replaced with --overwrite
 
 
@@ -411,7 +417,7 @@ def _keep_earlier_run(models_dir: Path, run_name: str, overwrite: bool) -> None:
         return
     if not overwrite:
         described = ""
-        best = models_dir / f"{run_name}_best.pth"
+        best = best_checkpoint(models_dir, run_name)
         if best.is_file():
             try:
                 checkpoint = read_checkpoint(best)
@@ -466,18 +472,31 @@ def _hard_negatives(paths: Paths, use: bool) -> set[str]:
 
 
 def _resume(last_path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-            scheduler: torch.optim.lr_scheduler.LRScheduler, amp: Amp) -> tuple[int, float, list]:
-    """Restore model, optimizer, scheduler and scaler from the last checkpoint."""
-    checkpoint = read_checkpoint(last_path)
+            scheduler: torch.optim.lr_scheduler.LRScheduler, amp: Amp) -> tuple[int, list]:
+    """Restore model, optimizer, scheduler and scaler from the resume state; (epoch, history)."""
+    checkpoint = read_resume_state(last_path)
     if "optimizer_state_dict" not in checkpoint:
         raise ProjectError(f"{last_path}: has no optimizer state; cannot resume from it")
     model.load_state_dict(checkpoint["model_state_dict"])
     optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
     scheduler.load_state_dict(checkpoint["scheduler_state_dict"])
     amp.scaler.load_state_dict(checkpoint["scaler_state_dict"])
-    log.info("resuming from %s after epoch %d (best val score %.4f)", last_path, checkpoint["epoch"],
-             checkpoint["best_score"])
-    return int(checkpoint["epoch"]), float(checkpoint["best_score"]), list(checkpoint.get("history", []))
+    log.info("resuming from %s after epoch %d", last_path, checkpoint["epoch"])
+    return int(checkpoint["epoch"]), list(checkpoint.get("history", []))
+
+
+def _best_so_far(best_path: Path, history: list[dict]) -> tuple[float, float]:
+    """(best score, its validation loss) of a resumed run, from its best checkpoint: a run killed
+    between writing the best checkpoint and the resume state has a best newer than the resume
+    state's history. Without a best checkpoint, from the history."""
+    if best_path.is_file():
+        best = read_checkpoint(best_path)
+        score = float(best.get("best_score", math.nan))
+        loss = float((best.get("val_metrics") or {}).get("val_loss", math.inf))
+        log.info("best so far: val score %.4f at epoch %s (%s)", score, best.get("epoch"), best_path.name)
+        return score, loss
+    score = max((h["score"] for h in history), default=-math.inf)
+    return score, min((h["val_loss"] for h in history if h["score"] == score), default=math.inf)
 
 
 def train_variants(variants: list[Variant], options: TrainOptions, paths: Paths, log_file: Path | None,
@@ -509,7 +528,7 @@ def add_training_args(parser) -> None:
                        help="imagenet (download), none, or a local weights file (default: imagenet)")
     group.add_argument("--limit", type=int, default=None,
                        help="use at most N training and N validation images (smoke runs)")
-    group.add_argument("--resume", action="store_true", help="continue from <run>_last.pth")
+    group.add_argument("--resume", action="store_true", help=f"continue from <run>{LAST_SUFFIX}")
     group.add_argument("--overwrite", action="store_true",
                        help="start anew over an earlier run of the same name (its files move to <models-dir>/previous/)")
     group.add_argument("--no-hard-negatives", action="store_true",

@@ -111,7 +111,7 @@ CLASSIFIER = Variant(
     img_size=384, epochs=15, batch_size=16, stage="")
 
 
-SPECIALIST_RUN = "small_forgery_specialist"   # its checkpoint: <models>/small_forgery_specialist_best.pth
+SPECIALIST_RUN = "small_forgery_specialist"   # its checkpoint: <models>/small_forgery_specialist_best.safetensors
 
 SPECIALIST = Variant(
     SPECIALIST_RUN, "small-forgery specialist (seed 004): forgeries under 2% of the area only, "

@@ -67,7 +67,26 @@ def save_tiny_segmenter(path: Path, img_size: int = 64, seed: int = 0) -> Path:
     """A freshly initialised resnet18 AttentionFPN saved as a pipeline checkpoint (no network)."""
     import torch
 
-    from lib.models import build_model, save_checkpoint
+    from lib.checkpoints import save_checkpoint
+    from lib.models import build_model
     torch.manual_seed(seed)
     save_checkpoint(path, build_model(TINY_SEGMENTER), TINY_SEGMENTER, img_size=img_size, epoch=1)
+    return path
+
+
+def changed_checkpoint(source: Path, path: Path, metadata: dict | None | bool = True, raw: dict | None = None,
+                       **fields) -> Path:
+    """A copy of the safetensors checkpoint `source` at `path` with `fields` replaced (as JSON) and
+    `raw` metadata strings set as they are; `metadata=None` drops all metadata (bare tensors)."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    with safe_open(str(source), framework="pt") as handle:
+        meta = dict(handle.metadata() or {})
+        state = {key: handle.get_tensor(key) for key in handle.keys()}
+    meta.update({key: json.dumps(value) for key, value in fields.items()})
+    meta.update(raw or {})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path), metadata=None if metadata is None else meta)
     return path

@@ -12,7 +12,7 @@ from lib.demo import make_demo_dataset
 from lib.device import Amp
 from lib.distributed import ShardedWeightedSampler
 from lib.errors import ProjectError
-from lib.models import read_checkpoint
+from lib.checkpoints import read_resume_state
 from tests.helpers import ROOT
 
 
@@ -56,7 +56,7 @@ def test_two_gloo_processes_train_with_torchrun(tmp_path):
     assert len(logs) == 1                                        # and logs
     text = logs[0].read_text()
     assert "on cpu x 2 processes" in text and "frozen for DistributedDataParallel" in text
-    checkpoint = read_checkpoint(tmp_path / "models" / "highres_no_ela_v3_last.pth")
+    checkpoint = read_resume_state(tmp_path / "models" / "highres_no_ela_v3_last.pth")
     losses = [h["train_loss"] for h in checkpoint["history"]]
     assert len(losses) == 3 and losses[-1] < losses[0]           # the loss falls
     assert not any(k.startswith("module.") for k in checkpoint["model_state_dict"])   # plain weights, loadable

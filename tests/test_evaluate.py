@@ -141,7 +141,7 @@ def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("validate")
     make_demo_dataset(root / "data", n_forged=10, n_test=4, n_supplemental=0, min_size=96, max_size=160, seed=5,
                       progress=False)
-    save_tiny_segmenter(root / "models" / "highres_no_ela_v3_best.pth")
+    save_tiny_segmenter(root / "models" / "highres_no_ela_v3_best.safetensors")
     return root
 
 

@@ -26,13 +26,14 @@ truncated / zero-byte / non-image test image     | bin/script_5_predict.py      
 same, on a re-run that hits the result cache     | lib.infer.Predictor.run                     | row `authentic`, the warning said again ("cached")
 empty test folder                                | bin/script_5_predict.py                     | exit 1 "error: <dir>: no images found", no output
 no checkpoint in --models-dir                    | bin/script_5_predict.py                     | exit 1 "error: <models>: no segmentation checkpoints", no output
-random bytes in the .pth                         | bin/script_5_predict.py                     | exit 1 "error: <pth>: not a readable checkpoint", no output
-.pth whose model_config is another encoder       | bin/script_5_predict.py                     | exit 1 "error: <pth>: weights do not fit model", no output
-missing --ensemble path, truncated .pth, bare    | lib.infer.load_predictor                    | CheckpointError / ProjectError naming the file, one line
-  state dict, in_channels mismatch, classifier   |                                             |
-  checkpoint given as a segmenter                |                                             |
-.pth naming an unknown encoder / backbone, a     | lib.infer.load_predictor via lib.cli.run    | exit 1, "error: <pth>: cannot build the model ..." /
-  non-dict model_config or state dict            |                                             |   "not a checkpoint of this project", one line
+random bytes in the .safetensors                 | bin/script_5_predict.py                     | exit 1 "error: <file>: not a readable safetensors checkpoint", no output
+checkpoint whose model_config is another encoder | bin/script_5_predict.py                     | exit 1 "error: <file>: weights do not fit model", no output
+missing --ensemble path, truncated checkpoint,   | lib.infer.load_predictor                    | CheckpointError / ProjectError naming the file, one line
+  tensors without metadata, in_channels          |                                             |
+  mismatch, classifier given as a segmenter      |                                             |
+checkpoint naming an unknown encoder / backbone, | lib.infer.load_predictor via lib.cli.run    | exit 1, "error: <file>: unknown encoder ..." / "not a plain
+  a hub name (tu-hf-hub:...), a non-dict         |                                             |   encoder name" / "no model_config" / "not JSON", one line;
+  model_config, a metadata field not JSON        |                                             |   nothing is built, fetched or read by that name
 4000x4000 RGB PNG                                | lib.infer Predictor.run + write_predictions | completes, prob map 64x64, full-size row; peak RSS bounded
 4000x4000 RGB PNG                                | lib.fusion.match_file (lib.matching)        | completes at <= 1024 px, masks at 4000x4000; peak RSS bounded
 truncated / zero-byte / non-image test image     | bin/match_copy_move.py                      | exit 0, a row `authentic` each, one warning line naming each
@@ -50,6 +51,29 @@ row with more fields than the header             | lib.submission.read_submissio
 zero-byte / non-image training image             | lib.train.train_variant                     | skipped with a warning by the manifest; training runs
 truncated PNG in the validation split            | lib.train.train_variant (workers=0)         | DataError "<file>: not a readable image" (or skipped)
 corrupt image read in a DataLoader worker        | lib.train.train_variant (workers=1) cli.run | exit 1, one line "error: <file>: not a readable image"
+crafted pickle (os.system on load) placed as     | bin/script_5_predict.py                     | exit 1 "error: <pth>: a torch pickle file; ... python
+  models/highres_no_ela_v3_best.pth              |   (test_checkpoints.py)                     |   bin/convert_checkpoint.py <pth>", the payload never runs
+the same pickle to convert, or as a resume state | convert_checkpoint.py, read_resume_state    | refused by torch.load(weights_only=True), nothing runs
+crafted safetensors header: pickle bytes in a    | lib.checkpoints.load_model                  | CheckpointError naming the file, one line; nothing runs,
+  field, hf-hub: / local-dir: encoder, foreign   |   (test_checkpoints.py)                     |   nothing is fetched
+  format                                         |                                             |
+a packaged checkpoint with one byte changed, or  | bin/kaggle_predict.py (test_kaggle.py),     | exit 1 "error: <file>: sha256 X but package.json records Y;
+  swapped for another of other size              |   lib.infer.load_predictor                  |   ..." (or the sizes), before any install; no submission
+SIGKILL while epoch 2's resume state is written  | bin/script_1_train_v3.py, then --resume     | earlier best and last load whole; the next start removes
+  (held there by lib.fileio's test hook)         |                                             |   the orphaned temporary and resumes after epoch 1 with the
+                                                 |                                             |   best score of the best checkpoint (found: orphans were
+                                                 |                                             |   never removed; test_train.py: a resume took the best
+                                                 |                                             |   score from the resume state and let a worse epoch
+                                                 |                                             |   replace a better best written just before the kill)
+full disk (RLIMIT_FSIZE, SIGXFSZ ignored) while  | bin/script_1_train_v3.py --resume,          | exit 1 "error: <file>: writing failed (File too large); the
+  writing a checkpoint                           |   bin/convert_checkpoint.py, save_checkpoint|   earlier file, if any, is untouched"; earlier files byte-
+                                                 |                                             |   identical, no temporary (found: a traceback, from torch's
+                                                 |                                             |   zip writer or an OSError cli.run did not catch)
+two predictions at once over one folder, models  | bin/script_5_predict.py                     | both exit 0 with byte-identical submissions, a third run
+  folder and caches (network and matcher)        |                                             |   reads the caches (found: runs started in the same second
+                                                 |                                             |   wrote into one log file; now one each)
+umask 022 / 077 / 002                            | lib.fileio.atomic_path (test_checkpoints.py)| files end 0644 / 0600 / 0664 (found: always 0600, the
+                                                 |                                             |   mode of the temporary file)
 """
 from __future__ import annotations
 
@@ -58,6 +82,9 @@ import os
 import re
 import resource
 import shutil
+import signal
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -67,20 +94,23 @@ import torch
 from lib.cli import run
 from lib.data import load_manifest
 from lib.errors import DataError, ProjectError, SubmissionError
+from lib.fileio import PAUSE_ENV
 from lib.fusion import match_file
 from lib.imageio import load_image, load_mask, read_image_size
 from lib.infer import ResultCache, load_predictor, write_predictions
 from lib.matching import MatchConfig
-from lib.models import build_model, save_checkpoint
-from lib.paths import Paths
+from lib.checkpoints import read_checkpoint, read_resume_state, save_checkpoint
+from lib.models import build_model
+from lib.paths import Paths, best_checkpoint, last_checkpoint
 from lib.postprocess import PostConfig
 from lib.submission import read_submission, validate_submission_file, write_csv
 from lib.train import TrainOptions, require_hard_negatives, train_variant
 from lib.variants import V3_VARIANTS
-from tests.helpers import TINY_SEGMENTER, box_mask, random_rgb, run_script, save_tiny_segmenter, write_png
+from tests.helpers import (ROOT, TINY_SEGMENTER, box_mask, changed_checkpoint, random_rgb, run_script,
+                           save_tiny_segmenter, write_png)
 
 TINY_CLASSIFIER = {"arch": "classifier", "encoder": "resnet18", "in_channels": 3}
-SEGMENTER_NAME = "highres_no_ela_v3_best.pth"    # what `--stage v3` looks for first
+SEGMENTER_NAME = "highres_no_ela_v3_best.safetensors"    # what `--stage v3` looks for first
 
 
 # --- bad files -------------------------------------------------------------------------------
@@ -309,11 +339,9 @@ def models(tmp_path_factory):
     corrupt = root / "corrupt" / SEGMENTER_NAME
     corrupt.parent.mkdir()
     corrupt.write_bytes(np.random.default_rng(5).bytes(4096))
-    checkpoint = torch.load(good, map_location="cpu", weights_only=False)
-    checkpoint["model_config"] = {"arch": "attention_fpn", "encoder": "resnet34", "in_channels": 3}
     other = root / "other_arch" / SEGMENTER_NAME
     other.parent.mkdir()
-    torch.save(checkpoint, other)
+    changed_checkpoint(good, other, model_config={"arch": "attention_fpn", "encoder": "resnet34", "in_channels": 3})
     (root / "none").mkdir()
     return root
 
@@ -357,7 +385,7 @@ def test_predict_refuses_with_one_line_and_writes_nothing(test_folder, models, t
         fragments = ["none: no segmentation checkpoints", "script_1_train_v3.py"]
     elif case == "corrupt checkpoint":
         models_dir = models / "corrupt"
-        fragments = [path_fragment(models_dir / SEGMENTER_NAME) + ": not a readable checkpoint"]
+        fragments = [path_fragment(models_dir / SEGMENTER_NAME) + ": not a readable safetensors checkpoint"]
     else:
         models_dir = models / "other_arch"
         fragments = [path_fragment(models_dir / SEGMENTER_NAME) + ": weights do not fit model", "resnet34"]
@@ -371,19 +399,17 @@ def bad_checkpoints(models):
     folder, good = models / "refused", models / "good" / SEGMENTER_NAME
     folder.mkdir()
     data = good.read_bytes()
-    truncated = folder / "truncated.pth"
+    truncated = folder / "truncated.safetensors"
     truncated.write_bytes(data[: len(data) // 2])
-    bare = folder / "bare_state_dict.pth"
-    torch.save(torch.load(good, map_location="cpu", weights_only=False)["model_state_dict"], bare)
-    four = folder / "in_channels_4.pth"
-    checkpoint = torch.load(good, map_location="cpu", weights_only=False)
-    checkpoint["model_config"] = dict(TINY_SEGMENTER, in_channels=4)
-    torch.save(checkpoint, four)
-    classifier = folder / "classifier.pth"
+    bare = folder / "bare_state_dict.safetensors"
+    changed_checkpoint(good, bare, metadata=None)
+    four = folder / "in_channels_4.safetensors"
+    changed_checkpoint(good, four, model_config=dict(TINY_SEGMENTER, in_channels=4))
+    classifier = folder / "classifier.safetensors"
     torch.manual_seed(0)
     save_checkpoint(classifier, build_model(TINY_CLASSIFIER), TINY_CLASSIFIER, img_size=64)
-    return {"missing": (folder / "missing.pth", "checkpoint not found"),
-            "truncated": (truncated, "not a readable checkpoint"),
+    return {"missing": (folder / "missing.safetensors", "checkpoint not found"),
+            "truncated": (truncated, "not a readable safetensors checkpoint"),
             "bare state dict": (bare, "not a checkpoint of this project"),
             "in_channels mismatch": (four, "weights do not fit model"),
             "classifier as segmenter": (classifier, "is a classifier checkpoint, not a segmentation model")}
@@ -399,21 +425,17 @@ def test_load_predictor_refuses_bad_checkpoints_naming_them(models, bad_checkpoi
     assert message.startswith(f"{path}: ") and problem in message and "\n" not in message
 
 
-def _config_change(case):
-    return {"unknown smp encoder": ("model_config", dict(TINY_SEGMENTER, encoder="no-such-encoder")),
-            "unknown timm backbone": ("model_config", dict(TINY_CLASSIFIER, encoder="no_such_backbone")),
-            "model_config not a dict": ("model_config", "attention_fpn"),
-            "state dict not a dict": ("model_state_dict", None)}[case]
+CONFIG_CHANGES = {"unknown smp encoder": {"model_config": dict(TINY_SEGMENTER, encoder="no-such-encoder")},
+                  "unknown timm backbone": {"model_config": dict(TINY_CLASSIFIER, encoder="no_such_backbone")},
+                  "hub encoder": {"model_config": dict(TINY_SEGMENTER, encoder="tu-hf-hub:someone/model")},
+                  "model_config not a dict": {"model_config": "attention_fpn"},
+                  "metadata not JSON": {"raw": {"epoch": "{not json"}}}
 
 
-@pytest.mark.parametrize("case", ["unknown smp encoder", "unknown timm backbone", "model_config not a dict",
-                                  "state dict not a dict"])
+@pytest.mark.parametrize("case", list(CONFIG_CHANGES))
 def test_checkpoint_of_an_unknown_architecture_is_a_one_line_error(models, tmp_path, capsys, case):
-    checkpoint = torch.load(models / "good" / SEGMENTER_NAME, map_location="cpu", weights_only=False)
-    key, value = _config_change(case)
-    checkpoint[key] = value
-    path = tmp_path / "foreign.pth"
-    torch.save(checkpoint, path)
+    path = changed_checkpoint(models / "good" / SEGMENTER_NAME, tmp_path / "foreign.safetensors",
+                              **CONFIG_CHANGES[case])
     code, err = run_cli(capsys, lambda: load_predictor(models / "good", "cpu", ensemble=[str(path)],
                                                         use_classifier=False, use_specialist=False))
     assert code == 1 and len(err.strip().splitlines()) == 1 and err.startswith(f"error: {path}: ")
@@ -649,7 +671,7 @@ def test_training_on_a_truncated_png_is_a_clear_data_error_or_a_skip(train_data,
             train_variant(TRAIN_VARIANT, train_options(), paths)
     except DataError as exc:       # today: the manifest reads the header only; validation meets the file
         assert str(exc) == f"{bad}: not a readable image (truncated, corrupt or not an image)"
-        assert not (paths.models_dir / f"{TRAIN_VARIANT.run_name}_best.pth").exists()
+        assert not (paths.models_dir / f"{TRAIN_VARIANT.run_name}_best.safetensors").exists()
     else:                          # once the manifest checks more than the header
         assert "authentic/5.png" in caplog.text and "(skipped)" in caplog.text
     assert not no_temporaries(tmp_path)
@@ -662,7 +684,7 @@ def test_v3_training_stops_on_a_malformed_hard_negative_file(train_data, tmp_pat
     code, err = run_cli(capsys, lambda: train_variant(TRAIN_VARIANT, train_options(use_hard_negatives=True), paths))
     assert code == 1
     assert err.strip().splitlines() == [f"error: {bad}, line 2: expected one image id, got 'authentic/2 0.93'"]
-    assert not list(paths.models_dir.glob("*.pth"))           # stopped before any checkpoint
+    assert not list(paths.models_dir.glob("*_best.*"))           # stopped before any checkpoint
 
 
 def test_an_image_corrupted_after_the_manifest_gives_one_line_with_workers(train_data, tmp_path, capsys):
@@ -677,3 +699,97 @@ def test_an_image_corrupted_after_the_manifest_gives_one_line_with_workers(train
     code, err = run_cli(capsys, lambda: train_variant(TRAIN_VARIANT, train_options(workers=1), paths))
     assert code == 1 and "Traceback" not in err
     assert err.strip().splitlines() == [f"error: {bad}: not a readable image (truncated, corrupt or not an image)"]
+
+
+# --- 8. kills, full disks, two runs at once ----------------------------------------------------
+
+def _train_args(paths, epochs, *extra):
+    return ["--model", "highres_no_ela", "--epochs", epochs, "--img-size", 64, "--batch-size", 4, "--workers", 0,
+            "--encoder-weights", "none", "--no-hard-negatives", "--no-progress", "--data-dir", paths.data_dir,
+            "--models-dir", paths.models_dir, "--logs-dir", paths.logs_dir, *extra]
+
+
+def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_last_complete_one(train_data, tmp_path):
+    """SIGKILL while epoch 2's resume state is being written (held there by the test hook of
+    lib.fileio, not raced with a timer): both earlier checkpoints load, --resume continues after
+    epoch 1 and removes the killed writer's temporary file."""
+    paths = copy_data(train_data, tmp_path)
+    run_name = TRAIN_VARIANT.run_name
+    env = {**os.environ, PAUSE_ENV: f"{run_name}_last.pth:2"}
+    process = subprocess.Popen([sys.executable, str(ROOT / "bin" / "script_1_train_v3.py"),
+                                *map(str, _train_args(paths, 3))], cwd=tmp_path, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in process.stderr:                       # the writer says when it holds
+        seen.append(line)
+        if line.startswith(f"{PAUSE_ENV}: holding"):
+            break
+    assert process.poll() is None, "".join(seen[-20:])
+    process.kill()
+    process.wait(timeout=30)
+    process.stderr.close()
+
+    best, last = best_checkpoint(paths.models_dir, run_name), last_checkpoint(paths.models_dir, run_name)
+    orphans = list(paths.models_dir.glob(f".{last.name}.{process.pid}.*.tmp"))
+    assert len(orphans) == 1                          # the kill left the complete-but-unrenamed file
+    assert read_resume_state(last)["epoch"] == 1      # the previous resume state, whole
+    best_at_kill = read_checkpoint(best)              # the best as it was, whole (epoch 1 or 2)
+    assert best_at_kill["epoch"] in (1, 2)
+
+    resumed = run_script("script_1_train_v3.py", *_train_args(paths, 3, "--resume"), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"removed {orphans[0].name}, left by a run killed while writing" in resumed.stderr
+    assert f"resuming from {last} after epoch 1" in resumed.stderr
+    assert f"best so far: val score {best_at_kill['best_score']:.4f} at epoch {best_at_kill['epoch']}" in resumed.stderr
+    state = read_resume_state(last)
+    assert state["epoch"] == 3 and [h["epoch"] for h in state["history"]] == [1, 2, 3]
+    assert read_checkpoint(best)["best_score"] >= best_at_kill["best_score"]
+    assert not no_temporaries(paths.models_dir)
+
+
+def test_a_full_disk_during_training_is_one_line_and_keeps_the_earlier_checkpoints(train_data, tmp_path):
+    """RLIMIT_FSIZE (SIGXFSZ ignored) is a full disk without mount rights: a second run, resumed,
+    cannot write its checkpoint; the first run's files stay whole, no temporary is left."""
+    paths = copy_data(train_data, tmp_path)
+    first = run_script("script_1_train_v3.py", *_train_args(paths, 1), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    best = best_checkpoint(paths.models_dir, TRAIN_VARIANT.run_name)
+    last = last_checkpoint(paths.models_dir, TRAIN_VARIANT.run_name)
+    before = {p: p.read_bytes() for p in (best, last)}
+
+    def full_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, resource.RLIM_INFINITY))   # 1 MiB: logs fit, weights do not
+
+    result = subprocess.run([sys.executable, str(ROOT / "bin" / "script_1_train_v3.py"),
+                             *map(str, _train_args(paths, 2, "--resume"))], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300, preexec_fn=full_disk)
+    written = last if "_last.pth" in result.stderr.splitlines()[-1] else best
+    assert_one_line_error(result, f"error: {written}: writing failed (File too large); the earlier file, if any, "
+                                  f"is untouched")
+    assert all(p.read_bytes() == data for p, data in before.items())
+    assert not no_temporaries(paths.models_dir)
+
+
+def test_two_predictions_over_one_folder_and_cache_at_once_agree(test_folder, models, tmp_path):
+    """Two script_5_predict runs started together on the same images, models and caches (network
+    and matcher): both finish, with byte-identical submissions; a third run reads the caches."""
+    def start(name):
+        return subprocess.Popen([sys.executable, str(ROOT / "bin" / "script_5_predict.py"),
+                                 "--input-dir", str(test_folder), "--output", str(tmp_path / name),
+                                 "--models-dir", str(models / "good"), "--logs-dir", str(tmp_path / "logs"),
+                                 "--device", "cpu", "--no-progress", "--stage", "v3", "--fusion", "first",
+                                 "--workers", "0"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    runs = [start("a.csv"), start("b.csv")]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    for run, (_, err) in zip(runs, outputs):
+        assert run.returncode == 0 and "Traceback" not in err, err[-3000:]
+    a, b = (tmp_path / "a.csv").read_bytes(), (tmp_path / "b.csv").read_bytes()
+    assert a == b
+    third = start("c.csv")
+    _, err = third.communicate(timeout=300)
+    assert third.returncode == 0 and (tmp_path / "c.csv").read_bytes() == a, err[-3000:]
+    assert not no_temporaries(models / "good") and not no_temporaries(tmp_path)
+    logs = sorted((tmp_path / "logs").glob("script_5_predict_*.log"))
+    assert len(logs) == 3                             # one log each, even when started in the same second

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from lib.errors import ProjectError
+from lib.infer import load_predictor
 from lib.kaggle import (COMPETITION, ENTRY, NOTEBOOK, PACKAGE_FILE, PackageOptions, build_package, latest_sweep,
                         sha256, thresholds_from_sweep)
 from lib.postprocess import PostConfig
@@ -39,8 +40,8 @@ NO_NETWORK = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def package(tmp_path_factory):
     root = tmp_path_factory.mktemp("kaggle")
-    save_tiny_segmenter(root / "models" / "highres_no_ela_v3_best.pth", img_size=64, seed=0)
-    save_tiny_segmenter(root / "models" / "high_recall_v3_best.pth", img_size=64, seed=1)
+    save_tiny_segmenter(root / "models" / "highres_no_ela_v3_best.safetensors", img_size=64, seed=0)
+    save_tiny_segmenter(root / "models" / "high_recall_v3_best.safetensors", img_size=64, seed=1)
     result = run_script("make_kaggle_package.py", "--output", root / "pkg", "--models-dir", root / "models",
                         "--logs-dir", root / "logs", "--stage", "v3", "--sweep", "none", "--fusion", "first",
                         "--seg-threshold", "0.45", "--no-wheels", cwd=root)
@@ -82,6 +83,7 @@ def test_the_notebook_script_runs_offline_in_kaggles_layout(package):
     assert frame.set_index("case_id").loc["999", "annotation"] == "authentic"
     assert "999.png: unreadable, predicted authentic" in result.stderr
     assert "copy-move matcher" in result.stdout                      # fusion first: the matcher ran
+    assert "2 checkpoint(s) match the sizes and sha256 in package.json" in result.stdout
     assert "seg 0.45" in result.stdout                               # the packaged thresholds
     assert not list((package / "pkg").rglob("cache"))                # nothing written into the package
 
@@ -99,11 +101,12 @@ def test_the_same_script_takes_input_dir_and_output(package):
 def test_the_package_records_what_it_holds(package):
     pkg = package / "pkg"
     meta = json.loads((pkg / PACKAGE_FILE).read_text())
-    assert {c["file"] for c in meta["checkpoints"]} == {"models/highres_no_ela_v3_best.pth",
-                                                        "models/high_recall_v3_best.pth"}
+    assert {c["file"] for c in meta["checkpoints"]} == {"models/highres_no_ela_v3_best.safetensors",
+                                                        "models/high_recall_v3_best.safetensors"}
     for record in meta["checkpoints"]:
         assert record["sha256"] == sha256(pkg / record["file"])
-    assert meta["arguments"]["ensemble"] == ["models/highres_no_ela_v3_best.pth:1.5", "models/high_recall_v3_best.pth:1"]
+    assert meta["arguments"]["ensemble"] == ["models/highres_no_ela_v3_best.safetensors:1.5",
+                                             "models/high_recall_v3_best.safetensors:1"]
     assert meta["thresholds"]["seg_threshold"] == 0.45 and meta["thresholds"]["fusion"] == "first"
     assert meta["validation"]["score"] is None and meta["versions"]["torch"]
     assert (pkg / "lib" / "infer.py").is_file() and not list(pkg.rglob("__pycache__"))
@@ -113,6 +116,33 @@ def test_the_package_records_what_it_holds(package):
     assert kernel["enable_internet"] is False and kernel["competition_sources"] == [COMPETITION]
     dataset = json.loads((pkg / "dataset-metadata.json").read_text())
     assert kernel["dataset_sources"] == [dataset["id"]]
+
+
+@pytest.mark.parametrize("tamper", ["one byte changed", "file swapped"])
+def test_a_tampered_checkpoint_stops_the_run_before_anything_is_written(package, tmp_path, tamper):
+    pkg = package / "pkg"
+    target = pkg / "models" / "high_recall_v3_best.safetensors"
+    original = target.read_bytes()
+    recorded = sha256(target)
+    test_dir = _kaggle_input(package, n=1)
+    try:
+        if tamper == "one byte changed":          # same size: only the hash tells
+            data = bytearray(original)
+            data[len(data) // 2] ^= 0xFF
+            target.write_bytes(bytes(data))
+            expected = f"error: {target}: sha256 {sha256(target)} but package.json records {recorded}; "
+        else:                                     # another checkpoint of the package under this name
+            target.write_bytes((pkg / "models" / "highres_no_ela_v3_best.safetensors").read_bytes()[:-1])
+            expected = f"error: {target}: {len(original) - 1} bytes, package.json records {len(original)}; "
+        result = _offline(package, "--input-dir", test_dir, "--output", tmp_path / "sub.csv", cwd=tmp_path)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines() == [expected + "the file is corrupted or was replaced, not loading it"]
+        assert not (tmp_path / "sub.csv").exists() and "installing" not in result.stdout
+        with pytest.raises(ProjectError, match="corrupted or was replaced"):   # script_5 on the package's models too
+            load_predictor(pkg / "models", "cpu", stage="v3", use_classifier=False)
+    finally:
+        target.write_bytes(original)
+    assert load_predictor(pkg / "models", "cpu", stage="v3", use_classifier=False).segmenters
 
 
 def test_packaged_wheels_install_only_what_differs(package, tmp_path):

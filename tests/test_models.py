@@ -1,4 +1,4 @@
-"""Models: shapes, registry, checkpoints that reload to identical outputs, clear errors, offline weights."""
+"""Models: shapes, registry, config checks, clear errors, offline weights (checkpoints: test_checkpoints.py)."""
 import os
 import subprocess
 import sys
@@ -6,8 +6,7 @@ import sys
 import pytest
 import torch
 
-from lib.models import (AttentionFPN, CheckpointError, ForgeryClassifier, WeightsError, build_model,
-                        load_model, save_checkpoint)
+from lib.models import AttentionFPN, ForgeryClassifier, WeightsError, build_model, check_model_config
 from tests.helpers import ROOT
 
 SEG = {"arch": "attention_fpn", "encoder": "resnet18", "in_channels": 3}
@@ -42,38 +41,6 @@ def test_unknown_arch_lists_known_ones():
         build_model({"arch": "unet"})
 
 
-@pytest.mark.parametrize("config, shape", [(SEG, (2, 3, 64, 64)), (CLS, (2, 3, 64, 64))])
-def test_checkpoint_reloads_to_identical_outputs(tmp_path, config, shape):
-    torch.manual_seed(0)
-    model = build_model(config).eval()
-    x = torch.randn(*shape)
-    with torch.no_grad():
-        expected = model(x)
-    path = tmp_path / "m.pth"
-    save_checkpoint(path, model, config, epoch=3, loss=0.5, val_score=0.7)
-    loaded, checkpoint = load_model(path)
-    with torch.no_grad():
-        assert torch.equal(loaded(x), expected)
-    assert checkpoint["epoch"] == 3 and checkpoint["val_score"] == 0.7
-    assert checkpoint["model_config"] == config
-    assert list(tmp_path.iterdir()) == [path]
-
-
-def test_bad_checkpoints_are_one_line_errors(tmp_path):
-    with pytest.raises(CheckpointError, match="checkpoint not found"):
-        load_model(tmp_path / "missing.pth")
-    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="junk.pth: not a readable checkpoint"):
-        load_model(tmp_path / "junk.pth")
-    torch.save({"weights": 1}, tmp_path / "other.pth")
-    with pytest.raises(CheckpointError, match="not a checkpoint of this project"):
-        load_model(tmp_path / "other.pth")
-    model = build_model(SEG)
-    save_checkpoint(tmp_path / "wrong.pth", model, {**SEG, "encoder": "resnet34"})
-    with pytest.raises(CheckpointError, match="wrong.pth: weights do not fit model"):
-        load_model(tmp_path / "wrong.pth")
-
-
 def test_local_encoder_weights_file(tmp_path):
     source = build_model(SEG)
     torch.save(source.encoder.state_dict(), tmp_path / "enc.pth")
@@ -85,6 +52,34 @@ def test_local_encoder_weights_file(tmp_path):
     torch.save({"unrelated": torch.zeros(1)}, tmp_path / "bad.pth")
     with pytest.raises(WeightsError, match="no tensor of this file fits"):
         build_model(SEG, str(tmp_path / "bad.pth"))
+
+
+def test_local_encoder_weights_as_safetensors(tmp_path):
+    from safetensors.torch import save_file
+    source = build_model(SEG)
+    save_file({k: v.contiguous() for k, v in source.encoder.state_dict().items()}, tmp_path / "enc.safetensors")
+    model = build_model(SEG, str(tmp_path / "enc.safetensors"))
+    for key, value in source.encoder.state_dict().items():
+        assert torch.equal(model.encoder.state_dict()[key], value)
+
+
+@pytest.mark.parametrize("config, problem", [
+    ({"arch": "unet"}, "unknown model arch 'unet'"),
+    ({**SEG, "encoder": "hf-hub:someone/model"}, "not a plain encoder name"),
+    ({**SEG, "encoder": "local-dir:/tmp/x"}, "not a plain encoder name"),
+    ({**SEG, "encoder": "no_such_encoder"}, "unknown encoder 'no_such_encoder'"),
+    ({**CLS, "encoder": "tu-resnet18"}, "unknown encoder 'tu-resnet18' for classifier"),
+    ({**SEG, "in_channels": "3"}, "in_channels '3' is not an int"),
+])
+def test_a_config_from_a_file_names_only_known_models(config, problem):
+    with pytest.raises(ValueError, match=problem):
+        check_model_config(config)
+
+
+def test_known_configs_pass_the_check():
+    for config in (SEG, CLS, {"arch": "attention_fpn", "encoder": "timm-efficientnet-b2"},
+                   {**SEG, "encoder": "tu-resnet18"}, {"arch": "classifier", "encoder": "efficientnet_b2"}):
+        check_model_config(config)
 
 
 def test_offline_imagenet_download_says_what_to_do():

@@ -71,6 +71,12 @@ def test_missing_inputs_fail_the_phase_before_it_runs(tmp_path):
     problems = input_problems([3, 4], tmp_path / "data", tmp_path / "models", tmp_path / "data" / "test_images",
                               "network")
     assert "run --phase 1 first" in problems[3] and "run --phase 1 first" in problems[4]
+    assert "convert_checkpoint" not in problems[4]
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "highres_no_ela_v3_best.pth").write_bytes(b"PK")     # an earlier version's file
+    problems = input_problems([3, 4], tmp_path / "data", tmp_path / "models", tmp_path / "data" / "test_images",
+                              "network")
+    assert all(f"python bin/convert_checkpoint.py {tmp_path / 'models'}/*_best.pth" in problems[p] for p in (3, 4))
     assert 4 not in input_problems([4], tmp_path / "data", tmp_path / "models", tmp_path / "data" / "test_images",
                                    "matcher")                    # the matcher needs no checkpoint
     assert input_problems([1, 2, 3, 4], tmp_path / "data", tmp_path / "models",

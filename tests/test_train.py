@@ -11,7 +11,8 @@ import lib.train
 
 from lib.demo import make_demo_dataset
 from lib.losses import CombinedLoss, LossConfig, build_loss
-from lib.models import build_model, load_model
+from lib.checkpoints import load_model, read_checkpoint, read_resume_state
+from lib.models import build_model
 from lib.paths import Paths
 from lib.train import TrainOptions, train_variant
 from lib.variants import CLASSIFIER, V3_VARIANTS
@@ -79,12 +80,13 @@ def test_segmentation_smoke_run_writes_reloadable_checkpoints(demo, caplog):
     assert checkpoint["model_config"] == TINY_SEG
     assert checkpoint["val_score"] == result.best_score and checkpoint["img_size"] == 64
     assert checkpoint["variant"]["name"] == "highres_no_ela"
-    last = torch.load(result.last_path, weights_only=False)
+    last = read_resume_state(result.last_path)
     assert last["epoch"] == 2 and "optimizer_state_dict" in last and "scheduler_state_dict" in last
     x = torch.randn(2, 3, 64, 64)
-    reloaded, _ = load_model(result.last_path)
+    reloaded = build_model(last["model_config"])
+    reloaded.load_state_dict(last["model_state_dict"])
     with torch.no_grad():
-        assert torch.equal(reloaded(x), result.model.eval()(x))
+        assert torch.equal(reloaded.eval()(x), result.model.eval()(x))
     args = json.loads((paths.models_dir / "highres_no_ela_v3_args.json").read_text())
     assert args["variant"]["loss_config"]["focal_alpha"] == 0.75
     assert args["train_images"] <= 12 and args["val_images"] <= 12
@@ -95,8 +97,8 @@ def test_same_seed_same_weights(demo):
     variant = V3_VARIANTS["high_recall"].with_overrides(model=TINY_SEG)
     options = TrainOptions(epochs=1, img_size=64, batch_size=4, workers=0, encoder_weights="none",
                            limit=8, progress=False)
-    a = torch.load(train_variant(variant, options, paths_in(demo, "a")).last_path, weights_only=False)
-    b = torch.load(train_variant(variant, options, paths_in(demo, "b")).last_path, weights_only=False)
+    a = read_resume_state(train_variant(variant, options, paths_in(demo, "a")).last_path)
+    b = read_resume_state(train_variant(variant, options, paths_in(demo, "b")).last_path)
     assert a["loss"] == b["loss"]
     for key, value in a["model_state_dict"].items():
         assert torch.equal(value, b["model_state_dict"][key]), key
@@ -106,8 +108,7 @@ def test_resume_continues_exactly_where_the_run_stopped(demo, monkeypatch):
     variant = V3_VARIANTS["hard_negative"].with_overrides(model=TINY_SEG)
     options = TrainOptions(epochs=2, img_size=64, batch_size=4, workers=0, encoder_weights="none",
                            limit=8, progress=False)
-    straight = torch.load(train_variant(variant, options, paths_in(demo, "straight")).last_path,
-                          weights_only=False)
+    straight = read_resume_state(train_variant(variant, options, paths_in(demo, "straight")).last_path)
 
     real_epoch, calls = lib.train._train_one_epoch, []
 
@@ -122,8 +123,7 @@ def test_resume_continues_exactly_where_the_run_stopped(demo, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         train_variant(variant, options, paths)
     monkeypatch.setattr(lib.train, "_train_one_epoch", real_epoch)
-    resumed = torch.load(train_variant(variant, replace(options, resume=True), paths).last_path,
-                         weights_only=False)
+    resumed = read_resume_state(train_variant(variant, replace(options, resume=True), paths).last_path)
     assert resumed["epoch"] == 2 and [h["epoch"] for h in resumed["history"]] == [1, 2]
     assert resumed["loss"] == straight["loss"]
     for key, value in straight["model_state_dict"].items():
@@ -137,7 +137,7 @@ def test_classifier_smoke_run_selects_on_auc(demo):
     result = train_variant(variant, options, paths_in(demo, "cls"))
     metrics = result.history[0]
     assert set(metrics) >= {"auc", "accuracy", "precision", "recall", "val_loss"}
-    assert result.best_path.name == "binary_classifier_best.pth"
+    assert result.best_path.name == "binary_classifier_best.safetensors"
     model, checkpoint = load_model(result.best_path)
     with torch.no_grad():
         assert model(torch.randn(2, 3, 64, 64)).shape == (2,)
@@ -150,7 +150,7 @@ def test_train_v3_script_end_to_end(demo):
                         "--data-dir", demo / "data", "--models-dir", root / "models", "--logs-dir", root / "logs",
                         cwd=demo)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert (root / "models" / "enhanced_aug_v3_best.pth").is_file()
+    assert (root / "models" / "enhanced_aug_v3_best.safetensors").is_file()
     log_text = next((root / "logs").glob("script_1_train_v3_*.log")).read_text()
     assert "enhanced_aug_v3 epoch 1/1 | train loss" in log_text
 
@@ -184,7 +184,7 @@ def test_v4_starts_from_the_v3_checkpoint_with_the_v4_recipe(demo, caplog):
 
     # learning rate 0: the v4 weights are the v3 weights it started from (BatchNorm statistics aside)
     result = train_variant(v4, replace(options, lr=0.0), paths)
-    assert result.best_path.name == "highres_no_ela_v4_best.pth"
+    assert result.best_path.name == "highres_no_ela_v4_best.safetensors"
     start, _ = load_model(v3.best_path)
     tuned, checkpoint = load_model(result.best_path)
     assert checkpoint["model_config"] == TINY_SEG
@@ -235,7 +235,7 @@ def test_specialist_trains_on_small_forgeries_with_hard_negatives_and_joins_the_
     assert "training images with a forgery under 5.0% of the image" in log_text
     assert next((root / "logs").glob("*_crops.png")).stat().st_size > 0
     assert 0 < info["train_images"] < len(manifest) and len(small)
-    segmenter = save_tiny_segmenter(root / "models" / "tiny.pth")
+    segmenter = save_tiny_segmenter(root / "models" / "tiny.safetensors")
     assert load_predictor(root / "models", "cpu", ensemble=[str(segmenter)]).specialist is not None
     assert load_predictor(root / "models", "cpu", ensemble=[str(segmenter)], use_specialist=False).specialist is None
 
@@ -259,16 +259,17 @@ def test_a_new_run_never_replaces_an_earlier_one_silently(demo):
     paths = paths_in(demo, "twice")
     first = train_variant(variant, options, paths)
     before = first.best_path.read_bytes()
-    with pytest.raises(ProjectError, match=r"enhanced_aug_v3_best.pth: an earlier enhanced_aug_v3 run is there "
+    with pytest.raises(ProjectError, match=r"enhanced_aug_v3_best.safetensors: an earlier enhanced_aug_v3 run is there "
                                            r"\(best val score .* at epoch 1\); --resume continues it, --overwrite"):
         train_variant(variant, options, paths)
     assert first.best_path.read_bytes() == before                  # refused: untouched
     train_variant(variant, replace(options, overwrite=True, seed=7), paths)
     archived = list((paths.models_dir / "previous").glob("enhanced_aug_v3_*"))
     assert len(archived) == 1
-    assert sorted(p.name for p in archived[0].iterdir()) == ["enhanced_aug_v3_args.json", "enhanced_aug_v3_best.pth",
+    assert sorted(p.name for p in archived[0].iterdir()) == ["enhanced_aug_v3_args.json",
+                                                             "enhanced_aug_v3_best.safetensors",
                                                              "enhanced_aug_v3_last.pth"]
-    assert (archived[0] / "enhanced_aug_v3_best.pth").read_bytes() == before   # kept, not deleted
+    assert (archived[0] / "enhanced_aug_v3_best.safetensors").read_bytes() == before   # kept, not deleted
 
 
 def test_the_best_checkpoint_is_never_replaced_by_a_worse_one(demo, monkeypatch):
@@ -283,8 +284,40 @@ def test_the_best_checkpoint_is_never_replaced_by_a_worse_one(demo, monkeypatch)
                            progress=False)
     paths = paths_in(demo, "worse")
     result = train_variant(variant, options, paths)
-    best = torch.load(result.best_path, weights_only=False)
+    best = read_checkpoint(result.best_path)
     assert (best["epoch"], best["best_score"]) == (1, 0.6) and result.best_score == 0.6
     # resumed for a 4th epoch that scores worse still: the best stays epoch 1's
     resumed = train_variant(variant, replace(options, epochs=4, resume=True), paths)
-    assert torch.load(resumed.best_path, weights_only=False)["epoch"] == 1 and resumed.best_score == 0.6
+    assert read_checkpoint(resumed.best_path)["epoch"] == 1 and resumed.best_score == 0.6
+
+
+def test_a_resume_takes_the_best_score_from_the_best_checkpoint(demo, monkeypatch):
+    """Killed after epoch 2's best checkpoint was written but before its resume state: the resume
+    state says epoch 1 (score 0.4), the best checkpoint epoch 2 (0.6). The resumed epoch 2 scores
+    0.5 (another draw of augmentations would): it must not replace the better best."""
+    scores = iter([0.4, 0.6, 0.5, 0.45])
+
+    def scripted(*args, **kwargs):
+        return {"val_loss": 1.0, "score": next(scores)}
+
+    real_save = lib.train.save_resume_state
+
+    def killed_at_epoch_2(path, *args, **fields):
+        if fields["epoch"] == 2:
+            raise KeyboardInterrupt
+        real_save(path, *args, **fields)
+
+    monkeypatch.setitem(lib.train._TASKS, "segmentation", (lib.train._TASKS["segmentation"][0], scripted))
+    monkeypatch.setattr(lib.train, "save_resume_state", killed_at_epoch_2)
+    variant = V3_VARIANTS["high_recall"].with_overrides(model=TINY_SEG)
+    options = TrainOptions(epochs=3, img_size=64, batch_size=4, workers=0, encoder_weights="none", limit=8,
+                           progress=False)
+    paths = paths_in(demo, "kill_between")
+    with pytest.raises(KeyboardInterrupt):
+        train_variant(variant, options, paths)
+    monkeypatch.setattr(lib.train, "save_resume_state", real_save)
+    assert read_resume_state(paths.models_dir / "high_recall_v3_last.pth")["epoch"] == 1
+    resumed = train_variant(variant, replace(options, resume=True), paths)
+    best = read_checkpoint(resumed.best_path)
+    assert (best["epoch"], best["best_score"], resumed.best_score) == (2, 0.6, 0.6)
+    assert [h["score"] for h in read_resume_state(resumed.last_path)["history"]] == [0.4, 0.5, 0.45]
