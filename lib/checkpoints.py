@@ -1,4 +1,4 @@
-"""Checkpoint files: their names, how they are written and read, and what is refused.
+"""Checkpoint files: how they are written and read, and what is refused (their names: lib.paths).
 
 Two kinds, because two kinds of reader exist:
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -36,14 +35,12 @@ from .fileio import atomic_write_bytes
 from .models import build_model, check_model_config, unwrap
 from .paths import LEGACY_BEST_SUFFIX, best_checkpoint
 
-log = logging.getLogger(__name__)
-
 FORMAT = "recodai-forgery-checkpoint/1"
 CONVERT_COMMAND = "python bin/convert_checkpoint.py"
 MIN_TORCH = (2, 10)                      # weights_only=True without the known bypasses
 
 
-# --- finding a run's best checkpoint ---------------------------------------------------------------------------------
+# --- finding a run's best checkpoint -------------------------------------------------------
 
 def find_best(models_dir: Path, run_name: str) -> Path | None:
     """The run's best checkpoint if it is there; None if not. Only a pickled best checkpoint of an

@@ -782,9 +782,9 @@ def test_two_predictions_over_one_folder_and_cache_at_once_agree(test_folder, mo
                                  "--workers", "0"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
     runs = [start("a.csv"), start("b.csv")]
-    outputs = [run.communicate(timeout=300) for run in runs]
-    for run, (_, err) in zip(runs, outputs):
-        assert run.returncode == 0 and "Traceback" not in err, err[-3000:]
+    outputs = [process.communicate(timeout=300) for process in runs]
+    for process, (_, err) in zip(runs, outputs):
+        assert process.returncode == 0 and "Traceback" not in err, err[-3000:]
     a, b = (tmp_path / "a.csv").read_bytes(), (tmp_path / "b.csv").read_bytes()
     assert a == b
     third = start("c.csv")
