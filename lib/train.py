@@ -34,6 +34,7 @@ from .datasets import (HARD_NEGATIVES_FILE, ClassifierDataset, CropAroundForgery
                        make_sampler, read_hard_negatives, sample_weights)
 from .errors import ProjectError
 from .fileio import atomic_write_text, remove_stale_temporaries
+from .history import TensorBoard, write_history
 from .imageio import load_mask
 from .losses import build_loss
 from .metric import pixel_f1, score_instances, summarize_scores
@@ -74,6 +75,7 @@ class TrainOptions:
     compile: bool = False             # torch.compile the model (slow first epoch, faster after)
     cudnn_benchmark: bool = True
     persistent_workers: bool = False  # faster epoch starts; a resumed run then draws other augmentations
+    tensorboard: bool = False         # also TensorBoard event files under <logs>/tensorboard/<run>/
 
 
 @dataclass
@@ -237,8 +239,8 @@ def training_rows(variant: Variant, options: TrainOptions, paths: Paths) -> tupl
 def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
                   on_data: Callable[[Dataset], None] | None = None) -> RunResult:
     """Train one variant on the split's training rows, validate every epoch on its held-out rows,
-    write `<run_name>_best.safetensors` (best validation score), `_last.pth` (resume state) and
-    `_args.json`.
+    write `<run_name>_best.safetensors` (best validation score), `_last.pth` (resume state),
+    `_args.json`, and after every epoch `_history.csv` and `_curves.png` (lib.history).
     `on_data` sees the training dataset once it is built (rank 0; the specialist's crop sheet)."""
     variant = variant.with_overrides(epochs=options.epochs, lr=options.lr,
                                      batch_size=options.batch_size, img_size=options.img_size)
@@ -323,6 +325,9 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
              " per process" if ctx.enabled else "", variant.lr,
              f" | amp {amp.dtype if amp.enabled else 'off'}, channels-last {channels_last}, compile {options.compile}"
              if device.type == "cuda" else "")
+    # what the curves must beat: every validation image answered `authentic` (AUC 0.5 for the classifier)
+    baseline = float((val_rows["label"] != FORGED).mean()) if variant.task == "segmentation" else 0.5
+    board = TensorBoard(paths.logs_dir, variant.run_name, options.tensorboard and ctx.is_main)
     for epoch in range(start_epoch, variant.epochs):
         started = time.perf_counter()
         epoch_seed = options.seed + epoch
@@ -344,7 +349,8 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
                                                          and metrics["val_loss"] < best_val_loss)
             if improved:
                 best_score, best_val_loss = metrics["score"], metrics["val_loss"]
-            history.append({"epoch": epoch + 1, "train_loss": train_loss, "lr": lr, **metrics})
+            history.append({"epoch": epoch + 1, "train_loss": train_loss, "lr": lr, **metrics,
+                            "seconds": time.perf_counter() - started})
             fields = dict(epoch=epoch + 1, loss=train_loss, val_score=metrics["score"], val_metrics=metrics,
                           best_score=best_score, history=history, variant=variant.as_dict(),
                           img_size=variant.img_size, normalization={"mean": IMAGENET_MEAN, "std": IMAGENET_STD},
@@ -354,10 +360,14 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
             save_resume_state(last_path, core, variant.model, optimizer_state_dict=optimizer.state_dict(),
                               scheduler_state_dict=scheduler.state_dict(), scaler_state_dict=amp.scaler.state_dict(),
                               **fields)
+            write_history(paths.models_dir, variant.run_name, history, baseline,
+                          "AUC" if variant.task == "classification" else "score")
+            board.log(history[-1])
             log.info("%s epoch %d/%d | train loss %.4f | %s | lr %.2e | %.1fs%s", variant.run_name, epoch + 1,
                      variant.epochs, train_loss, _format_metrics(metrics), lr, time.perf_counter() - started,
                      " | best, saved" if improved else "")
         ctx.barrier()                                   # the other ranks wait for validation
+    board.close()
     log.info("%s done: best val score %.4f -> %s", variant.run_name, best_score, best_path)
     return RunResult(best_path, last_path, best_score, history, core)
 
@@ -404,7 +414,7 @@ def _initial_weights(variant: Variant, paths: Paths, device: torch.device) -> tu
     return model.train(), variant.with_overrides(model=dict(checkpoint["model_config"]))
 
 
-RUN_FILES = (BEST_SUFFIX, LAST_SUFFIX, "_args.json", LEGACY_BEST_SUFFIX)
+RUN_FILES = (BEST_SUFFIX, LAST_SUFFIX, "_args.json", "_history.csv", "_curves.png", LEGACY_BEST_SUFFIX)
 PREVIOUS_DIR = "previous"      # in the models dir: earlier runs replaced with --overwrite
 
 
@@ -544,6 +554,9 @@ def add_training_args(parser) -> None:
     gpu.add_argument("--no-cudnn-benchmark", action="store_true", help="no cuDNN autotuning")
     gpu.add_argument("--persistent-workers", action="store_true",
                      help="keep DataLoader workers between epochs (a resumed run then draws other augmentations)")
+    group.add_argument("--tensorboard", action="store_true",
+                       help="also write TensorBoard event files to <logs-dir>/tensorboard/<run>/ (needs the tensorboard "
+                            "package; <run>_history.csv and <run>_curves.png are written beside the checkpoints anyway)")
 
 
 def options_from_args(args) -> TrainOptions:
@@ -555,4 +568,4 @@ def options_from_args(args) -> TrainOptions:
                         use_hard_negatives=not args.no_hard_negatives, use_augmented=not args.no_augmented,
                         progress=not args.no_progress, amp=args.amp, channels_last=not args.no_channels_last,
                         compile=args.compile, cudnn_benchmark=not args.no_cudnn_benchmark,
-                        persistent_workers=args.persistent_workers)
+                        persistent_workers=args.persistent_workers, tensorboard=args.tensorboard)

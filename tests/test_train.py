@@ -2,16 +2,18 @@
 to the same outputs, validation uses the competition score, the scripts run end to end."""
 import json
 import logging
+import sys
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 import torch
 
 import lib.train
 
+from lib.checkpoints import load_model, read_checkpoint, read_resume_state
 from lib.demo import make_demo_dataset
 from lib.losses import CombinedLoss, LossConfig, build_loss
-from lib.checkpoints import load_model, read_checkpoint, read_resume_state
 from lib.models import build_model
 from lib.paths import Paths
 from lib.train import TrainOptions, train_variant
@@ -87,6 +89,13 @@ def test_segmentation_smoke_run_writes_reloadable_checkpoints(demo, caplog):
     reloaded.load_state_dict(last["model_state_dict"])
     with torch.no_grad():
         assert torch.equal(reloaded.eval()(x), result.model.eval()(x))
+    history = pd.read_csv(paths.models_dir / "highres_no_ela_v3_history.csv")
+    assert list(history["epoch"]) == [1, 2] and list(history.columns[:4]) == ["epoch", "train_loss", "val_loss", "score"]
+    assert history["score"].tolist() == pytest.approx([h["score"] for h in result.history])
+    assert (history["seconds"] > 0).all() and {"recall", "fp_rate", "lr"} <= set(history.columns)
+    assert 0 < history["baseline"].iloc[0] < 1 and len(set(history["baseline"])) == 1   # the authentic fraction
+    curves = paths.models_dir / "highres_no_ela_v3_curves.png"
+    assert curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     args = json.loads((paths.models_dir / "highres_no_ela_v3_args.json").read_text())
     assert args["variant"]["loss_config"]["focal_alpha"] == 0.75
     assert args["train_images"] <= 12 and args["val_images"] <= 12
@@ -125,6 +134,7 @@ def test_resume_continues_exactly_where_the_run_stopped(demo, monkeypatch):
     monkeypatch.setattr(lib.train, "_train_one_epoch", real_epoch)
     resumed = read_resume_state(train_variant(variant, replace(options, resume=True), paths).last_path)
     assert resumed["epoch"] == 2 and [h["epoch"] for h in resumed["history"]] == [1, 2]
+    assert list(pd.read_csv(paths.models_dir / "hard_negative_v3_history.csv")["epoch"]) == [1, 2]   # continued
     assert resumed["loss"] == straight["loss"]
     for key, value in straight["model_state_dict"].items():
         assert torch.equal(value, resumed["model_state_dict"][key]), key
@@ -268,6 +278,8 @@ def test_a_new_run_never_replaces_an_earlier_one_silently(demo):
     assert len(archived) == 1
     assert sorted(p.name for p in archived[0].iterdir()) == ["enhanced_aug_v3_args.json",
                                                              "enhanced_aug_v3_best.safetensors",
+                                                             "enhanced_aug_v3_curves.png",
+                                                             "enhanced_aug_v3_history.csv",
                                                              "enhanced_aug_v3_last.pth"]
     assert (archived[0] / "enhanced_aug_v3_best.safetensors").read_bytes() == before   # kept, not deleted
 
@@ -321,3 +333,23 @@ def test_a_resume_takes_the_best_score_from_the_best_checkpoint(demo, monkeypatc
     best = read_checkpoint(resumed.best_path)
     assert (best["epoch"], best["best_score"], resumed.best_score) == (2, 0.6, 0.6)
     assert [h["score"] for h in read_resume_state(resumed.last_path)["history"]] == [0.4, 0.5, 0.45]
+
+
+def test_tensorboard_without_the_package_is_one_clear_line(demo, monkeypatch):
+    from lib.errors import ProjectError
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)      # as if not installed
+    variant = V3_VARIANTS["high_recall"].with_overrides(model=TINY_SEG)
+    options = TrainOptions(epochs=1, img_size=64, batch_size=4, workers=0, encoder_weights="none", limit=8,
+                           progress=False, tensorboard=True)
+    with pytest.raises(ProjectError, match="--tensorboard needs the tensorboard package: pip install tensorboard"):
+        train_variant(variant, options, paths_in(demo, "board_missing"))
+
+
+def test_tensorboard_events_are_written_when_asked(demo):
+    pytest.importorskip("tensorboard")
+    variant = V3_VARIANTS["high_recall"].with_overrides(model=TINY_SEG)
+    options = TrainOptions(epochs=1, img_size=64, batch_size=4, workers=0, encoder_weights="none", limit=8,
+                           progress=False, tensorboard=True)
+    paths = paths_in(demo, "board")
+    train_variant(variant, options, paths)
+    assert list((paths.logs_dir / "tensorboard" / "high_recall_v3").glob("events.out.tfevents.*"))
