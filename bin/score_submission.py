@@ -2,6 +2,7 @@
 """Score a submission against a solution with the competition metric, and show the detection numbers.
 
     python bin/score_submission.py demo/sample_submission.csv --solution demo/solution.csv
+    python bin/score_submission.py m.csv --solution bench/solution.csv --meta bench/meta.csv   # by group
 """
 import argparse
 import sys
@@ -12,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lib.cli import run  # noqa: E402
 from lib.metric import AUTHENTIC, score_frame  # noqa: E402
 from lib.errors import SubmissionError  # noqa: E402
+from lib.groups import event_report, figure_report, format_reports, read_meta  # noqa: E402
 from lib.submission import read_solution, read_submission, solution_shapes, validate_frame, write_csv  # noqa: E402
 
 
@@ -22,6 +24,8 @@ def main() -> int:
                         help="solution CSV (case_id,annotation,shape), e.g. demo/solution.csv")
     parser.add_argument("--per-row", type=Path, default=None,
                         help="also write each row's score to this CSV")
+    parser.add_argument("--meta", type=Path, default=None,
+                        help="a benchmark's meta.csv (events.csv beside it): also report by figure and event group")
     args = parser.parse_args()
 
     solution, submission = read_solution(args.solution), read_submission(args.submission, allow_extra=True)
@@ -40,6 +44,9 @@ def main() -> int:
                                          rows["prediction"], rows["score"])))
     print(report.summary())
     print(f"image level: TP {report.tp}  FP {report.fp}  FN {report.fn}  TN {report.tn}")
+    if args.meta is not None:
+        meta, events = read_meta(args.meta)
+        print(format_reports(figure_report(rows, meta), event_report(rows, events)))
     return 0
 
 

@@ -25,15 +25,12 @@ from .errors import ProjectError
 from .fileio import atomic_path, atomic_write_text
 from .imageio import load_mask
 from .infer import ImageResult, result_instances
-from .metric import (ScoreReport, f1_from_counts, of1_from_matrix, parse_shape, score_instances,
-                     summarize_scores)
+from .metric import (AREA_BUCKET_NAMES, ScoreReport, area_bucket_names, f1_from_counts, of1_from_matrix,
+                     parse_shape, score_instances, summarize_scores)
 from .postprocess import FUSIONS, INSTANCE_MODES, PostConfig, adaptive_threshold, resize_probability
 from .rle import rle_decode_instances
 from .submission import read_solution
 
-# recall is reported per forged-area bucket (fraction of the image)
-AREA_BUCKET_EDGES = (0.0, 0.005, 0.02, 0.05, 0.10, 1.0)
-AREA_BUCKET_NAMES = ("tiny <0.5%", "small 0.5-2%", "medium 2-5%", "large 5-10%", "xlarge >10%")
 
 # the seeds' grid: 6 x 6 x 6 = 216 combinations
 SWEEP_CLASSIFIER = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30)
@@ -81,11 +78,6 @@ def truths_from_solution(solution: Path, image_paths: Iterable[Path]) -> list[Tr
         truths.append(Truth(path.stem, path, forged, annotation=row["annotation"] if forged else "",
                             hw=parse_shape(row["shape"], path.stem) if forged else (0, 0)))
     return truths
-
-
-def area_bucket_names(fractions: np.ndarray) -> np.ndarray:
-    index = np.clip(np.searchsorted(AREA_BUCKET_EDGES, fractions, side="right") - 1, 0, len(AREA_BUCKET_NAMES) - 1)
-    return np.array(AREA_BUCKET_NAMES)[index]
 
 
 # --- one configuration, image by image -----------------------------------------------------

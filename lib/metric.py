@@ -16,6 +16,16 @@ from .rle import rle_decode_instances
 
 AUTHENTIC = "authentic"
 
+# forged-area buckets (fraction of the image), for recall per bucket and the benchmark's events
+AREA_BUCKET_EDGES = (0.0, 0.005, 0.02, 0.05, 0.10, 1.0)
+AREA_BUCKET_NAMES = ("tiny <0.5%", "small 0.5-2%", "medium 2-5%", "large 5-10%", "xlarge >10%")
+
+
+def area_bucket_names(fractions: np.ndarray) -> np.ndarray:
+    """The bucket name of each forged-area fraction."""
+    index = np.clip(np.searchsorted(AREA_BUCKET_EDGES, fractions, side="right") - 1, 0, len(AREA_BUCKET_NAMES) - 1)
+    return np.array(AREA_BUCKET_NAMES)[index]
+
 
 def pixel_f1(pred: np.ndarray, true: np.ndarray) -> float:
     """Pixel F1 of two binary masks, written as the competition computes it (0 when no overlap)."""

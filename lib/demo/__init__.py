@@ -16,7 +16,7 @@ overlay of letters and scale bars), forgeries (copy-move events and their masks)
 from .composition import Figure, Panel, draw_figure
 from .content import PANEL_KINDS
 from .forgeries import Copy, Event, forge
-from .saving import Case, format_summary, make_case, make_demo_dataset
+from .saving import Case, format_summary, make_benchmark, make_case, make_demo_dataset
 
 __all__ = ["Case", "Copy", "Event", "Figure", "PANEL_KINDS", "Panel", "draw_figure", "forge", "format_summary",
-           "make_case", "make_demo_dataset"]
+           "make_benchmark", "make_case", "make_demo_dataset"]

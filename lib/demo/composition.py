@@ -104,9 +104,9 @@ def _layout(rng: np.random.Generator, h: int, w: int) -> list[tuple[int, int, in
     return rects
 
 
-def _panel_kinds(rng: np.random.Generator, n: int) -> list[str]:
+def _panel_kinds(rng: np.random.Generator, n: int, kinds: dict[str, float]) -> list[str]:
     """Kinds of a figure's n panels: often all one kind (as in real figures), else mixed."""
-    names, probs = list(KIND_PROBS), list(KIND_PROBS.values())
+    names, probs = list(kinds), list(kinds.values())
     if n > 1 and rng.random() < 0.6:
         return [str(rng.choice(names, p=probs))] * n
     return [str(k) for k in rng.choice(names, n, p=probs)]
@@ -155,13 +155,14 @@ def _scale_bar(rng: np.random.Generator, overlay: _Overlay, content: np.ndarray,
         overlay.text(text, (x1 - length // 2 - tw // 2, y1 - thick - 4), scale, colour, 1)
 
 
-def draw_figure(rng: np.random.Generator, h: int, w: int) -> Figure:
-    """Draw a scientific-figure-like image of size (h, w): one panel or a compound figure.
+def draw_figure(rng: np.random.Generator, h: int, w: int, kinds: dict[str, float] | None = None) -> Figure:
+    """Draw a scientific-figure-like image of size (h, w): one panel or a compound figure, its
+    panels of the `kinds` given with their probabilities (default: the demo's KIND_PROBS).
 
     Returns a Figure; `figure.render()` is the finished RGB uint8 image."""
     content = np.full((h, w, 3), 255, np.uint8)
     rects = _layout(rng, h, w)
-    panels = [Panel(*r, kind=k) for r, k in zip(rects, _panel_kinds(rng, len(rects)))]
+    panels = [Panel(*r, kind=k) for r, k in zip(rects, _panel_kinds(rng, len(rects), kinds or KIND_PROBS))]
     for p in panels:
         content[p.y0:p.y1, p.x0:p.x1] = PANEL_KINDS[p.kind](rng, p.height, p.width)
     overlay = _Overlay(h, w)

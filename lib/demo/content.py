@@ -86,7 +86,7 @@ def _scatter(rng: np.random.Generator, n: int, h: int, w: int, clustered: float)
 # ----------------------------------------------------------------------------- panel kinds
 
 def split_span(rng: np.random.Generator, start: int, stop: int, n: int, gutter: int,
-           equal: bool) -> list[tuple[int, int]]:
+               equal: bool) -> list[tuple[int, int]]:
     """Split [start, stop) into n spans separated by `gutter` pixels, equal or of random sizes."""
     usable = stop - start - gutter * (n - 1)
     weights = np.ones(n) if equal else rng.dirichlet(np.full(n, 8.0))
@@ -372,8 +372,90 @@ def _draw_legend(rng: np.random.Generator, img: np.ndarray, box: tuple[int, int,
         cv2.putText(img, str(name), (left + 20, y), FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
 
 
+def draw_cells(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Bright-field or phase-contrast micrograph (RGB uint8): irregular cells with inner texture and
+    nuclei, a halo at their edges, uneven illumination, focus blur and shot noise, on a bright or
+    (dark-field) dark ground. Similar cells everywhere: the matcher's hard case."""
+    dark = rng.random() < 0.25
+    radius = rng.uniform(6, 22) * (min(h, w) / 300) ** 0.5
+    n = int(np.clip(h * w * rng.uniform(0.08, 0.45) / (np.pi * radius ** 2), 3, 300))
+    cells, nuclei = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
+    harmonics = np.arange(2, 6)
+    for (x, y), r in zip(_scatter(rng, n, h, w, rng.uniform(0, 0.6)), radius * rng.lognormal(0, 0.3, n)):
+        angles = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+        wobble = (rng.normal(0, 0.12, len(harmonics))[:, None]
+                  * np.cos(harmonics[:, None] * angles + rng.uniform(0, 2 * np.pi, len(harmonics))[:, None])).sum(0)
+        stretch = rng.uniform(0.6, 1.0)
+        turn = rng.uniform(0, np.pi)
+        px, py = r * (1 + wobble) * np.cos(angles), r * (1 + wobble) * np.sin(angles) * stretch
+        pts = np.stack([x + px * np.cos(turn) - py * np.sin(turn), y + px * np.sin(turn) + py * np.cos(turn)], 1)
+        cv2.fillPoly(cells, [np.rint(pts).astype(np.int32)], float(rng.uniform(0.5, 1.0)))
+        cv2.ellipse(nuclei, (int(x + rng.normal(0, r * 0.15)), int(y + rng.normal(0, r * 0.15))),
+                    (max(1, int(r * rng.uniform(0.25, 0.45))), max(1, int(r * rng.uniform(0.2, 0.4)))),
+                    float(np.degrees(turn)), 0, 360, float(rng.uniform(0.5, 1.0)), -1)
+    texture = _fractal(rng, h, w, (radius * 0.6, radius * 0.2, 1.5))
+    inside = blur(cells, 0.8)
+    halo = np.clip(blur(cells, radius * 0.25) - inside, 0, None) * rng.uniform(1.5, 4.0)
+    body = inside * (0.5 + texture) + blur(nuclei, 1.0) * rng.uniform(0.4, 0.9)
+    focus = rng.uniform(0.3, 2.5)
+    illumination = 1.0 + (_smooth_noise(rng, h, w, max(h, w) * 0.7) - 0.5) * rng.uniform(0.1, 0.5)
+    if dark:
+        level = (rng.uniform(10, 35) + blur(body + halo, focus) * rng.uniform(120, 200)) * illumination
+    else:
+        ground = rng.uniform(150, 225)
+        level = (ground - blur(body, focus) * rng.uniform(50, 110) + blur(halo, focus) * rng.uniform(20, 50))
+        level = level * illumination
+    photons = rng.uniform(2, 12)                       # shot noise: Poisson counts per grey level
+    gray = rng.poisson(np.clip(level, 0, 255) * photons) / photons
+    tint = rng.uniform(0.9, 1.05, 3) if rng.random() < 0.5 else np.ones(3)
+    return _to_u8(gray[..., None].astype(np.float32) * tint)
+
+
+def draw_natural(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A photograph-like texture (RGB uint8) with a natural image's 1/f amplitude spectrum: three
+    channels from two random-phase fields, mixed by a random colour matrix, plus sensor noise."""
+    beta = rng.uniform(1.6, 2.4)                       # power falls as 1/f^beta
+    fy, fx = np.fft.fftfreq(h)[:, None], np.fft.rfftfreq(w)[None, :]
+    radius = np.sqrt(fx ** 2 + fy ** 2)
+    radius[0, 0] = 1.0
+    amplitude = radius ** (-beta / 2)
+    amplitude[0, 0] = 0.0
+    fields = []
+    for _ in range(2):
+        phase = np.exp(2j * np.pi * rng.random(amplitude.shape))
+        field = np.fft.irfft2(amplitude * phase, s=(h, w)).astype(np.float32)
+        fields.append((field - field.mean()) / (field.std() + 1e-6))
+    mix = rng.normal(0, 1, (3, 2)) * 0.15 + np.array([[1, 0.2], [1, 0], [1, -0.2]]) * rng.uniform(0.7, 1.0)
+    colour = np.einsum("cf,fhw->hwc", mix, np.stack(fields))
+    mean = rng.uniform(70, 170, 3) * rng.uniform(0.8, 1.0)
+    img = mean + colour * rng.uniform(25, 55) + _sensor_noise(rng, (h, w, 3), rng.uniform(1, 4))
+    return _to_u8(img)
+
+
+def draw_periodic(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A regular array (RGB uint8): dot blot, microarray or well-plate spots on a grid, each spot
+    its own intensity, with grain and noise. Authentic, yet every spot resembles its neighbours:
+    periodic content that fools a matcher."""
+    pitch = rng.uniform(14, 40) * (min(h, w) / 300) ** 0.5
+    ys, xs = np.arange(pitch / 2, h, pitch), np.arange(pitch / 2, w, pitch)
+    spots = np.zeros((h, w), np.float32)
+    radius = pitch * rng.uniform(0.25, 0.42)
+    for y in ys:
+        for x in xs:
+            cv2.circle(spots, (int(x + rng.normal(0, 0.6)), int(y + rng.normal(0, 0.6))), max(1, int(radius)),
+                       float(rng.uniform(0.15, 1.0) ** 0.8), -1, cv2.LINE_AA)
+    spots = blur(spots, radius * rng.uniform(0.15, 0.4)) * (0.7 + 0.6 * _smooth_noise(rng, h, w, 2.0))
+    dark = rng.random() < 0.5
+    colour = rng.uniform(0.6, 1.0, 3) if rng.random() < 0.5 else np.ones(3)
+    base = rng.uniform(10, 40) if dark else rng.uniform(200, 245)
+    signal = spots * (rng.uniform(150, 220) if dark else -rng.uniform(120, 190))
+    img = (base + signal)[..., None] * colour + _sensor_noise(rng, (h, w, 3), rng.uniform(1.5, 5))
+    return _to_u8(img)
+
+
 PANEL_KINDS: dict[str, Callable[[np.random.Generator, int, int], np.ndarray]] = {
     "blot": draw_blot, "fluorescence": draw_fluorescence, "histology": draw_histology, "plot": draw_plot,
+    "cells": draw_cells, "natural": draw_natural, "periodic": draw_periodic,
 }
-KIND_PROBS = {"blot": 0.3, "fluorescence": 0.33, "histology": 0.2, "plot": 0.17}
-MICROSCOPY = ("fluorescence", "histology")
+KIND_PROBS = {"blot": 0.3, "fluorescence": 0.33, "histology": 0.2, "plot": 0.17}   # the demo's figures
+MICROSCOPY = ("fluorescence", "histology", "cells")

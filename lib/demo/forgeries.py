@@ -161,8 +161,9 @@ def _place_copy(rng: np.random.Generator, source: np.ndarray, target: Panel, blo
 
 
 def _source_region(rng: np.random.Generator, image: np.ndarray, panel: Panel, area: float,
-                   blocked: np.ndarray, flat: np.ndarray) -> np.ndarray | None:
-    """A textured region of about `area` pixels inside `panel`, clear of `blocked`, or None."""
+                   blocked: np.ndarray, flat: np.ndarray, min_texture: float = 8.0) -> np.ndarray | None:
+    """A region of about `area` pixels inside `panel` whose grey levels vary by more than
+    `min_texture` (std), clear of `blocked`, or None."""
     aspect = float(np.exp(rng.uniform(np.log(1 / 3), np.log(3))))
     bw = int(np.clip(np.sqrt(area * aspect), 6, panel.width * 0.6))
     bh = int(np.clip(area / bw, 6, panel.height * 0.6))
@@ -173,7 +174,7 @@ def _source_region(rng: np.random.Generator, image: np.ndarray, panel: Panel, ar
         mask = np.zeros(image.shape[:2], bool)
         mask[y:y + bh, x:x + bw] = shape
         # a featureless region (empty plot background) would be an invisible copy
-        if not (mask & blocked).any() and _mostly_data(mask, flat) and image[mask].std() > 8:
+        if not (mask & blocked).any() and _mostly_data(mask, flat) and image[mask].std() > min_texture:
             return mask
     return None
 
@@ -183,11 +184,11 @@ def _mean(image: np.ndarray, panel: Panel) -> float:
 
 
 def _region_event(rng: np.random.Generator, image: np.ndarray, panels: list[Panel],
-                  occupied: np.ndarray, flat: np.ndarray, area: float) -> Event | None:
+                  occupied: np.ndarray, flat: np.ndarray, area: float, min_texture: float = 8.0) -> Event | None:
     """A region of one panel copied once (sometimes twice) into another panel or the same one."""
     weights = np.array([0.3 if p.kind == "plot" else 1.0 for p in panels])
     panel = panels[rng.choice(len(panels), p=weights / weights.sum())]
-    source = _source_region(rng, image, panel, area, _dilate(occupied, 2), flat)
+    source = _source_region(rng, image, panel, area, _dilate(occupied, 2), flat, min_texture)
     if source is None:
         return None
     event = Event("region", source, feathered=rng.random() < 0.3)
@@ -247,8 +248,9 @@ def _region_area(rng: np.random.Generator, image_area: int) -> float:
 
 
 def forge(rng: np.random.Generator, image: np.ndarray, panels: list[Panel],
-          n_events: int) -> tuple[np.ndarray, np.ndarray, list[Event]]:
-    """Apply up to `n_events` non-overlapping copy-move events to a copy of `image`.
+          n_events: int, min_texture: float = 8.0) -> tuple[np.ndarray, np.ndarray, list[Event]]:
+    """Apply up to `n_events` non-overlapping copy-move events to a copy of `image`; copied
+    regions vary by more than `min_texture` grey levels (0: flat background patches too).
 
     Returns (forged image, masks uint8 (n, H, W) with one channel per event, events). An event
     that cannot be placed after a few tries is skipped; at least one is always placed."""
@@ -264,7 +266,7 @@ def forge(rng: np.random.Generator, image: np.ndarray, panels: list[Panel],
         # whole-panel reuse only in figures of 3+ panels: in a 2-panel figure it would mask ~everything
         whole = attempt == 0 and len(panels) > 2 and rng.random() < 0.22
         event = _panel_event(rng, panels, occupied) if whole else None
-        event = event or _region_event(rng, forged, panels, occupied, flat, area)
+        event = event or _region_event(rng, forged, panels, occupied, flat, area, min_texture)
         if event is None:
             continue
         feather = rng.uniform(0.8, 2.5) if event.feathered else 0.0

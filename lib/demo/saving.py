@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 from tqdm import tqdm
 
 from ..errors import ProjectError
+from ..fileio import atomic_path
 from ..imageio import write_png
+from ..metric import area_bucket_names
 from ..rle import rle_encode_instances
 from ..submission import write_csv
-from .composition import MIN_PANEL, draw_figure
-from .forgeries import forge
+from .composition import MIN_PANEL, Panel, draw_figure
+from .forgeries import Event, forge
+from .style import BENCHMARK, DEMO, HARD_KINDS, Style
 
 # Folders and files this module writes under its output folder (and deletes on overwrite).
 GENERATED = ("train_images", "train_masks", "supplemental_images", "supplemental_masks",
@@ -32,42 +37,102 @@ EVENT_COUNTS, EVENT_PROBS = (1, 2, 3), (0.65, 0.25, 0.10)
 
 @dataclass
 class Case:
-    """One generated case: the authentic image (the twin), and for a forgery its forged image
-    and masks. Images are RGB (H, W, 3) or grayscale (H, W) uint8, already JPEG-degraded if drawn."""
+    """One generated case: the authentic image (the twin), and for a forgery its forged image,
+    masks and events. Images are RGB (H, W, 3) or grayscale (H, W) uint8, already finished as
+    saved (grayscale, rescaled, noised, JPEG-degraded where drawn); masks (n, H, W) at that size.
+    `info` says what was drawn and done (see `figure_info`); `texture` holds each event's median
+    7x7 local grey-level std in the copied region, measured before finishing."""
 
     authentic: np.ndarray
     forged: np.ndarray | None = None
     masks: np.ndarray | None = None
+    events: list[Event] = field(default_factory=list)
+    panels: list[Panel] = field(default_factory=list)
+    info: dict = field(default_factory=dict)
+    texture: list[float] = field(default_factory=list)
 
 
-def _finish(rng: np.random.Generator, image: np.ndarray, gray: bool, jpeg_prob: float) -> np.ndarray:
-    """Convert to grayscale if the case is grayscale; JPEG re-compress with probability jpeg_prob."""
+def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    gray = image.ndim == 2
+    bgr = image if gray else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    _, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    decoded = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+    return decoded if gray else cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+
+
+def _finish(rng: np.random.Generator, image: np.ndarray, gray: bool, style: Style,
+            scale: float = 1.0, noise: float = 0.0, noise_rng: np.random.Generator | None = None
+            ) -> tuple[np.ndarray, int]:
+    """The image as saved: grayscale if the case is, rescaled by `scale`, `noise` (sigma) added,
+    then JPEG re-compressed with probability style.jpeg_prob. Returns (image, JPEG quality or 0)."""
     if gray:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    if rng.random() < jpeg_prob:
-        quality = int(rng.integers(60, 96))
-        bgr = image if gray else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-        _, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        decoded = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
-        image = decoded if gray else cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
-    return image
+    if scale != 1.0:
+        h, w = image.shape[:2]
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    if noise > 0:
+        image = np.clip(image + noise_rng.normal(0, noise, image.shape), 0, 255).astype(np.uint8)
+    quality = 0
+    if rng.random() < style.jpeg_prob:
+        quality = int(rng.integers(style.jpeg_quality[0], style.jpeg_quality[1] + 1))
+        image = _jpeg(image, quality)
+    return image, quality
+
+
+def _resize_masks(masks: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Instance masks (n, H, W) at another size, nearest neighbour (0/1 stays 0/1)."""
+    if masks.shape[1:] == tuple(hw):
+        return masks
+    return np.stack([cv2.resize(m, (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST) for m in masks])
+
+
+def local_texture(image: np.ndarray, mask: np.ndarray) -> float:
+    """Median over `mask` of the 7x7 local standard deviation of the grey levels: under 3 is a flat
+    region, 3-8 weakly textured, 8 and over textured (TEXTURE_GROUPS)."""
+    gray = (cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image).astype(np.float32)
+    mean = cv2.blur(gray, (7, 7))
+    var = np.maximum(cv2.blur(gray * gray, (7, 7)) - mean * mean, 0)
+    return float(np.median(np.sqrt(var[mask.astype(bool)]))) if mask.any() else 0.0
 
 
 def make_case(seed: int, stream: int, index: int, forged: bool, min_size: int = 192,
-              max_size: int = 640, jpeg_prob: float = 0.2) -> Case:
-    """Draw case `index` of `stream` from its own generator; forge it when `forged`."""
+              max_size: int = 640, jpeg_prob: float | None = None, style: Style = DEMO) -> Case:
+    """Draw case `index` of `stream` from its own generator in `style`; forge it when `forged`.
+    `jpeg_prob` overrides the style's."""
+    if jpeg_prob is not None:
+        style = replace(style, jpeg_prob=jpeg_prob)
     rng = np.random.default_rng([seed, stream, index])
     h, w = (int(s) for s in rng.integers(min_size, max_size + 1, 2))
-    gray = rng.random() < 0.1
-    figure = draw_figure(rng, h, w)
-    # both JPEG decisions are drawn for every case, so they are independent of each other
+    gray = rng.random() < style.gray_prob
+    # the saving decisions come from generators of their own, so the figure drawn does not depend
+    # on them; both JPEG decisions are drawn for every case, so they are independent of each other
     jpeg_rng = np.random.default_rng([seed, stream, index, 1])
-    case = Case(_finish(jpeg_rng, figure.render(), gray, jpeg_prob))
+    save_rng = np.random.default_rng([seed, stream, index, 2])
+    rescaled = save_rng.random() < style.rescale_prob
+    scale = float(np.exp(save_rng.uniform(*np.log(style.rescale_range)))) if rescaled else 1.0
+    noise = float(save_rng.uniform(*style.noise_sigma)) if save_rng.random() < style.noise_prob else 0.0
+    hard = ""
+    kinds = style.kinds
+    if not forged and save_rng.random() < style.hard_authentic_prob:
+        hard = str(HARD_KINDS[save_rng.integers(len(HARD_KINDS))])
+        kinds = {hard: 1.0}
+    figure = draw_figure(rng, h, w, kinds)
+    authentic, quality = _finish(jpeg_rng, figure.render(), gray, style, scale, noise, save_rng)
+    case = Case(authentic, panels=figure.panels)
+    twin_quality = quality
     if forged:
         n_events = int(rng.choice(EVENT_COUNTS, p=EVENT_PROBS))
-        content, masks, _ = forge(rng, figure.content, figure.panels, n_events)
-        case.forged = _finish(jpeg_rng, figure.render(content), gray, jpeg_prob)
-        case.masks = masks
+        min_texture = 0.0 if save_rng.random() < style.flat_source_prob else 8.0
+        content, masks, case.events = forge(rng, figure.content, figure.panels, n_events, min_texture)
+        case.forged, quality = _finish(jpeg_rng, figure.render(content), gray, style, scale, noise, save_rng)
+        case.masks = _resize_masks(masks, case.forged.shape[:2])
+        case.texture = [local_texture(figure.content, e.source) for e in case.events]
+    shown = case.forged if forged else case.authentic
+    case.info = {"gray": gray, "jpeg": quality, "rescale": round(scale, 3), "noise": round(noise, 2), "hard": hard,
+                 "height": int(shown.shape[0]), "width": int(shown.shape[1]),
+                 "content": "+".join(sorted({p.kind for p in figure.panels})), "panels": len(figure.panels),
+                 "twin_jpeg": twin_quality}
     return case
 
 
@@ -77,15 +142,15 @@ def _case_ids(seed: int, n: int) -> list[int]:
     return [int(i) for i in rng.choice(np.arange(10, 99_999), n, replace=False)]
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
+def _prepare_out(out: Path, overwrite: bool, generated: tuple[str, ...] = GENERATED) -> None:
     """Refuse a non-empty folder unless `overwrite`; then delete only what this module generates."""
     if out.exists() and not out.is_dir():
         raise ProjectError(f"{out}: exists and is not a folder")
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise ProjectError(f"{out}: folder is not empty; pass --overwrite to replace "
-                               f"the demo data in it")
-        for name in GENERATED:
+                               f"the generated data in it")
+        for name in generated:
             path = out / name
             if path.is_dir():
                 shutil.rmtree(path)
@@ -180,3 +245,122 @@ def format_summary(summary: dict, out_dir: str | Path, seconds: float) -> str:
     lines.append(f"  forged area fraction: {100 * lo:.1f} % .. {100 * hi:.1f} %")
     lines.append(f"  done in {seconds:.1f} s")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- the benchmark
+
+_STREAM_BENCHMARK = 4
+# the texture of a copied region (local_texture): flat, weakly textured, textured
+TEXTURE_EDGES = (3.0, 8.0)
+TEXTURE_GROUPS = ("flat <3", "weak 3-8", "textured >=8")
+BENCHMARK_FILES = ("meta.csv", "events.csv")
+
+
+def texture_group(value: float) -> str:
+    return TEXTURE_GROUPS[int(np.searchsorted(TEXTURE_EDGES, value, side="right"))]
+
+
+def _panel_at(panels: list[Panel], mask: np.ndarray) -> Panel | None:
+    """The panel holding most of `mask`."""
+    counts = [int(mask[p.y0:p.y1, p.x0:p.x1].sum()) for p in panels]
+    return panels[int(np.argmax(counts))] if panels and max(counts) else None
+
+
+def event_rows(cid: str, case: Case) -> list[dict]:
+    """One row per duplication event of a forged case (see make_benchmark)."""
+    rows = []
+    h, w = case.masks.shape[1:]
+    for k, (event, texture) in enumerate(zip(case.events, case.texture)):
+        source = _panel_at(case.panels, event.source)
+        targets = [_panel_at(case.panels, c.mask) for c in event.copies]
+        fraction = float(case.masks[k].mean())
+        rows.append({"case_id": cid, "event": k + 1, "kind": event.kind,
+                     "operation": "+".join(c.transform for c in event.copies),
+                     "matrix": json.dumps(np.round(event.copies[0].matrix, 4).tolist()),
+                     "content": source.kind if source else "",
+                     "placement": "within panel" if all(t == source for t in targets) else "across panels",
+                     "copies": len(event.copies), "feathered": event.feathered, "area_fraction": round(fraction, 5),
+                     "area_bucket": str(area_bucket_names(np.array([fraction]))[0]),
+                     "texture": round(texture, 2), "texture_group": texture_group(texture),
+                     "rescale": case.info["rescale"], "height": h, "width": w})
+    return rows
+
+
+def _benchmark_job(job: tuple) -> tuple[list[dict], list[dict], list]:
+    """Draw and write one benchmark case; returns (meta rows, event rows, solution row or [])."""
+    out, seed, index, cid, test, forged, twin, min_size, max_size, style = job
+    cv2.setNumThreads(1)
+    case = make_case(seed, _STREAM_BENCHMARK, index, forged, min_size, max_size, style=style)
+    info = {k: v for k, v in case.info.items() if k != "twin_jpeg"}
+    split = "test" if test else "train"
+    meta, solution = [], []
+    if test:
+        image = case.forged if forged else case.authentic
+        write_png(out / "test_images" / f"{cid}.png", image)
+        annotation = rle_encode_instances(list(case.masks)) if forged else "authentic"
+        solution = [cid, annotation, json.dumps(list(image.shape[:2]))]
+        meta.append({"case_id": cid, "image": f"test_images/{cid}.png", "split": split,
+                     "label": "forged" if forged else "authentic", "twin": False,
+                     "events": len(case.events), **info})
+    elif forged:
+        write_png(out / "train_images" / "forged" / f"{cid}.png", case.forged)
+        np.save(out / "train_masks" / f"{cid}.npy", case.masks)
+        meta.append({"case_id": cid, "image": f"train_images/forged/{cid}.png", "split": split, "label": "forged",
+                     "twin": False, "events": len(case.events), **info})
+    if not test and (twin or not forged):
+        write_png(out / "train_images" / "authentic" / f"{cid}.png", case.authentic)
+        meta.append({"case_id": cid, "image": f"train_images/authentic/{cid}.png", "split": split,
+                     "label": "authentic", "twin": forged, "events": 0,
+                     **{**info, "jpeg": case.info.get("twin_jpeg", info["jpeg"])}})
+    return meta, (event_rows(cid, case) if forged else []), solution
+
+
+def make_benchmark(out_dir: str | Path, n: int = 1000, seed: int = 0, test_fraction: float = 0.4,
+                   forged_fraction: float = 0.5, twin_fraction: float = 0.85, min_size: int = 256,
+                   max_size: int = 1024, workers: int = 2, overwrite: bool = False, progress: bool = True,
+                   style: Style = BENCHMARK) -> dict:
+    """Write a development benchmark of `n` figures (cases) under `out_dir` in the Kaggle layout:
+    about `test_fraction` of the cases as test_images/ + solution.csv, the rest as train_images/
+    (forged with train_masks/, and their authentic twins under the same case_id) for training and
+    validation; plus meta.csv (one row per image file: what was drawn and how it was saved) and
+    events.csv (one row per duplication event: operation, matrix, content, placement, area
+    bucket, texture of the copied region). Each case's figure depends on (seed, its index) only,
+    not on the split, `n` or `workers`. Returns counts."""
+    if n < 2:
+        raise ProjectError(f"--n {n}: a benchmark needs at least 2 figures")
+    for name, value in (("test_fraction", test_fraction), ("forged_fraction", forged_fraction),
+                        ("twin_fraction", twin_fraction)):
+        if not 0.0 <= value <= 1.0:
+            raise ProjectError(f"{name} must be between 0 and 1, got {value}")
+    out = Path(out_dir)
+    _prepare_out(out, overwrite, GENERATED + BENCHMARK_FILES)
+    ids = _case_ids(seed, n)
+    pick = np.random.default_rng([seed, _STREAM_IDS, 2])
+    test = set(pick.permutation(n)[:round(test_fraction * n)].tolist())
+    forged = pick.random(n) < forged_fraction
+    twins = pick.random(n) < twin_fraction
+    jobs = [(out, seed, i, str(cid), i in test, bool(forged[i]), bool(twins[i]), min_size, max_size, style)
+            for i, cid in enumerate(ids)]
+    meta, events, solution = [], [], []
+    with ProcessPoolExecutor(max(1, workers)) as pool:
+        for rows, event_list, row in tqdm(pool.map(_benchmark_job, jobs, chunksize=4), total=len(jobs),
+                                          desc="benchmark figures", disable=not progress):
+            meta += rows
+            events += event_list
+            if row:
+                solution.append(row)
+    solution.sort(key=lambda r: int(r[0]))
+    write_csv(out / "solution.csv", ["case_id", "annotation", "shape"], solution)
+    write_csv(out / "sample_submission.csv", ["case_id", "annotation"], [[r[0], "authentic"] for r in solution])
+    meta_frame = pd.DataFrame(meta)
+    meta_frame = meta_frame.iloc[np.lexsort((meta_frame["image"], meta_frame["case_id"].astype(int),
+                                             meta_frame["split"]))].reset_index(drop=True)
+    event_frame = pd.DataFrame(events)
+    for name, frame in (("meta.csv", meta_frame), ("events.csv", event_frame)):
+        with atomic_path(out / name) as tmp:
+            frame.to_csv(tmp, index=False)
+    return {"figures": n, "test": len(solution), "test_forged": sum(r[1] != "authentic" for r in solution),
+            "train_images": int((meta_frame["split"] == "train").sum()),
+            "train_forged": int(((meta_frame["split"] == "train") & (meta_frame["label"] == "forged")).sum()),
+            "events": len(event_frame),
+            "texture": event_frame["texture_group"].value_counts().to_dict() if len(event_frame) else {}}

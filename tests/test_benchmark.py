@@ -1,0 +1,136 @@
+"""The development benchmark: deterministic per seed whatever the workers, the Kaggle layout with
+meta.csv and events.csv, masks that still sit on matching content after rescaling, noise and JPEG,
+and a report by group that equals the metric computed image by image."""
+import hashlib
+import json
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib.demo import make_benchmark
+from lib.demo.saving import TEXTURE_GROUPS
+from lib.groups import event_matches, event_report, figure_report, read_meta
+from lib.imageio import load_image
+from lib.metric import AUTHENTIC, score_frame, score_row
+from lib.rle import rle_decode_instances, rle_encode_instances
+from lib.submission import read_solution
+
+SMALL = dict(n=24, min_size=192, max_size=320)
+META_COLUMNS = ["case_id", "image", "split", "label", "twin", "events", "gray", "jpeg", "rescale", "noise", "hard",
+                "height", "width", "content", "panels"]
+EVENT_COLUMNS = ["case_id", "event", "kind", "operation", "matrix", "content", "placement", "copies", "feathered",
+                 "area_fraction", "area_bucket", "texture", "texture_group", "rescale", "height", "width"]
+
+
+def digest(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "b"
+    summary = make_benchmark(out, seed=5, workers=2, progress=False, **SMALL)
+    return out, summary
+
+
+def test_the_benchmark_is_deterministic_per_seed_whatever_the_workers(bench, tmp_path):
+    out, _ = bench
+    again = tmp_path / "again"
+    make_benchmark(again, seed=5, workers=1, progress=False, **SMALL)
+    assert digest(again) == digest(out)
+    other = tmp_path / "other"
+    make_benchmark(other, seed=6, workers=2, progress=False, **SMALL)
+    assert digest(other)["meta.csv"] != digest(out)["meta.csv"]
+
+
+def test_layout_split_and_columns(bench):
+    out, summary = bench
+    meta, events = read_meta(out / "meta.csv")
+    assert list(meta.columns) == META_COLUMNS and list(events.columns) == EVENT_COLUMNS
+    solution = read_solution(out / "solution.csv")
+    test_ids = set(solution["case_id"])
+    assert len(test_ids) == summary["test"] == round(0.4 * SMALL["n"])
+    train = meta[meta["split"] == "train"]
+    assert not test_ids & set(train["case_id"])                       # split by case_id
+    for row in train.itertuples():                                    # every file named in meta exists
+        assert (out / row.image).is_file()
+    forged = train[train["label"] == "forged"]
+    for cid in forged["case_id"]:
+        masks = np.load(out / "train_masks" / f"{cid}.npy")
+        assert masks.shape[0] == int(forged.set_index("case_id").loc[cid, "events"])
+    twins = train[train["twin"]]
+    assert set(twins["case_id"]) <= set(forged["case_id"])            # a twin sits under its forgery's case_id
+    assert set(events["texture_group"]) <= set(TEXTURE_GROUPS)
+    assert set(events["case_id"]) == set(meta.loc[meta["label"] == "forged", "case_id"])
+
+
+def _rescaled(matrix: np.ndarray, scale: float) -> np.ndarray:
+    """A 2x3 transform of the drawn figure as it acts on the figure rescaled by `scale`
+    (pixel centres: x' = s (x + 0.5) - 0.5)."""
+    s = np.array([[scale, 0, 0.5 * scale - 0.5], [0, scale, 0.5 * scale - 0.5], [0, 0, 1]])
+    return (s @ np.vstack([matrix, [0, 0, 1]]) @ np.linalg.inv(s))[:2]
+
+
+def test_each_instance_holds_matching_content_after_rescaling_noise_and_jpeg(bench):
+    out, _ = bench
+    meta, events = read_meta(out / "meta.csv")
+    solution = read_solution(out / "solution.csv").set_index("case_id")
+    checked = 0
+    for event in events[events["case_id"].isin(solution.index)].itertuples():
+        row = solution.loc[event.case_id]
+        image = load_image(out / "test_images" / f"{event.case_id}.png").astype(np.float32)
+        mask = rle_decode_instances(row["annotation"], json.loads(row["shape"]))[event.event - 1].astype(np.uint8)
+        matrix = _rescaled(np.array(json.loads(event.matrix)), float(event.rescale))
+        h, w = mask.shape
+        warped = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR)
+        moved = cv2.warpAffine(mask, matrix, (w, h), flags=cv2.INTER_NEAREST)
+        # the transform maps the instance's source onto its copy: about half the instance (a third
+        # with two copies, of which the matrix is the first's; rounding at the rescaled edges aside)
+        assert (mask & moved).sum() >= mask.sum() / (2 + event.copies) - 2 * np.sqrt(mask.sum()), event
+        # the copy's pixels, away from edges and feathering, equal the source's seen through it
+        copy = cv2.erode(mask & moved, np.ones((7, 7), np.uint8)).astype(bool)
+        if copy.sum() < 20:
+            continue
+        a, b = image[copy].ravel(), warped[copy].ravel()
+        difference = float(np.abs(a - b).mean())
+        # JPEG on a heavy texture moves grey levels a lot (a flipped copy meets another block grid),
+        # but the copy still follows its source; a misplaced mask would correlate near 0
+        correlation = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0
+        assert difference < 12 or correlation > 0.6, (event.case_id, event.event, difference, correlation)
+        checked += 1
+    assert checked >= 3
+
+
+def test_the_group_report_equals_the_metric_image_by_image(bench):
+    out, _ = bench
+    meta, events = read_meta(out / "meta.csv")
+    solution = read_solution(out / "solution.csv")
+    # a submission right on some forged rows, `authentic` on the others, and one false positive
+    forged_ids = list(solution.loc[solution["annotation"] != AUTHENTIC, "case_id"])
+    authentic_ids = list(solution.loc[solution["annotation"] == AUTHENTIC, "case_id"])
+    prediction = dict(zip(solution["case_id"], solution["annotation"]))
+    for cid in forged_ids[::2]:
+        prediction[cid] = AUTHENTIC
+    hw = json.loads(solution.set_index("case_id").loc[authentic_ids[0], "shape"])
+    prediction[authentic_ids[0]] = rle_encode_instances([np.ones(hw, bool)])     # a false positive
+    submission = pd.DataFrame({"case_id": list(prediction), "annotation": list(prediction.values())})
+    _, rows = score_frame(solution, submission)
+    figures = figure_report(rows, meta)
+    test_meta = meta[meta["split"] == "test"].set_index("case_id")
+    by_id = solution.set_index("case_id")
+    for record in figures.itertuples():
+        if record.column in ("jpeg", "rescale", "noise", "size"):
+            continue                                                  # binned columns: their groups are ranges
+        ids = [cid for cid in test_meta.index if (str(test_meta.loc[cid, record.column]) or "none") == record.group]
+        scores = [score_row(by_id.loc[c, "annotation"], prediction[c], by_id.loc[c, "shape"], c) for c in ids]
+        assert record.images == len(ids) and record.score == pytest.approx(np.mean(scores)), record
+        forged = [c for c in ids if by_id.loc[c, "annotation"] != AUTHENTIC]
+        hits = [c for c in forged if prediction[c] != AUTHENTIC]
+        assert record.recall == pytest.approx(len(hits) / len(forged) if forged else 0.0)
+    matched = event_matches(rows, events)
+    assert matched["found"].tolist() == [prediction[c] != AUTHENTIC for c in matched["case_id"]]
+    by_texture = event_report(rows, events).query("column == 'texture_group'")
+    assert by_texture["events"].sum() == len(matched) and by_texture["found"].sum() == matched["found"].sum()
