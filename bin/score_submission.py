@@ -3,6 +3,7 @@
 
     python bin/score_submission.py demo/sample_submission.csv --solution demo/solution.csv
     python bin/score_submission.py m.csv --solution bench/solution.csv --meta bench/meta.csv   # by group
+    python bin/score_submission.py m.csv --solution bench/solution.csv --gallery logs/gallery   # failures, in a browser
 """
 import argparse
 import sys
@@ -13,7 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lib.cli import run  # noqa: E402
 from lib.metric import AUTHENTIC, score_frame  # noqa: E402
 from lib.errors import SubmissionError  # noqa: E402
-from lib.groups import event_report, figure_report, format_reports, read_meta  # noqa: E402
+from lib.gallery import write_gallery  # noqa: E402
+from lib.groups import report_by_group  # noqa: E402
 from lib.submission import read_solution, read_submission, solution_shapes, validate_frame, write_csv  # noqa: E402
 
 
@@ -26,6 +28,11 @@ def main() -> int:
                         help="also write each row's score to this CSV")
     parser.add_argument("--meta", type=Path, default=None,
                         help="a benchmark's meta.csv (events.csv beside it): also report by figure and event group")
+    parser.add_argument("--gallery", type=Path, default=None,
+                        help="write DIR/index.html: the worst false negatives and false positives, outlined, with "
+                             "the matcher's debug pictures")
+    parser.add_argument("--images", type=Path, default=None,
+                        help="the scored images, for --gallery (default: test_images beside the solution)")
     args = parser.parse_args()
 
     solution, submission = read_solution(args.solution), read_submission(args.submission, allow_extra=True)
@@ -45,8 +52,9 @@ def main() -> int:
     print(report.summary())
     print(f"image level: TP {report.tp}  FP {report.fp}  FN {report.fn}  TN {report.tn}")
     if args.meta is not None:
-        meta, events = read_meta(args.meta)
-        print(format_reports(figure_report(rows, meta), event_report(rows, events)))
+        print(report_by_group(rows, args.meta))
+    if args.gallery is not None:
+        print(f"gallery: {write_gallery(rows, args.images or args.solution.parent / 'test_images', args.gallery, args.meta)}")
     return 0
 
 

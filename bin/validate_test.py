@@ -7,6 +7,8 @@
     python bin/validate_test.py --compare-fusion     # networks, matcher, first, union side by side
     python bin/validate_test.py --fusion first --sweep   # + the matcher's threshold in the grid
     python bin/validate_test.py --fusion matcher --sweep # the copy-move matcher alone, no networks
+    python bin/validate_test.py --fusion matcher --input-dir bench/test_images --solution bench/solution.csv \
+        --meta bench/meta.csv                            # a benchmark's test split, by group
 
 Reports the competition score (the exact metric) with TP / FP / TN / FN, recall, precision,
 FP rate and net score, recall per forged-area bucket, and the three instance-forming modes.
@@ -19,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
@@ -26,10 +30,15 @@ from lib.data import load_manifest  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.evaluate import (best_config, bucket_recall, compare_fusions, compare_instance_modes,  # noqa: E402
                           evaluate, sweep, truths_from_manifest, truths_from_solution, write_sweep)
-from lib.infer import add_inference_args, folder_images, post_config_from_args, predict_paths  # noqa: E402
+from lib.gallery import write_gallery  # noqa: E402
+from lib.groups import report_by_group  # noqa: E402
+from lib.infer import (add_inference_args, folder_images, post_config_from_args, predict_annotations,  # noqa: E402
+                       predict_paths)
+from lib.metric import score_frame  # noqa: E402
 from lib.postprocess import FUSIONS, PostConfig  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 from lib.split import load_or_make_split, split_rows  # noqa: E402
+from lib.submission import read_solution  # noqa: E402
 
 TOP_ROWS = 15
 log = logging.getLogger("validate_test")
@@ -47,9 +56,17 @@ def main() -> int:
     parser.add_argument("--all-images", action="store_true",
                         help="score every training-layout image of --data-dir, not only the held-out split "
                              "(for a folder the models never saw)")
+    parser.add_argument("--meta", type=Path, default=None,
+                        help="with --solution: a benchmark's meta.csv (events.csv beside it); also report by "
+                             "figure and event group (bin/make_benchmark.py)")
+    parser.add_argument("--gallery", type=Path, default=None,
+                        help="with --solution: write DIR/index.html, the worst false negatives and false positives "
+                             "outlined, with the matcher's debug pictures")
     add_inference_args(parser)
     add_path_args(parser)
     args = parser.parse_args()
+    if (args.meta is not None or args.gallery is not None) and args.solution is None:
+        raise ProjectError("--meta and --gallery need --solution (and --input-dir): they report on a test split")
     paths = resolve_paths(args)
     log_file = setup_logging("validate_test", paths.logs_dir)
     config = post_config_from_args(args)
@@ -106,6 +123,14 @@ def main() -> int:
              bucket_recall(frame).to_string(index=False, float_format=lambda v: f"{v:.3f}"),
              "" if modes is None else "instance forming at these thresholds:\n"
              + modes.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if args.meta is not None or args.gallery is not None:
+        submission = pd.DataFrame(list(predict_annotations(results, config).items()), columns=["case_id", "annotation"])
+        solution = read_solution(args.solution)
+        _, rows = score_frame(solution[solution["case_id"].isin(submission["case_id"])], submission)
+        if args.meta is not None:
+            log.info("at %s, by group:\n%s", config.summary(), report_by_group(rows, args.meta))
+        if args.gallery is not None:
+            print(f"gallery: {write_gallery(rows, args.input_dir or paths.test_images, args.gallery, args.meta)}")
     print(f"log: {log_file}")
     return 0
 

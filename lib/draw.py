@@ -31,6 +31,17 @@ def outline_instances(image: np.ndarray, instances: Sequence[np.ndarray] | np.nd
     return out
 
 
+def outline(image: np.ndarray, mask: np.ndarray, rgb: tuple[int, int, int], fill: float = 0.3,
+            thickness: int = 2) -> np.ndarray:
+    """A copy of the RGB `image` with one (H, W) mask tinted with `rgb` and outlined in it."""
+    out = (cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else image).copy()
+    on = np.asarray(mask, bool)
+    out[on] = ((1 - fill) * out[on] + fill * np.array(rgb, np.float32)).astype(np.uint8)
+    contours, _ = cv2.findContours(on.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(out, contours, -1, tuple(int(c) for c in rgb), thickness)
+    return out
+
+
 def text_strip(lines: Sequence[str], width: int, colours: Sequence[tuple[int, int, int]] | None = None
                ) -> np.ndarray:
     """A white RGB strip `width` wide with one line of text per entry of `lines`."""

@@ -1,12 +1,13 @@
 """Results by group on the benchmark (bin/make_benchmark.py): where a detector fails.
 
-For every figure column of meta.csv (label, content, hard authentic kind, events, panels, gray,
-JPEG, rescale, noise, size), each group's competition score, image recall, FP rate and mask F1
-(mean score of the true-positive rows), computed by the metric's own `summarize_scores` on that
-group's rows. For every event column of events.csv (kind, operation, content, placement, copies,
-feathered, area bucket, texture group, rescale), each group's event recall: an event counts as
-found when one predicted instance covers it with pixel F1 of at least FOUND_F1. Instance k of a
-solution row is event k of events.csv (the generator writes both in the same order).
+For every figure column of meta.csv (label, content kind (a compound figure counts under each
+kind it shows), hard authentic kind, events, panels, gray, JPEG, rescale, noise, size), each
+group's competition score, image recall, FP rate and mask F1 (mean score of the true-positive
+rows), computed by the metric's own `summarize_scores` on that group's rows. For every event
+column of events.csv (texture group, area bucket, operation (the first copy's), kind, content,
+placement, copies, feathered, rescale), each group's event recall: an event counts as found when
+one predicted instance covers it with pixel F1 of at least FOUND_F1. Instance k of a solution
+row is event k of events.csv (the generator writes both in the same order).
 """
 from __future__ import annotations
 
@@ -97,7 +98,10 @@ def figure_report(rows: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
         raise ProjectError("meta.csv has no row for any scored image (is it the meta.csv of this test set?)")
     records = []
     for column in [c for c in FIGURE_COLUMNS if c in groups.columns]:
-        for value, part in _ordered_groups(groups, column):
+        # a compound figure counts under each kind of content it shows
+        table = groups.assign(content=groups["content"].str.split("+")).explode("content") \
+            if column == "content" else groups
+        for value, part in _ordered_groups(table, column):
             report = summarize_scores(part["score"].to_numpy(), (part["annotation"] != AUTHENTIC).to_numpy(),
                                       (part["prediction"] != AUTHENTIC).to_numpy())
             records.append({"column": column, "group": value, "images": report.n_rows, "forged": report.n_forged,
@@ -134,6 +138,8 @@ def event_report(rows: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
     matched = event_matches(rows, events)
     if "rescale" in matched.columns:
         matched["rescale"] = _rescale_groups(matched["rescale"])
+    if "operation" in matched.columns:      # an event with two copies: the first copy's (its matrix is recorded)
+        matched["operation"] = matched["operation"].astype(str).str.split("+").str[0]
     records = []
     for column in [c for c in EVENT_COLUMNS if c in matched.columns]:
         for value, part in _ordered_groups(matched, column):
@@ -157,3 +163,10 @@ def format_reports(figures: pd.DataFrame, events: pd.DataFrame) -> str:
             lines.append(f"    {str(r.group):<28} {r.events:>5} events  found {r.found:>4}  "
                          f"event recall {r.event_recall:.3f}")
     return "\n".join(lines)
+
+
+def report_by_group(rows: pd.DataFrame, meta_path: Path) -> str:
+    """What `--meta` prints in score_submission.py and validate_test.py: both reports of `rows`
+    (metric.score_frame's per-row table) against a benchmark's meta.csv and events.csv."""
+    meta, events = read_meta(meta_path)
+    return format_reports(figure_report(rows, meta), event_report(rows, events))

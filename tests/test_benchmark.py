@@ -11,6 +11,7 @@ import pytest
 
 from lib.demo import make_benchmark
 from lib.demo.saving import TEXTURE_GROUPS
+from lib.gallery import write_gallery
 from lib.groups import event_matches, event_report, figure_report, read_meta
 from lib.imageio import load_image
 from lib.metric import AUTHENTIC, score_frame, score_row
@@ -124,7 +125,9 @@ def test_the_group_report_equals_the_metric_image_by_image(bench):
     for record in figures.itertuples():
         if record.column in ("jpeg", "rescale", "noise", "size"):
             continue                                                  # binned columns: their groups are ranges
-        ids = [cid for cid in test_meta.index if (str(test_meta.loc[cid, record.column]) or "none") == record.group]
+        values = {cid: str(test_meta.loc[cid, record.column]) or "none" for cid in test_meta.index}
+        ids = [cid for cid, value in values.items()      # content: a compound figure under each of its kinds
+               if (record.group in value.split("+") if record.column == "content" else value == record.group)]
         scores = [score_row(by_id.loc[c, "annotation"], prediction[c], by_id.loc[c, "shape"], c) for c in ids]
         assert record.images == len(ids) and record.score == pytest.approx(np.mean(scores)), record
         forged = [c for c in ids if by_id.loc[c, "annotation"] != AUTHENTIC]
@@ -134,3 +137,41 @@ def test_the_group_report_equals_the_metric_image_by_image(bench):
     assert matched["found"].tolist() == [prediction[c] != AUTHENTIC for c in matched["case_id"]]
     by_texture = event_report(rows, events).query("column == 'texture_group'")
     assert by_texture["events"].sum() == len(matched) and by_texture["found"].sum() == matched["found"].sum()
+
+
+def test_the_gallery_shows_the_worst_failures_with_the_matchers_pictures(bench, tmp_path):
+    out, _ = bench
+    solution = read_solution(out / "solution.csv")
+    forged = solution.loc[solution["annotation"] != AUTHENTIC, "case_id"].tolist()
+    authentic = solution.loc[solution["annotation"] == AUTHENTIC, "case_id"].tolist()
+    prediction = dict(zip(solution["case_id"], solution["annotation"]))
+    prediction[forged[0]] = AUTHENTIC                                   # a false negative
+    hw = json.loads(solution.set_index("case_id").loc[authentic[0], "shape"])
+    prediction[authentic[0]] = rle_encode_instances([np.ones(hw, bool)])   # a false positive
+    _, rows = score_frame(solution, pd.DataFrame({"case_id": list(prediction), "annotation": list(prediction.values())}))
+    index = write_gallery(rows, out / "test_images", tmp_path / "gallery", out / "meta.csv")
+    page = index.read_text()
+    assert "False negatives: forged figures missed or badly segmented (1)" in page
+    assert "False positives: authentic figures flagged (1)" in page
+    for cid in (forged[0], authentic[0]):
+        for folder in ("full", "thumbs", "matcher"):
+            assert f"{folder}/{cid}.png" in page and (tmp_path / "gallery" / folder / f"{cid}.png").is_file()
+    assert "texture" in page and "jpeg" in page                       # meta and events in the captions
+
+
+def test_validate_test_reports_groups_and_writes_the_gallery(bench, tmp_path, monkeypatch, capsys):
+    import runpy
+    import sys
+
+    from tests.helpers import ROOT
+    out, _ = bench
+    monkeypatch.setattr(sys, "argv", ["validate_test.py", "--fusion", "matcher", "--input-dir", str(out / "test_images"),
+                                      "--solution", str(out / "solution.csv"), "--meta", str(out / "meta.csv"),
+                                      "--gallery", str(tmp_path / "gallery"), "--no-progress",
+                                      "--models-dir", str(tmp_path / "models"), "--logs-dir", str(tmp_path / "logs")])
+    with pytest.raises(SystemExit) as exit_info:                   # the script, in this process
+        runpy.run_path(str(ROOT / "bin" / "validate_test.py"), run_name="__main__")
+    assert exit_info.value.code == 0
+    err = capsys.readouterr().err                                      # its log, on the console
+    assert "by group:" in err and "texture_group" in err and "event recall" in err
+    assert (tmp_path / "gallery" / "index.html").is_file()
