@@ -432,6 +432,61 @@ def draw_natural(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return _to_u8(img)
 
 
+def draw_chart(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A plot drawn by matplotlib (RGB uint8): lines with markers and error bars, bars with error
+    bars and significance stars, a scatter or a box plot, with axes, ticks, labels and a legend:
+    the repeated glyphs and markers that fool matchers."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    dpi = 100
+    figure = Figure(figsize=(w / dpi, h / dpi), dpi=dpi)
+    FigureCanvasAgg(figure)
+    ax = figure.add_axes([0.18, 0.16, 0.77, 0.76])
+    size = float(np.clip(min(h, w) / 45, 5, 10))
+    kind = str(rng.choice(["lines", "bars", "scatter", "box"], p=[0.35, 0.35, 0.15, 0.15]))
+    n_series = int(rng.integers(1, 4))
+    names = [str(n) for n in rng.choice(CONDITIONS, n_series, replace=False)]
+    colours = [tuple(c / 255 for c in PALETTE[k]) for k in rng.permutation(len(PALETTE))[:n_series]]
+    markers = rng.choice(list("osD^v*"), n_series)
+    if kind == "lines":
+        xs = np.arange(int(rng.integers(4, 10))) * rng.choice([1, 2, 6, 12])
+        for name, colour, marker in zip(names, colours, markers):
+            ys = np.cumsum(rng.uniform(0, 1, len(xs))) * rng.uniform(5, 50)
+            ax.errorbar(xs, ys, yerr=ys * rng.uniform(0.03, 0.15, len(xs)), marker=marker, color=colour, label=name,
+                        capsize=2, ms=size * 0.6, lw=1)
+    elif kind == "bars":
+        groups = int(rng.integers(2, 6))
+        width = 0.8 / n_series
+        for k, (name, colour) in enumerate(zip(names, colours)):
+            ys = rng.uniform(0.3, 1.0, groups) * 100
+            xs = np.arange(groups) + k * width
+            ax.bar(xs, ys, width, yerr=ys * rng.uniform(0.05, 0.2, groups), color=colour, label=name, capsize=2,
+                   edgecolor="black", linewidth=0.5)
+            for x, y in zip(xs, ys):
+                if rng.random() < 0.3:
+                    ax.text(x, y * 1.2, str(rng.choice(["*", "**", "***", "ns"])), ha="center", fontsize=size)
+        ax.set_xticks(np.arange(groups) + 0.4 - width / 2,
+                      [str(c) for c in rng.choice(CONDITIONS, groups, replace=False)], fontsize=size)
+    elif kind == "scatter":
+        for name, colour, marker in zip(names, colours, markers):
+            centre = rng.uniform(0, 10, 2)
+            pts = centre + rng.normal(0, rng.uniform(0.5, 2), (int(rng.integers(15, 60)), 2))
+            ax.scatter(pts[:, 0], pts[:, 1], s=size * 3, marker=marker, color=colour, label=name)
+    else:
+        data = [rng.normal(rng.uniform(20, 80), rng.uniform(3, 15), 30) for _ in range(int(rng.integers(2, 6)))]
+        ax.boxplot(data)
+        n_series = 1
+    ax.set_ylabel(str(rng.choice(AXIS_TITLES)), fontsize=size)
+    ax.tick_params(labelsize=size * 0.9)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(rng.random() < 0.3)
+    if kind != "box" and (n_series > 1 or rng.random() < 0.5):
+        ax.legend(fontsize=size * 0.9, frameon=rng.random() < 0.5)
+    figure.canvas.draw()
+    return np.asarray(figure.canvas.buffer_rgba())[:h, :w, :3].copy()
+
+
 def draw_periodic(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """A regular array (RGB uint8): dot blot, microarray or well-plate spots on a grid, each spot
     its own intensity, with grain and noise. Authentic, yet every spot resembles its neighbours:
@@ -455,7 +510,8 @@ def draw_periodic(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 PANEL_KINDS: dict[str, Callable[[np.random.Generator, int, int], np.ndarray]] = {
     "blot": draw_blot, "fluorescence": draw_fluorescence, "histology": draw_histology, "plot": draw_plot,
-    "cells": draw_cells, "natural": draw_natural, "periodic": draw_periodic,
+    "cells": draw_cells, "natural": draw_natural, "periodic": draw_periodic, "chart": draw_chart,
 }
 KIND_PROBS = {"blot": 0.3, "fluorescence": 0.33, "histology": 0.2, "plot": 0.17}   # the demo's figures
 MICROSCOPY = ("fluorescence", "histology", "cells")
+GRAPHICS = ("plot", "chart")           # drawn plots: flat almost everywhere

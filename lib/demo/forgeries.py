@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from .composition import Panel
-from .content import blur
+from .content import GRAPHICS, blur
 
 
 @dataclass
@@ -127,7 +127,7 @@ def _flat_background(image: np.ndarray, panels: list[Panel]) -> np.ndarray:
     kernel = np.ones((5, 5), np.uint8)
     flat = cv2.dilate(gray, kernel) == cv2.erode(gray, kernel)
     for p in panels:
-        if p.kind == "plot":
+        if p.kind in GRAPHICS:
             flat[p.y0:p.y1, p.x0:p.x1] = False
     return flat
 
@@ -186,7 +186,7 @@ def _mean(image: np.ndarray, panel: Panel) -> float:
 def _region_event(rng: np.random.Generator, image: np.ndarray, panels: list[Panel],
                   occupied: np.ndarray, flat: np.ndarray, area: float, min_texture: float = 8.0) -> Event | None:
     """A region of one panel copied once (sometimes twice) into another panel or the same one."""
-    weights = np.array([0.3 if p.kind == "plot" else 1.0 for p in panels])
+    weights = np.array([0.3 if p.kind in GRAPHICS else 1.0 for p in panels])
     panel = panels[rng.choice(len(panels), p=weights / weights.sum())]
     source = _source_region(rng, image, panel, area, _dilate(occupied, 2), flat, min_texture)
     if source is None:

@@ -117,7 +117,7 @@ def make_case(seed: int, stream: int, index: int, forged: bool, min_size: int = 
     if not forged and save_rng.random() < style.hard_authentic_prob:
         hard = str(HARD_KINDS[save_rng.integers(len(HARD_KINDS))])
         kinds = {hard: 1.0}
-    figure = draw_figure(rng, h, w, kinds)
+    figure = draw_figure(rng, h, w, kinds, style.realistic_layout)
     authentic, quality = _finish(jpeg_rng, figure.render(), gray, style, scale, noise, save_rng)
     case = Case(authentic, panels=figure.panels)
     twin_quality = quality

@@ -24,15 +24,16 @@ class Style:
     noise_sigma: tuple[float, float] = (1.0, 4.0)
     flat_source_prob: float = 0.0      # a forgery's copied regions may be flat (background laid over content)
     hard_authentic_prob: float = 0.0   # an authentic figure is one of HARD_KINDS, all its panels alike
+    realistic_layout: bool = False     # up to 6 panels, varied gutters, real fonts (lib.demo.composition)
 
 
-# authentic figures that look duplicated: similar cells, regular blot lanes, spot arrays, plots with
-# repeated markers and legends
-HARD_KINDS = ("cells", "blot", "periodic", "plot")
+# authentic figures that look duplicated: similar cells, regular blot lanes, spot arrays, matplotlib
+# charts with repeated markers, error bars and legends
+HARD_KINDS = ("cells", "blot", "periodic", "chart")
 
 DEMO = Style("demo")
 BENCHMARK = Style("benchmark",
                   kinds={"blot": 0.18, "fluorescence": 0.18, "histology": 0.14, "cells": 0.2, "natural": 0.12,
-                         "periodic": 0.04, "plot": 0.14},
+                         "periodic": 0.04, "chart": 0.1, "plot": 0.04},
                   jpeg_prob=0.5, jpeg_quality=(70, 95), rescale_prob=0.3, noise_prob=0.3,
-                  flat_source_prob=0.3, hard_authentic_prob=0.5)
+                  flat_source_prob=0.3, hard_authentic_prob=0.5, realistic_layout=True)
