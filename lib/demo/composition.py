@@ -160,7 +160,16 @@ def _annotate(rng: np.random.Generator, overlay: _Overlay, content: np.ndarray,
     corner_right = rng.random() < 0.15
     letters = "ABCDEF" if rng.random() < 0.8 else "abcdef"
     letter_scale = rng.uniform(0.5, 0.9) * float(np.clip(min(p.width for p in panels) / 200, 0.6, 1.2))
+    # realistic compound figures often repeat the same condition names over every panel: repeated text
+    # that is authentic (a matcher's common false positive)
+    headers = [str(c) for c in rng.choice(CONDITIONS, 2, replace=False)] if font and compound \
+        and rng.random() < 0.5 else []
     for i, p in enumerate(panels):
+        if headers:
+            size = int(np.clip(p.width / 14, 10, 24))
+            tint = (255, 255, 255) if _is_dark(content[p.y1 - size - 8:p.y1, p.x0:p.x1]) else (0, 0, 0)
+            overlay.font_text(headers[i % 2], (p.x0 + p.width // 2 - size, p.y1 - size - 6), size, tint,
+                              font.replace("-Bold", "").replace("Bol.", "."))
         patch = content[p.y0:p.y0 + 24, p.x0:p.x0 + 24]
         colour = (255, 255, 255) if _is_dark(patch) else (0, 0, 0)
         if compound and font:
