@@ -3,6 +3,7 @@ exact Kaggle layout, with a solution CSV for the test images."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -342,7 +343,8 @@ def make_benchmark(out_dir: str | Path, n: int = 1000, seed: int = 0, test_fract
     jobs = [(out, seed, i, str(cid), i in test, bool(forged[i]), bool(twins[i]), min_size, max_size, style)
             for i, cid in enumerate(ids)]
     meta, events, solution = [], [], []
-    with ProcessPoolExecutor(max(1, workers)) as pool:
+    # spawned, not forked: a fork of a process whose threads (torch, OpenCV) hold locks can hang
+    with ProcessPoolExecutor(max(1, workers), mp_context=multiprocessing.get_context("spawn")) as pool:
         for rows, event_list, row in tqdm(pool.map(_benchmark_job, jobs, chunksize=4), total=len(jobs),
                                           desc="benchmark figures", disable=not progress):
             meta += rows
