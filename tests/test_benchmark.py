@@ -160,6 +160,7 @@ def test_the_gallery_shows_the_worst_failures_with_the_matchers_pictures(bench, 
 
 
 def test_validate_test_reports_groups_and_writes_the_gallery(bench, tmp_path, monkeypatch, capsys):
+    import logging
     import runpy
     import sys
 
@@ -169,8 +170,19 @@ def test_validate_test_reports_groups_and_writes_the_gallery(bench, tmp_path, mo
                                       "--solution", str(out / "solution.csv"), "--meta", str(out / "meta.csv"),
                                       "--gallery", str(tmp_path / "gallery"), "--no-progress",
                                       "--models-dir", str(tmp_path / "models"), "--logs-dir", str(tmp_path / "logs")])
-    with pytest.raises(SystemExit) as exit_info:                   # the script, in this process
-        runpy.run_path(str(ROOT / "bin" / "validate_test.py"), run_name="__main__")
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        with pytest.raises(SystemExit) as exit_info:               # the script, in this process
+            runpy.run_path(str(ROOT / "bin" / "validate_test.py"), run_name="__main__")
+    finally:        # its console handler writes to this test's captured stderr: never leave it to the next tests
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+            if handler not in handlers:
+                handler.close()
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
     assert exit_info.value.code == 0
     err = capsys.readouterr().err                                      # its log, on the console
     assert "by group:" in err and "texture_group" in err and "event recall" in err
