@@ -9,10 +9,10 @@ models/ and package.json, and the package's notebook runs it. First it checks ev
 size and sha256 against package.json (a corrupted or swapped weights file stops the run, no
 submission). It needs no internet: packages that the Python environment lacks, or has in
 another version than the package was made with (segmentation-models-pytorch, albumentations,
-...), are installed from the package's wheels/ with `pip install --no-index`. The predictor, its checkpoints, the thresholds and the fusion
-with the copy-move matcher are the ones recorded in package.json; every flag of
-script_5_predict.py can still override them. A test image that cannot be read gets an
-`authentic` row and a warning (Kaggle rejects a submission with a missing row).
+...), are installed from the package's wheels/ with `pip install --no-index`. The predictor, its
+checkpoints, the thresholds and the fusion with the copy-move matcher are the ones recorded in
+package.json; every flag of script_5_predict.py can still override them. A test image that cannot
+be read gets an `authentic` row and a warning (Kaggle rejects a submission with a missing row).
 """
 import argparse
 import importlib.metadata

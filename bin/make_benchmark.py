@@ -33,7 +33,8 @@ def main() -> int:
     parser.add_argument("--twin-fraction", type=float, default=0.85,
                         help="fraction of forged training cases with an authentic twin (default: 0.85)")
     parser.add_argument("--min-size", type=int, default=256, help="smallest image side before rescaling (default: 256)")
-    parser.add_argument("--max-size", type=int, default=1024, help="largest image side before rescaling (default: 1024)")
+    parser.add_argument("--max-size", type=int, default=1024,
+                        help="largest image side before rescaling (default: 1024)")
     parser.add_argument("--workers", type=int, default=2, help="processes drawing figures (default: 2)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--overwrite", action="store_true",

@@ -54,7 +54,8 @@ def main() -> int:
     if args.meta is not None:
         print(report_by_group(rows, args.meta))
     if args.gallery is not None:
-        print(f"gallery: {write_gallery(rows, args.images or args.solution.parent / 'test_images', args.gallery, args.meta)}")
+        images = args.images or args.solution.parent / "test_images"
+        print(f"gallery: {write_gallery(rows, images, args.gallery, args.meta)}")
     return 0
 
 

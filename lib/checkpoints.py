@@ -158,9 +158,15 @@ def read_resume_state(path: Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:   # truncated zip, a pickle that needs more than weights_only allows
         raise CheckpointError(f"{path}: not a readable resume state ({first_line(exc)})") from None
+    return _of_this_project(path, state, "a resume state")
+
+
+def _of_this_project(path: Path, state: object, kind: str) -> dict:
+    """`state` if it is a dict with the model's weights and config (what every torch file of this
+    project holds), else a CheckpointError naming `path`."""
     if not isinstance(state, dict) or not isinstance(state.get("model_state_dict"), dict) \
             or not isinstance(state.get("model_config"), dict):
-        raise CheckpointError(f"{path}: not a resume state of this project (needs model_state_dict and model_config)")
+        raise CheckpointError(f"{path}: not {kind} of this project (needs model_state_dict and model_config)")
     return state
 
 
@@ -168,7 +174,8 @@ def _require_safe_torch() -> None:
     version = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
     if version < MIN_TORCH:
         raise CheckpointError(f"torch {torch.__version__}: loading torch files is unsafe before "
-                              f"{'.'.join(map(str, MIN_TORCH))} (weights_only bypasses); pip install -r requirements.txt")
+                              f"{'.'.join(map(str, MIN_TORCH))} (weights_only bypasses); "
+                              f"pip install -r requirements.txt")
 
 
 # --- earlier versions' pickles ------------------------------------------------------------------
@@ -211,10 +218,7 @@ def convert_checkpoint(path: Path, output: Path | None = None, overwrite: bool =
     except Exception as exc:
         raise CheckpointError(f"{path}: refused: not loadable with weights_only=True ({first_line(exc)}); "
                               f"a checkpoint of this project always is, so this file holds something else") from None
-    if not isinstance(state, dict) or not isinstance(state.get("model_state_dict"), dict) \
-            or not isinstance(state.get("model_config"), dict):
-        raise CheckpointError(f"{path}: not a checkpoint of this project (needs model_state_dict and model_config)")
-    model = _model_of(path, state)
+    model = _model_of(path, _of_this_project(path, state, "a checkpoint"))
     fields = {k: v for k, v in state.items() if k != "model_state_dict" and not k.endswith("_state_dict")}
     config = fields.pop("model_config")
     save_checkpoint(output, model, config, **fields)

@@ -95,8 +95,8 @@ class TensorBoard:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise ProjectError("--tensorboard needs the tensorboard package: pip install tensorboard "
-                               "(or leave out --tensorboard; the history CSV and curves PNG are written anyway)") from None
+            raise ProjectError("--tensorboard needs the tensorboard package: pip install tensorboard (or leave "
+                               "out --tensorboard; the history CSV and curves PNG are written anyway)") from None
         self.folder = Path(logs_dir) / TENSORBOARD_DIR / run_name
         self.writer = SummaryWriter(log_dir=str(self.folder))
         log.info("TensorBoard events in %s (tensorboard --logdir %s)", self.folder, self.folder.parent)

@@ -400,7 +400,8 @@ def predictor_checkpoints(models_dir: Path, ensemble: Sequence[str] | None = Non
     classifier_path = find_best(models_dir, CLASSIFIER.run_name) if use_classifier else None
     if use_classifier and classifier_path is None:
         log.warning("%s not found: pass 1 off, every image goes to the ensemble "
-                    "(python bin/script_2_train_classifier.py trains it)", best_checkpoint(models_dir, CLASSIFIER.run_name))
+                    "(python bin/script_2_train_classifier.py trains it)",
+                    best_checkpoint(models_dir, CLASSIFIER.run_name))
     specialist_path = find_best(models_dir, SPECIALIST_RUN) if use_specialist else None
     return specs, classifier_path, specialist_path
 

@@ -1,7 +1,7 @@
 """The full pipeline (bin/full_pipeline.py): which phases run, the bin/ scripts each runs as a
 subprocess, and how failures are handled.
 
-Phases (../shared/DESIGN.md): 0 augmented data (only with --augment), 1 initial training (the
+Phases (README, "The full pipeline"): 0 augmented data (only with --augment), 1 initial training (the
 four v3 segmentation variants and the classifier), 2 hard-negative mining, 3 retraining with
 the hard negatives (v4, classifier, small-forgery specialist), 4 inference -> submission.csv.
 Each step is exactly the command a user would type, so any phase can be re-run by hand. A

@@ -295,24 +295,24 @@ def _benchmark_job(job: tuple) -> tuple[list[dict], list[dict], list]:
     info = {k: v for k, v in case.info.items() if k != "twin_jpeg"}
     split = "test" if test else "train"
     meta, solution = [], []
+
+    def record(image: str, label: str, twin: bool, events: int, jpeg: int) -> None:
+        meta.append({"case_id": cid, "image": image, "split": split, "label": label, "twin": twin,
+                     "events": events, **info, "jpeg": jpeg})
+
     if test:
         image = case.forged if forged else case.authentic
         write_png(out / "test_images" / f"{cid}.png", image)
         annotation = rle_encode_instances(list(case.masks)) if forged else "authentic"
         solution = [cid, annotation, json.dumps(list(image.shape[:2]))]
-        meta.append({"case_id": cid, "image": f"test_images/{cid}.png", "split": split,
-                     "label": "forged" if forged else "authentic", "twin": False,
-                     "events": len(case.events), **info})
+        record(f"test_images/{cid}.png", "forged" if forged else "authentic", False, len(case.events), info["jpeg"])
     elif forged:
         write_png(out / "train_images" / "forged" / f"{cid}.png", case.forged)
         np.save(out / "train_masks" / f"{cid}.npy", case.masks)
-        meta.append({"case_id": cid, "image": f"train_images/forged/{cid}.png", "split": split, "label": "forged",
-                     "twin": False, "events": len(case.events), **info})
+        record(f"train_images/forged/{cid}.png", "forged", False, len(case.events), info["jpeg"])
     if not test and (twin or not forged):
         write_png(out / "train_images" / "authentic" / f"{cid}.png", case.authentic)
-        meta.append({"case_id": cid, "image": f"train_images/authentic/{cid}.png", "split": split,
-                     "label": "authentic", "twin": forged, "events": 0,
-                     **{**info, "jpeg": case.info.get("twin_jpeg", info["jpeg"])}})
+        record(f"train_images/authentic/{cid}.png", "authentic", forged, 0, case.info["twin_jpeg"])
     return meta, (event_rows(cid, case) if forged else []), solution
 
 
