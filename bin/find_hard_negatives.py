@@ -42,7 +42,7 @@ def main() -> int:
     args = parser.parse_args()
     paths = resolve_paths(args)
     log_file = setup_logging("find_hard_negatives", paths.logs_dir)
-    config = post_config_from_args(args)
+    config = post_config_from_args(args, paths.logs_dir)
     output = args.output or paths.data_dir / HARD_NEGATIVES_FILE
 
     if args.authentic_dir is not None:

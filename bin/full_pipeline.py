@@ -29,14 +29,13 @@ from lib.imageio import list_images  # noqa: E402
 from lib.paths import ROOT, add_path_args, resolve_paths  # noqa: E402
 from lib.pipeline import (PHASES, banner, build_plan, duration, execute, input_problems, parse_phases,  # noqa: E402
                           relative, select_phases, summary_table)
-from lib.postprocess import FUSIONS, PostConfig  # noqa: E402
+from lib.postprocess import AUTO, FUSIONS, PostConfig  # noqa: E402
 
 log = logging.getLogger("full_pipeline")
 DEMO_DIR = ROOT / "demo"
 # CPU-sized settings of --demo: the whole run in minutes on 2 cores
 DEMO_TRAINING = {"epochs": 1, "img_size": 128, "batch_size": 4, "encoder_weights": "none"}
 # networks trained this briefly find next to nothing: the demo shows the copy-move matcher first
-DEMO_FUSION = "first"
 DOWNLOAD = ("no Kaggle data in {data}: download it with\n"
             "  kaggle competitions download -c recodai-luc-scientific-image-forgery-detection\n"
             "  unzip recodai-luc-scientific-image-forgery-detection.zip   # at the repository root\n"
@@ -80,17 +79,16 @@ def parse_args() -> argparse.Namespace:
     post.add_argument("--classifier-threshold", type=float, default=defaults.classifier_threshold)
     post.add_argument("--seg-threshold", type=float, default=defaults.seg_threshold)
     post.add_argument("--min-area", type=int, default=defaults.min_area)
-    post.add_argument("--fusion", default=None, choices=FUSIONS,
-                      help=f"networks, copy-move matcher or both (see bin/script_5_predict.py --help; "
-                           f"default {defaults.fusion}, {DEMO_FUSION} with --demo)")
+    post.add_argument("--fusion", default=AUTO, choices=(*FUSIONS, AUTO),
+                      help="networks, copy-move matcher or both (see bin/script_5_predict.py --help); default "
+                           "auto: phase 4 first compares the rules on the held-out split "
+                           "(validate_test.py --compare-fusion) and predicts with the best")
     add_path_args(parser)
     args = parser.parse_args()
-    if args.fusion is None:
-        args.fusion = DEMO_FUSION if args.demo else defaults.fusion
     try:
         args.phases = parse_phases(args.phase)
         PostConfig(classifier_threshold=args.classifier_threshold, seg_threshold=args.seg_threshold,
-                   min_area=args.min_area, fusion=args.fusion)
+                   min_area=args.min_area, fusion="network" if args.fusion == AUTO else args.fusion)
     except ValueError as exc:
         raise ProjectError(str(exc)) from None
     return args

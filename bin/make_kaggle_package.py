@@ -61,7 +61,7 @@ def main() -> int:
     args = parser.parse_args()
     paths = resolve_paths(args)
     setup_logging("make_kaggle_package", paths.logs_dir)
-    config, validation = post_config_from_args(args), None
+    config, validation = post_config_from_args(args, paths.logs_dir), None
     sweep = latest_sweep(paths.logs_dir) if args.sweep is None else None if args.sweep == "none" else Path(args.sweep)
     if sweep is not None:
         config, validation = thresholds_from_sweep(sweep, config)
@@ -79,7 +79,9 @@ def main() -> int:
     meta = build_package(args.output, paths.models_dir, config, validation, options)
     for record in meta["checkpoints"]:
         print(f"  {record['role']:<10} {record['file']}" + (f" (weight {record['weight']:g})" if record["weight"] else ""))
-    print(f"{args.output}: {len(meta['checkpoints'])} checkpoints, {len(meta['wheels'])} wheels\n{describe(args.output)}")
+    models = [r for r in meta["checkpoints"] if r["role"] != "verifier"]
+    print(f"{args.output}: {len(models)} checkpoints and the matcher's verifier, {len(meta['wheels'])} wheels\n"
+          f"{describe(args.output)}")
     return 0
 
 

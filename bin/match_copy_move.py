@@ -4,24 +4,27 @@
     python bin/match_copy_move.py --input-dir demo/test_images --output matcher_submission.csv
     python bin/match_copy_move.py --input-dir demo/test_images --output m.csv --debug-dir logs/match_debug
 
-Keypoint and dense self-matching, transforms verified by RANSAC, exact masks from the image
-compared with itself under each transform, one instance per duplication event (source and
-copy together); see lib/matching.py. --debug-dir writes one PNG per image: the keypoints and
-each accepted transform's inlier pairs (left), the final instances (right), and every
-rejected candidate with its reason (below). Outputs are cached under <models-dir>/cache.
+Keypoint and dense (PatchMatch) self-matching, transforms fitted by RANSAC, exact masks from the
+image compared with itself under each transform, each candidate judged by the verifier (the
+committed default, or <models-dir>/match_verifier.json when the pipeline fitted one), one
+instance per duplication event (source and copy together); see lib/matching/. --debug-dir
+writes one PNG per image: the keypoints and each accepted event's inlier pairs (left), the
+final instances and the panels (right), the events and the candidates below the threshold
+and those dropped, with their reasons (below). Candidates are cached under <models-dir>/cache
+(keyed by the matcher's code and config; the verifier is applied on reading).
 """
 import argparse
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.fusion import MatchCache, run_matcher  # noqa: E402
+from lib.fusion import MatchCache, add_matcher_args, matcher_from_args, run_matcher  # noqa: E402
 from lib.infer import folder_images, result_of_match, write_predictions  # noqa: E402
-from lib.matching import MatchConfig  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 from lib.postprocess import PostConfig  # noqa: E402
 
@@ -33,14 +36,15 @@ def main() -> int:
     parser.add_argument("--input-dir", type=Path, required=True, help="folder of images")
     parser.add_argument("--output", type=Path, required=True, help="submission file to write")
     parser.add_argument("--debug-dir", type=Path, default=None, help="write a debug picture per image here")
-    parser.add_argument("--threshold", type=float, default=PostConfig().matcher_threshold,
-                        help=f"instances scoring at least this count (default {PostConfig().matcher_threshold}; "
-                             f"the score is the correlation of the copy's fine detail with its source's)")
+    parser.add_argument("--matcher-threshold", type=float, default=None,
+                        help="events of at least this probability of being a real copy count (default: the "
+                             "verifier's own threshold; --matcher v1: the fine-detail correlation, default 0.85)")
     parser.add_argument("--workers", type=int, default=2, help="images matched at a time, in threads (default 2)")
     parser.add_argument("--no-dense", action="store_true", help="keypoint stage only")
     parser.add_argument("--no-keypoints", action="store_true", help="dense stage only")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_matcher_args(parser)
     add_path_args(parser)
     args = parser.parse_args()
     if args.workers < 1:
@@ -48,15 +52,18 @@ def main() -> int:
     if args.no_dense and args.no_keypoints:
         raise ProjectError("--no-dense and --no-keypoints together leave no detector")
     try:
-        post = PostConfig(fusion="matcher", matcher_threshold=args.threshold)
+        post = PostConfig(fusion="matcher", matcher_threshold=args.matcher_threshold)
     except ValueError as exc:
         raise ProjectError(str(exc)) from None
     paths = resolve_paths(args)
     log_file = setup_logging("match_copy_move", paths.logs_dir)
     images = folder_images(args.input_dir)
-    config = MatchConfig(keypoints=not args.no_keypoints, dense=not args.no_dense)
+    config, verifier, described = matcher_from_args(args, paths.models_dir)
+    config = replace(config, keypoints=not args.no_keypoints, dense=not args.no_dense)
+    log.info("%s on %d images", described, len(images))
     cache = None if args.no_cache else MatchCache(paths.models_dir / "cache", config)
-    matches = run_matcher(images, config, cache, args.workers, not args.no_progress, debug_dir=args.debug_dir)
+    matches = run_matcher(images, config, cache, args.workers, not args.no_progress, debug_dir=args.debug_dir,
+                          verifier=verifier)
     written = write_predictions([result_of_match(m) for m in matches], post, args.output)
     timed = [m.seconds for m in matches if not m.error and m.seconds > 0]
     if timed:

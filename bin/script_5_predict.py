@@ -36,7 +36,7 @@ def main() -> int:
     args = parser.parse_args()
     paths = resolve_paths(args)
     log_file = setup_logging("script_5_predict", paths.logs_dir)
-    config = post_config_from_args(args)
+    config = post_config_from_args(args, paths.logs_dir)
     images = folder_images(args.input_dir or paths.test_images)
     results, _ = predict_paths(args, paths.models_dir, images, gate=config.classifier_threshold)
     print(write_predictions(results, config, args.output))

@@ -30,6 +30,7 @@ from lib.data import load_manifest  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.evaluate import (best_config, bucket_recall, compare_fusions, compare_instance_modes,  # noqa: E402
                           evaluate, sweep, truths_from_manifest, truths_from_solution, write_sweep)
+from lib.fusion import write_fusion_choice  # noqa: E402
 from lib.gallery import write_gallery  # noqa: E402
 from lib.groups import report_by_group  # noqa: E402
 from lib.infer import (add_inference_args, folder_images, post_config_from_args, predict_annotations,  # noqa: E402
@@ -62,14 +63,19 @@ def main() -> int:
     parser.add_argument("--gallery", type=Path, default=None,
                         help="with --solution: write DIR/index.html, the worst false negatives and false positives "
                              "outlined, with the matcher's debug pictures")
+    parser.add_argument("--forged-share", type=float, default=None,
+                        help="with --sweep: weigh forged images as this share of the images when choosing "
+                             "thresholds (the test set may hold more forged images than the validation split)")
     add_inference_args(parser)
     add_path_args(parser)
     args = parser.parse_args()
+    if args.forged_share is not None and not 0 < args.forged_share < 1:
+        raise ProjectError(f"--forged-share {args.forged_share}: must lie in (0, 1)")
     if (args.meta is not None or args.gallery is not None) and args.solution is None:
         raise ProjectError("--meta and --gallery need --solution (and --input-dir): they report on a test split")
     paths = resolve_paths(args)
     log_file = setup_logging("validate_test", paths.logs_dir)
-    config = post_config_from_args(args)
+    config = post_config_from_args(args, paths.logs_dir)
     progress = not args.no_progress
 
     if args.solution is not None:
@@ -93,11 +99,13 @@ def main() -> int:
 
     if args.sweep:
         started = time.perf_counter()
-        table = sweep(results, truths, adaptive=config.adaptive, fusion=config.fusion, progress=progress)
+        table = sweep(results, truths, adaptive=config.adaptive, fusion=config.fusion, progress=progress,
+                      forged_share=args.forged_share)
         sweep_s = time.perf_counter() - started
         stem = paths.logs_dir / log_file.stem.replace("validate_test", "sweep")
         written = write_sweep(table, stem, {"images": len(truths), "forged": n_forged, "source": source,
                                             "predictor": described, "adaptive": config.adaptive,
+                                            "forged_share": args.forged_share,
                                             "inference_seconds": inference_s, "sweep_seconds": sweep_s})
         shown = table.head(TOP_ROWS).dropna(axis=1, how="all").copy()
         shown.insert(0, "best", ["*" if i == 0 else "" for i in range(len(shown))])
@@ -112,9 +120,13 @@ def main() -> int:
     if args.compare_fusion:
         fusions = FUSIONS if config.fusion != "matcher" else ("matcher",)
         table = compare_fusions(results, truths, config, fusions)
-        log.info("fusion rules at %s (the matcher at %g):\n%s",
-                 PostConfig(**{**config.as_dict(), "fusion": "network"}).summary(), config.matcher_threshold,
+        log.info("fusion rules at %s:\n%s", PostConfig(**{**config.as_dict(), "fusion": "first"}).summary(),
                  table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        if args.solution is None:      # the held-out split chooses; a test set never does
+            choice = paths.logs_dir / f"{log_file.stem.replace('validate_test', 'fusion')}.json"
+            best = write_fusion_choice(table, choice, {"images": len(truths), "forged": n_forged, "source": source,
+                                                       "predictor": described, "at": config.summary()})
+            log.info("the held-out split prefers fusion %s; --fusion auto uses it (%s)", best, choice)
     modes = compare_instance_modes(results, truths, config) if config.fusion == "network" else None
     log.info("at %s:\n  competition score %.4f\n  TP %d  FP %d  TN %d  FN %d | recall %.3f | precision %.3f | "
              "FP rate %.3f | net %+d | mask F1 (TP rows) %.3f\nrecall per forged-area bucket:\n%s\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -103,29 +103,30 @@ def benchmark(predictor: Predictor, paths: Sequence[Path], repeat: int = 1) -> B
 
 def benchmark_matcher(sizes: Sequence[int] = (512, 2000), images: int = 8, workers: int = 2,
                       seed: int = 0, progress: bool = True) -> pd.DataFrame:
-    """Seconds per image of the matcher (both stages, keypoints only, dense only; one at a time)
-    and the throughput of the pipeline's run_matcher with `workers` threads (reading the files
-    included), on forged synthetic figures of size x size pixels (lib.demo), with the fraction
-    of them it calls forged."""
+    """Per matcher (v1's cascade, v2 with the default verifier) and size: seconds per image
+    (both stages, keypoints only, dense only; one at a time) and the throughput of the
+    pipeline's run_matcher with `workers` threads (reading the files included), on forged
+    synthetic figures of size x size pixels (lib.demo), with the fraction it calls forged."""
     rows = []
     for size in sizes:
         cases = [make_case(seed, 99, i, forged=True, min_size=size, max_size=size) for i in range(images)]
         pictures = [c.forged if c.forged.ndim == 3 else np.dstack([c.forged] * 3) for c in cases]
-        row = {"size": size, "images": images}
-        for name, config in (("s/img", MatchConfig()), ("keypoints s/img", MatchConfig(dense=False)),
-                             ("dense s/img", MatchConfig(keypoints=False))):
-            started = time.perf_counter()
-            found = [bool(match_image(p, config).instances) for p in pictures]
-            row[name] = (time.perf_counter() - started) / images
-            if name == "s/img":
-                row["img/s (one at a time)"] = 1.0 / row[name]
-                row["called forged"] = float(np.mean(found))
-        with tempfile.TemporaryDirectory() as folder:
-            paths = [Path(folder) / f"{i}.png" for i in range(images)]
-            for path, picture in zip(paths, pictures):
-                write_png(path, picture)
-            started = time.perf_counter()
-            run_matcher(paths, MatchConfig(), None, workers, progress=progress, desc=f"match {size}px")
-            row[f"img/s ({workers} threads)"] = images / (time.perf_counter() - started)
-        rows.append(row)
+        for matcher, base in (("v1", MatchConfig.cascade()), ("v2", MatchConfig())):
+            row = {"matcher": matcher, "size": size, "images": images}
+            for name, config in (("s/img", base), ("keypoints s/img", replace(base, dense=False)),
+                                 ("dense s/img", replace(base, keypoints=False))):
+                started = time.perf_counter()
+                found = [bool(match_image(p, config).instances) for p in pictures]
+                row[name] = (time.perf_counter() - started) / images
+                if name == "s/img":
+                    row["img/s (one at a time)"] = 1.0 / row[name]
+                    row["called forged"] = float(np.mean(found))
+            with tempfile.TemporaryDirectory() as folder:
+                paths = [Path(folder) / f"{i}.png" for i in range(images)]
+                for path, picture in zip(paths, pictures):
+                    write_png(path, picture)
+                started = time.perf_counter()
+                run_matcher(paths, base, None, workers, progress=progress, desc=f"match {matcher} {size}px")
+                row[f"img/s ({workers} threads)"] = images / (time.perf_counter() - started)
+            rows.append(row)
     return pd.DataFrame(rows)

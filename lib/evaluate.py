@@ -26,7 +26,7 @@ from .fileio import atomic_path, atomic_write_text
 from .imageio import load_mask
 from .infer import ImageResult, result_instances
 from .metric import (AREA_BUCKET_NAMES, ScoreReport, area_bucket_names, f1_from_counts, of1_from_matrix,
-                     parse_shape, score_instances, summarize_scores)
+                     parse_shape, score_instances, summarize_scores, weighted_score)
 from .postprocess import FUSIONS, INSTANCE_MODES, PostConfig, adaptive_threshold, resize_probability
 from .rle import rle_decode_instances
 from .submission import read_solution
@@ -36,7 +36,7 @@ from .submission import read_solution
 SWEEP_CLASSIFIER = (0.05, 0.10, 0.15, 0.20, 0.25, 0.30)
 SWEEP_SEG = (0.15, 0.20, 0.25, 0.30, 0.35, 0.40)
 SWEEP_MIN_AREA = (25, 50, 100, 150, 200, 300)
-SWEEP_MATCHER = (0.75, 0.80, 0.85, 0.90, 0.95)    # the matcher's score threshold
+SWEEP_MATCHER = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)   # the verifier's probability
 
 
 @dataclass(frozen=True)
@@ -189,9 +189,12 @@ def _matcher_outcomes(results: Sequence[ImageResult], trues: list[list[np.ndarra
 def sweep(results: Sequence[ImageResult], truths: Sequence[Truth], adaptive: bool = True,
           classifier_thresholds: Sequence[float] = SWEEP_CLASSIFIER, seg_thresholds: Sequence[float] = SWEEP_SEG,
           min_areas: Sequence[int] = SWEEP_MIN_AREA, fusion: str = "network",
-          matcher_thresholds: Sequence[float] = SWEEP_MATCHER, progress: bool = True) -> pd.DataFrame:
+          matcher_thresholds: Sequence[float] = SWEEP_MATCHER, progress: bool = True,
+          forged_share: float | None = None) -> pd.DataFrame:
     """Every threshold combination of `fusion` scored with instance mode 'all', sorted by
-    competition score (ties: higher net, then higher thresholds): (classifier, seg, min_area)
+    competition score (with `forged_share`, forged images weighted to that share:
+    metric.weighted_score; the plain mean is `score_unweighted`; ties: higher net, then higher
+    thresholds): (classifier, seg, min_area)
     for the networks, the matcher threshold for the matcher, both for `first` (the matcher's
     instances where it finds any, the networks' elsewhere). Needs every image's map (the
     predictor run with gate=None) unless fusion is `matcher`, and the matcher's output unless
@@ -234,7 +237,8 @@ def sweep(results: Sequence[ImageResult], truths: Sequence[Truth], adaptive: boo
         report = summarize_scores(scores, forged, predicted)
         rows.append({"fusion": fusion, "matcher_threshold": matcher_threshold, "classifier_threshold": cls,
                      "seg_threshold": seg, "min_area": min_area,
-                     "score": report.score, "tp": report.tp, "fp": report.fp, "fn": report.fn, "tn": report.tn,
+                     "score": float(weighted_score(scores, forged, forged_share)),
+                     "score_unweighted": report.score, "tp": report.tp, "fp": report.fp, "fn": report.fn, "tn": report.tn,
                      "net": report.net, "recall": report.recall, "fp_rate": report.fp_rate,
                      "precision": report.precision, "mask_f1": report.mask_f1})
     table = pd.DataFrame(rows)

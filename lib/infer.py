@@ -33,15 +33,15 @@ from tqdm import tqdm
 from .augment import build_transforms
 from .device import Amp, resolve_device
 from .errors import DataError, ProjectError, first_line
-from .fusion import MatchCache, MatchOutput, fuse, run_matcher
+from .fusion import (MatchCache, MatchOutput, add_matcher_args, chosen_fusion, fuse, matcher_from_args,
+                     run_matcher)
 from .fileio import NpzCache
 from .imageio import list_images, load_image
 from .checkpoints import find_best, load_model
 from .integrity import package_of, sha256, verify_package
-from .matching import MatchConfig
 from .metric import AUTHENTIC
 from .paths import BEST_SUFFIX, best_checkpoint
-from .postprocess import FUSIONS, INSTANCE_MODES, PostConfig, image_brightness, postprocess
+from .postprocess import AUTO, FUSIONS, INSTANCE_MODES, PostConfig, image_brightness, postprocess
 from .submission import annotation_from_instances, write_submission
 from .variants import CLASSIFIER, SPECIALIST_RUN, V3_VARIANTS
 
@@ -440,7 +440,8 @@ def result_instances(result: ImageResult, config: PostConfig) -> list[np.ndarray
         return network
     if result.match is None:
         raise ProjectError(f"{result.path}: fusion {config.fusion!r} needs the matcher's output")
-    return fuse(network, result.match.above(config.matcher_threshold), config.fusion)
+    threshold = result.match.threshold if config.matcher_threshold is None else config.matcher_threshold
+    return fuse(network, result.match.above(threshold), config.fusion)
 
 
 def predict_annotations(results: Sequence[ImageResult], config: PostConfig,
@@ -467,6 +468,7 @@ def add_inference_args(parser, post: bool = True) -> None:
     group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     group.add_argument("--match-workers", type=int, default=2,
                        help="images the copy-move matcher works on at a time, in threads (default 2)")
+    add_matcher_args(group)
     group.add_argument("--no-cache", action="store_true", help="neither read nor write the result caches")
     group.add_argument("--no-progress", action="store_true", help="no progress bars")
     if post:
@@ -486,15 +488,22 @@ def add_post_args(parser) -> None:
     group.add_argument("--instances", default=defaults.instance_mode, choices=INSTANCE_MODES,
                        help="instance forming: one instance of all regions (default), regions grouped "
                             "by similarity, or one per region")
-    group.add_argument("--fusion", default=defaults.fusion, choices=FUSIONS,
+    group.add_argument("--fusion", default=defaults.fusion, choices=(*FUSIONS, AUTO),
                        help="segmentation networks alone (default), the copy-move matcher alone, the "
-                            "matcher first with the networks where it finds nothing, or their union")
+                            "matcher first with the networks where it finds nothing, their union, or auto: "
+                            "the rule the newest validate_test.py --compare-fusion preferred on the held-out "
+                            "split (network when there is none)")
     group.add_argument("--matcher-threshold", type=float, default=defaults.matcher_threshold,
-                       help=f"matcher instances scoring at least this count (default {defaults.matcher_threshold}; "
-                            f"the score is the correlation of the copy's fine detail with its source's)")
+                       help="matcher events of at least this probability of being a real copy count (default: "
+                            "the verifier's own threshold, chosen on held-out figures when it was fitted; "
+                            "--matcher v1: the fine-detail correlation, default 0.85)")
 
 
-def post_config_from_args(args) -> PostConfig:
+def post_config_from_args(args, logs_dir: Path | None = None) -> PostConfig:
+    """The post-processing the flags ask for; --fusion auto resolved from `logs_dir` (logged)."""
+    if args.fusion == AUTO:
+        args.fusion, why = chosen_fusion(logs_dir)
+        log.info("--fusion auto: %s", why)
     try:
         return PostConfig(classifier_threshold=args.classifier_threshold, seg_threshold=args.seg_threshold,
                           min_area=args.min_area, adaptive=not args.no_adaptive, instance_mode=args.instances,
@@ -535,15 +544,16 @@ def predict_paths(args, models_dir: Path, paths: Sequence[Path], gate: float | N
     if matcher:
         if args.match_workers < 1:
             raise ProjectError(f"--match-workers {args.match_workers}: must be at least 1")
-        config = MatchConfig()
+        config, verifier, matcher_name = matcher_from_args(args, models_dir)
         cache = None if args.no_cache else MatchCache(models_dir / "cache", config)
-        matches = run_matcher(paths, config, cache, args.match_workers, progress, desc=f"{desc}: match")
+        matches = run_matcher(paths, config, cache, args.match_workers, progress, desc=f"{desc}: match",
+                              verifier=verifier)
         if results is None:
             results = [result_of_match(match) for match in matches]
         else:
             for result, match in zip(results, matches):
                 result.match = match
-        described += "; copy-move matcher"
+        described += f"; {matcher_name}"
     return results, described
 
 

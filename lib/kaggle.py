@@ -27,6 +27,7 @@ from .errors import ProjectError, first_line
 from .fileio import atomic_write_text
 from .infer import predictor_checkpoints
 from .integrity import PACKAGE_FILE, sha256
+from .matching import VERIFIER_NAME, resolve_verifier
 from .paths import ROOT
 from .postprocess import PostConfig
 
@@ -44,7 +45,7 @@ KAGGLE_PYTHON = "3.11"     # Kaggle's notebook image; --python-version changes i
 
 @dataclass(frozen=True)
 class Checkpoint:
-    role: str                 # segmenter | classifier | specialist
+    role: str                 # segmenter | classifier | specialist (package.json also records the verifier)
     source: Path
     weight: float | None = None
 
@@ -206,6 +207,11 @@ def build_package(output: Path, models_dir: Path, config: PostConfig, validation
             shutil.copy2(checkpoint.source, partial / "models" / checkpoint.name)
             records.append({"role": checkpoint.role, "file": f"models/{checkpoint.name}", "weight": checkpoint.weight,
                             "bytes": checkpoint.source.stat().st_size, "sha256": sha256(checkpoint.source)})
+        # the matcher's verifier: the one this predictor would use (fitted by the pipeline, or the default)
+        verifier = resolve_verifier(models_dir)
+        shutil.copy2(verifier, partial / "models" / VERIFIER_NAME)
+        records.append({"role": "verifier", "file": f"models/{VERIFIER_NAME}", "weight": 0,
+                        "bytes": verifier.stat().st_size, "sha256": sha256(verifier)})
         wheels = {}
         if options.wheels != "none":
             source = None if options.wheels == "download" else Path(options.wheels)

@@ -21,6 +21,7 @@ from typing import Sequence
 
 from .imageio import list_images
 from .paths import BEST_SUFFIX, LEGACY_BEST_SUFFIX, best_checkpoint
+from .postprocess import AUTO
 from .variants import V3_VARIANTS
 
 log = logging.getLogger("full_pipeline")
@@ -177,7 +178,9 @@ def build_plan(phases: Sequence[int], common: list[str], train: list[str], post:
             Step("authentic augmentation", "generate_authentic_augmented.py", list(common))],
         1: [Step("initial segmentation training (four v3 variants)", "script_1_train_v3.py",
                  [*train_all, "--no-hard-negatives"]),
-            Step("initial classifier training", "script_2_train_classifier.py", [*train_all, "--no-hard-negatives"])],
+            Step("initial classifier training", "script_2_train_classifier.py", [*train_all, "--no-hard-negatives"]),
+            # cheap on the CPU: the matcher's candidates on the same training split, labelled by the masks
+            Step("copy-move matcher verifier", "train_match_verifier.py", list(common))],
         2: [Step("hard-negative mining", "find_hard_negatives.py",
                  [*common, "--stage", "v3", *post, *(["--authentic-dir", relative(authentic_dir)] if authentic_dir else [])])],
         3: [Step("v4 fine-tuning with hard negatives", "script_3_train_v4.py", train_all),
@@ -188,7 +191,17 @@ def build_plan(phases: Sequence[int], common: list[str], train: list[str], post:
         4: [Step("inference", "script_5_predict.py",
                  [*common, *post, "--input-dir", relative(test_dir), "--output", relative(output)])],
     }
+    if _fusion(post) == AUTO:
+        # --fusion auto: the held-out split chooses the rule first (written to the logs, read by inference)
+        thresholds = [flag for k, flag in enumerate(post)
+                      if flag != "--fusion" and (k == 0 or post[k - 1] != "--fusion")]
+        steps[4].insert(0, Step("fusion rule on the held-out split", "validate_test.py",
+                                [*common, *thresholds, "--compare-fusion"]))
     return {phase: steps[phase] for phase in phases}
+
+
+def _fusion(post: list[str]) -> str | None:
+    return post[post.index("--fusion") + 1] if "--fusion" in post else None
 
 
 def input_problems(phases: Sequence[int], data_dir: Path, models_dir: Path, test_dir: Path,
@@ -210,6 +223,9 @@ def input_problems(phases: Sequence[int], data_dir: Path, models_dir: Path, test
         elif phase == 4:
             if not list_images(test_dir):
                 problems[phase] = f"no test images in {test_dir}"
+            elif fusion == AUTO and not has_train:
+                problems[phase] = (f"--fusion auto compares the rules on the held-out split, and there are no "
+                                   f"training images under {data_dir / 'train_images'}: choose --fusion")
             elif fusion != "matcher" and not trains_first and not any(models_dir.glob(f"*_v[34]{BEST_SUFFIX}")):
                 problems[phase] = (f"no segmentation checkpoints in {models_dir}: run --phase 1 first "
                                    f"(or --fusion matcher, which needs none){convert}")

@@ -17,6 +17,7 @@ import numpy as np
 
 INSTANCE_MODES = ("all", "similar", "components")
 FUSIONS = ("network", "matcher", "first", "union")   # see lib.fusion
+AUTO = "auto"          # --fusion auto: the rule the held-out split preferred (lib.fusion.chosen_fusion)
 SIMILARITY_PATCH = 32        # side of the square patches compared in `similar` mode
 SIMILARITY_MAX_REGIONS = 12  # `similar` compares only the largest regions (pairs grow quadratically)
 
@@ -32,14 +33,17 @@ class PostConfig:
     instance_mode: str = "all"           # one of INSTANCE_MODES
     similarity: float = 0.5              # NCC above which two regions are one event (`similar`)
     fusion: str = "network"              # how matcher and networks combine (rules: lib.fusion)
-    matcher_threshold: float = 0.85      # matcher instances scoring at least this count
+    matcher_threshold: float | None = None   # matcher events of at least this probability count
+    #                                          (None: the verifier's own, chosen on held-out figures)
 
     def __post_init__(self):
         if self.instance_mode not in INSTANCE_MODES:
             raise ValueError(f"unknown instance mode {self.instance_mode!r}; known: {', '.join(INSTANCE_MODES)}")
         if self.fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {self.fusion!r}; known: {', '.join(FUSIONS)}")
-        if not all(0.0 <= t <= 1.0 for t in (self.seg_threshold, self.classifier_threshold, self.matcher_threshold)):
+        thresholds = (self.seg_threshold, self.classifier_threshold,
+                      0.5 if self.matcher_threshold is None else self.matcher_threshold)
+        if not all(0.0 <= t <= 1.0 for t in thresholds):
             raise ValueError("thresholds must lie in [0, 1]")
         if self.min_area < 0:
             raise ValueError(f"min_area must be >= 0, got {self.min_area}")
@@ -52,7 +56,8 @@ class PostConfig:
         seg = f"seg {self.seg_threshold:g}" + (" (brightness-adaptive)" if self.adaptive else "")
         network = (f"classifier {self.classifier_threshold:g} | {seg} | min area {self.min_area} | "
                    f"instances {self.instance_mode}")
-        matcher = f"matcher score >= {self.matcher_threshold:g}"
+        matcher = ("matcher: the verifier's threshold" if self.matcher_threshold is None
+                   else f"matcher score >= {self.matcher_threshold:g}")
         return {"network": network, "matcher": matcher}.get(self.fusion,
                                                             f"fusion {self.fusion}: {matcher} | {network}")
 

@@ -37,12 +37,14 @@ def test_fusion_rules():
 def test_matcher_instances_bypass_the_gate_and_respect_their_threshold():
     prob = np.zeros(HW, np.float16)
     prob[5:15, 5:15] = 0.9
-    match = MatchOutput(Path("x.png"), HW, [square(50, 50, 10), square(70, 10, 10)], [0.97, 0.80])
+    match = MatchOutput.of(Path("x.png"), HW, [square(50, 50, 10), square(70, 10, 10)], [0.97, 0.80])
     gated = ImageResult(Path("x.png"), HW, 128.0, 0.01, prob, match=match)   # classifier says authentic
     assert result_instances(gated, PostConfig(fusion="network")) == []
     kept = result_instances(gated, PostConfig(fusion="union", matcher_threshold=0.9))
     assert len(kept) == 1 and kept[0].sum() == 100
     assert len(result_instances(gated, PostConfig(fusion="matcher", matcher_threshold=0.75))) == 2
+    match.threshold = 0.9                                       # the verifier's own, when none is given
+    assert len(result_instances(gated, PostConfig(fusion="matcher"))) == 1
     with pytest.raises(Exception, match="needs the matcher"):
         result_instances(ImageResult(Path("y.png"), HW, 128.0, 0.5, prob), PostConfig(fusion="first"))
 
@@ -63,14 +65,15 @@ def test_cache_round_trip_and_parallel_equals_serial(images, tmp_path):
     config = MatchConfig()
     cache = MatchCache(tmp_path, config)
     serial = run_matcher(paths, config, cache, workers=1, progress=False)
-    assert [len(o.instances) for o in serial] == [1, 0, 0] and serial[2].error
-    assert serial[0].scores[0] > 0.9
+    assert [len(o.above(o.threshold)) for o in serial] == [1, 0, 0] and serial[2].error
+    assert serial[0].best > 0.9
     parallel = run_matcher(paths, config, None, workers=2, progress=False)
     cached = run_matcher(paths, config, cache, workers=1, progress=False)
     for other in (parallel, cached):
         assert [s for o in other for s in o.scores] == pytest.approx([s for o in serial for s in o.scores])
         assert [len(o.scores) for o in other] == [len(o.scores) for o in serial]
-        assert all(np.array_equal(a, b) for o, p in zip(serial, other) for a, b in zip(o.instances, p.instances))
+        assert all(np.array_equal(o.packed, p.packed) and np.array_equal(o.features, p.features)
+                   for o, p in zip(serial, other))
     assert len(list(cache.folder.glob("*.npz"))) == 2       # unreadable images are not cached
     assert MatchCache(tmp_path, MatchConfig(dense=False)).folder != cache.folder
 
@@ -83,13 +86,13 @@ def test_sweep_with_the_matcher_equals_evaluation_image_by_image():
         prob[20:40, 30:60] += 0.5 * rng.random()
         instances = [square(20, 30, 20) | square(60, 10, 15)] if i % 2 else []
         matched = [square(20, 30, 18) | square(60, 12, 15)] if i % 3 else [square(2, 2, 9)]
-        match = MatchOutput(Path(f"{i}.png"), HW, matched, [float(rng.uniform(0.7, 1.0))])
+        match = MatchOutput.of(Path(f"{i}.png"), HW, matched, [float(rng.uniform(0.15, 0.85))])
         results.append(ImageResult(Path(f"{i}.png"), HW, 128.0, float(rng.random()),
                                    np.clip(prob, 0, 1).astype(np.float16), match=match))
         truths.append(truth(str(i), instances))
     for fusion in ("first", "matcher"):
         table = sweep(results, truths, adaptive=True, fusion=fusion, progress=False)
-        assert len(table) == (5 * 216 if fusion == "first" else 5)
+        assert len(table) == (7 * 216 if fusion == "first" else 7)
         for row in table.sample(n=min(20, len(table)), random_state=0).itertuples():
             base = PostConfig(fusion=fusion, matcher_threshold=row.matcher_threshold)
             if fusion == "first":
@@ -117,5 +120,31 @@ def test_match_copy_move_script(images, tmp_path):
     assert "3.png: unreadable" in result.stderr
     assert sorted(p.name for p in debug.glob("*.png")) == ["1.png", "2.png"]
     bad = run_script("match_copy_move.py", "--input-dir", folder, "--output", tmp_path / "never.csv",
-                     "--threshold", "2", "--logs-dir", tmp_path / "logs", cwd=tmp_path)
+                     "--matcher-threshold", "2", "--logs-dir", tmp_path / "logs", cwd=tmp_path)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr and not (tmp_path / "never.csv").exists()
+
+
+def test_fusion_auto_takes_the_rule_the_held_out_split_preferred(tmp_path):
+    import argparse
+    import os
+    import time
+
+    import pandas as pd
+
+    from lib.fusion import chosen_fusion, write_fusion_choice
+    from lib.infer import add_post_args, post_config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_post_args(parser)
+    assert post_config_from_args(parser.parse_args(["--fusion", "auto"]), tmp_path).fusion == "network"  # none yet
+    older = pd.DataFrame({"fusion": ["network", "matcher", "first", "union"], "score": [0.5, 0.7, 0.6, 0.6]})
+    assert write_fusion_choice(older, tmp_path / "fusion_1.json", {"images": 20}) == "matcher"
+    os.utime(tmp_path / "fusion_1.json", (time.time() - 60, time.time() - 60))
+    newer = pd.DataFrame({"fusion": ["network", "matcher", "first", "union"], "score": [0.5, 0.6, 0.7, 0.7]})
+    assert write_fusion_choice(newer, tmp_path / "fusion_2.json", {"images": 20}) == "first"   # a tie: the simpler
+    rule, why = chosen_fusion(tmp_path)
+    assert rule == "first" and "fusion_2.json" in why and "0.7000" in why
+    assert post_config_from_args(parser.parse_args(["--fusion", "auto"]), tmp_path).fusion == "first"
+    (tmp_path / "fusion_3.json").write_text("{not json")
+    with pytest.raises(Exception, match="fusion_3.json: not a fusion comparison"):
+        chosen_fusion(tmp_path)

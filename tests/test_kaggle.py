@@ -1,5 +1,6 @@
 """The Kaggle package: a local rehearsal of the offline notebook run (Kaggle's folder layout, the
 network blocked), the recorded thresholds and hashes, and packaging that never leaves half a folder."""
+import argparse
 import json
 import os
 import subprocess
@@ -10,10 +11,12 @@ import numpy as np
 import pytest
 
 from lib.errors import ProjectError
+from lib.fusion import matcher_from_args
 from lib.infer import load_predictor
 from lib.integrity import verify_package
 from lib.kaggle import (COMPETITION, ENTRY, NOTEBOOK, PACKAGE_FILE, PackageOptions, build_package, latest_sweep,
                         sha256, thresholds_from_sweep)
+from lib.matching import DEFAULT_VERIFIER
 from lib.postprocess import PostConfig
 from lib.submission import read_submission, validate_submission_file
 from tests.helpers import random_rgb, run_script, save_tiny_segmenter, write_png
@@ -47,7 +50,7 @@ def package(tmp_path_factory):
                         "--logs-dir", root / "logs", "--stage", "v3", "--sweep", "none", "--fusion", "first",
                         "--seg-threshold", "0.45", "--no-wheels", cwd=root)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "2 checkpoints, 0 wheels" in result.stdout and "total" in result.stdout
+    assert "2 checkpoints and the matcher's verifier, 0 wheels" in result.stdout and "total" in result.stdout
     return root
 
 
@@ -84,7 +87,7 @@ def test_the_notebook_script_runs_offline_in_kaggles_layout(package):
     assert frame.set_index("case_id").loc["999", "annotation"] == "authentic"
     assert "999.png: unreadable, predicted authentic" in result.stderr
     assert "copy-move matcher" in result.stdout                      # fusion first: the matcher ran
-    assert "2 checkpoint(s) match the sizes and sha256 in package.json" in result.stdout
+    assert "3 model file(s) (checkpoints, the matcher's verifier) match the sizes and sha256" in result.stdout
     assert "seg 0.45" in result.stdout                               # the packaged thresholds
     assert not list((package / "pkg").rglob("cache"))                # nothing written into the package
 
@@ -103,7 +106,10 @@ def test_the_package_records_what_it_holds(package):
     pkg = package / "pkg"
     meta = json.loads((pkg / PACKAGE_FILE).read_text())
     assert {c["file"] for c in meta["checkpoints"]} == {"models/highres_no_ela_v3_best.safetensors",
-                                                        "models/high_recall_v3_best.safetensors"}
+                                                        "models/high_recall_v3_best.safetensors",
+                                                        "models/match_verifier.json"}
+    # no verifier in the models folder: the one the predictor would use is the committed default
+    assert (pkg / "models" / "match_verifier.json").read_bytes() == DEFAULT_VERIFIER.read_bytes()
     for record in meta["checkpoints"]:
         assert record["sha256"] == sha256(pkg / record["file"])
     assert meta["arguments"]["ensemble"] == ["models/highres_no_ela_v3_best.safetensors:1.5",
@@ -143,8 +149,21 @@ def test_a_tampered_checkpoint_stops_the_run_before_anything_is_written(package,
             verify_package(pkg)
     finally:
         target.write_bytes(original)
-    assert verify_package(pkg) == 2
+    assert verify_package(pkg) == 3                    # the two checkpoints and the matcher's verifier
     assert load_predictor(pkg / "models", "cpu", stage="v3", use_classifier=False).segmenters
+
+
+def test_a_tampered_packaged_verifier_is_refused(package):
+    verifier = package / "pkg" / "models" / "match_verifier.json"
+    original = verifier.read_bytes()
+    args = argparse.Namespace(matcher="v2", match_verifier=None)
+    try:
+        verifier.write_bytes(original.replace(b'"threshold":', b'"threshold": ', 1))   # one byte more
+        with pytest.raises(ProjectError, match="match_verifier.json: .* bytes, package.json records"):
+            matcher_from_args(args, package / "pkg" / "models")
+    finally:
+        verifier.write_bytes(original)
+    assert matcher_from_args(args, package / "pkg" / "models")[1].path == verifier
 
 
 def test_packaged_wheels_install_only_what_differs(package, tmp_path):

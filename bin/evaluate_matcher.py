@@ -1,0 +1,68 @@
+#!/usr/bin/env python
+"""The matcher on a benchmark's test split: v1 (the cascade) beside v2 (the verifier) and its
+ablations, by group, in one table; the verifier's AUCs, reliability diagram and top features.
+
+    python bin/make_benchmark.py --out bench --n 1250
+    python bin/evaluate_matcher.py --data-dir bench --leave-out blot --out-dir logs/matcher_eval
+
+Every verifier here is fitted on the benchmark's training figures only (train_images, cached
+matcher candidates under <models-dir>/cache) and judged once on its test_images against
+solution.csv; meta.csv and events.csv give the groups. Writes <out-dir>/comparison.txt,
+v2_reliability.png and importance.csv.
+"""
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lib.cli import run, setup_logging  # noqa: E402
+from lib.errors import ProjectError  # noqa: E402
+from lib.fileio import atomic_write_text  # noqa: E402
+from lib.matching.evaluation import compare_matchers, comparison_table  # noqa: E402
+from lib.paths import add_path_args, resolve_paths  # noqa: E402
+
+log = logging.getLogger("evaluate_matcher")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out-dir", type=Path, default=None, help="where the table and plots go (default: <logs-dir>/"
+                                                                      "matcher_eval)")
+    parser.add_argument("--leave-out", default=None,
+                        help="also fit a verifier without the training figures of this content kind and judge it on "
+                             "the test figures of that kind (e.g. blot)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2, help="images matched at a time, in threads (default 2)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_path_args(parser)
+    args = parser.parse_args()
+    paths = resolve_paths(args)
+    for needed in ("meta.csv", "solution.csv", "test_images"):
+        if not (paths.data_dir / needed).exists():
+            raise ProjectError(f"{paths.data_dir / needed}: missing; --data-dir must be a benchmark made by "
+                               "bin/make_benchmark.py")
+    out_dir = args.out_dir or paths.logs_dir / "matcher_eval"
+    log_file = setup_logging("evaluate_matcher", paths.logs_dir)
+    results = compare_matchers(paths, out_dir, args.leave_out, args.seed, args.workers, not args.no_progress)
+    lines = [comparison_table(results), "", "verifier AUCs (grouped out-of-fold on train / per figure on test):"]
+    for name, result in results.items():
+        if "oof_candidate_auc" in result:
+            lines.append(f"  {name:<34} candidates {result['oof_candidate_auc']:.3f}  figures "
+                         f"{result['oof_figure_auc']:.3f}  test figures {result['test_figure_auc']:.3f}  "
+                         f"threshold {result['threshold']:.2f}")
+    importance = results["v2"]["importance"]
+    lines += ["", "v2's 10 most important features (drop of the test candidates' AUC when shuffled):"]
+    lines += [f"  {name:<18} {value:.4f}" for name, value in importance.head(10).items()]
+    text = "\n".join(lines)
+    atomic_write_text(out_dir / "comparison.txt", text + "\n")
+    atomic_write_text(out_dir / "importance.csv", importance.rename("auc_drop").to_csv(index_label="feature"))
+    log.info("matcher comparison on %s:\n%s", paths.data_dir, text)
+    print(f"table: {out_dir / 'comparison.txt'}; reliability diagram: {results['v2']['diagram']}")
+    print(f"log: {log_file}")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)

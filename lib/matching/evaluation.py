@@ -1,0 +1,196 @@
+"""The matcher's quality on a benchmark (bin/make_benchmark.py): v1's cascade beside v2's
+verifier and its ablations, scored on the test split by the competition metric and by group.
+
+The verifier variants are fitted on the benchmark's training figures (all of them: the test
+split is the held-out one) and judged once on its test figures. Ablations refit the verifier:
+without panels and text (their features held constant), without the PatchMatch stage (its
+candidates removed from training and test), and, with `leave_out`, without the figures of one
+content kind in training, judged on the test figures of that kind (does it generalise beyond
+the generator's kinds?)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from sklearn.inspection import permutation_importance
+from sklearn.metrics import roc_auc_score
+
+from ..evaluate import truths_from_solution
+from ..fusion import V1_THRESHOLD, MatchCache, MatchOutput, run_matcher
+from ..groups import event_report, figure_report, read_meta
+from ..metric import score_frame
+from ..paths import Paths
+from ..submission import annotation_from_instances, read_solution
+from .config import MatchConfig
+from .features import FEATURES
+from .training import CandidateSet, candidate_set, fit_verifier, training_figures
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+PANEL_FEATURES = ("text", "same_panel", "panel_cover")
+
+
+@dataclass
+class Variant:
+    """A way to turn candidates into instances: which candidates it sees, which features."""
+
+    name: str
+    keep_event: Callable[[np.ndarray], np.ndarray] = lambda features: np.ones(len(features), bool)
+    blank: tuple[str, ...] = ()          # features held constant (0)
+
+
+VARIANTS = (Variant("v2"), Variant("v2 without panels/text", blank=PANEL_FEATURES),
+            Variant("v2 without PatchMatch", keep_event=lambda f: f[:, FEATURES.index("dense")] == 0))
+
+
+def _restricted(output: MatchOutput, variant: Variant) -> MatchOutput:
+    """`output` with only the variant's events, its blanked features zero."""
+    if not len(output.scores):
+        return output
+    keep = variant.keep_event(output.features)
+    features = output.features[keep].copy()
+    for name in variant.blank:
+        features[:, FEATURES.index(name)] = 0
+    return replace(output, packed=output.packed[keep], features=features,
+                   scores=[s for s, k in zip(output.scores, keep) if k])
+
+
+def _rows(solution: pd.DataFrame, outputs: list[MatchOutput], threshold: float) -> pd.DataFrame:
+    """The per-row table of metric.score_frame for the instances above `threshold`."""
+    annotations = {o.path.stem: annotation_from_instances(o.above(threshold)) for o in outputs}
+    submission = pd.DataFrame({"case_id": list(annotations), "annotation": list(annotations.values())})
+    return score_frame(solution, submission)[1]
+
+
+def reliability_diagram(probabilities: np.ndarray, forged: np.ndarray, path: Path, title: str) -> Path:
+    """Per figure: the verifier's best probability against the share of figures truly forged,
+    in ten bins, with the count in each bin."""
+    bins = np.linspace(0, 1, 11)
+    which = np.clip(np.digitize(probabilities, bins) - 1, 0, 9)
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", label="calibrated")
+    centres, shares, counts = [], [], []
+    for b in range(10):
+        inside = which == b
+        if inside.any():
+            centres.append(probabilities[inside].mean())
+            shares.append(forged[inside].mean())
+            counts.append(int(inside.sum()))
+    ax.plot(centres, shares, marker="o", label="figures")
+    for x, y, n in zip(centres, shares, counts):
+        ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(4, -10), fontsize=8)
+    ax.set_xlabel("best candidate's probability (figure)")
+    ax.set_ylabel("share of figures forged")
+    ax.set_xlim(0, 1), ax.set_ylim(0, 1)
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def compare_matchers(paths: Paths, out_dir: Path, leave_out: str | None = None, seed: int = 0, workers: int = 2,
+                     progress: bool = True) -> dict:
+    """The comparison on the benchmark under paths.data_dir: per variant its per-figure and
+    per-event reports on the test split, the verifier's grouped out-of-fold AUCs, the test AUCs,
+    the reliability diagram and the permutation importance of the features (test candidates)."""
+    bench = paths.data_dir
+    meta, events = read_meta(bench / "meta.csv")
+    solution = read_solution(bench / "solution.csv")
+    test_paths = [bench / "test_images" / f"{case}.png" for case in solution["case_id"]]
+    truths = truths_from_solution(bench / "solution.csv", test_paths)
+    trues = [t.instances() for t in truths]
+    forged = np.array([t.forged for t in truths])
+    cache_root = paths.models_dir / "cache"
+    train_outputs, train_trues, train_ids = training_figures(paths, True, workers, True, progress)
+    v2_config, v1_config = MatchConfig(), MatchConfig.cascade()
+    test_v2 = run_matcher(test_paths, v2_config, MatchCache(cache_root, v2_config), workers, progress,
+                          desc="test: match (v2)", score=False)
+    test_v1 = run_matcher(test_paths, v1_config, MatchCache(cache_root, v1_config), workers, progress,
+                          desc="test: match (v1)")
+    results = {"v1": {"threshold": V1_THRESHOLD, "rows": _rows(solution, test_v1, V1_THRESHOLD)}}
+    fits: list[tuple[Variant, list, list[str] | None]] = [(v, train_ids, None) for v in VARIANTS]
+    if leave_out:
+        content = meta.set_index("case_id")["content"].astype(str).str.split("+")
+        kept_ids = [c for c in train_ids if leave_out not in content.get(c, [])]
+        fits.append((Variant(f"v2 trained without {leave_out}"), kept_ids, [leave_out]))
+    for variant, ids, only in fits:
+        chosen = set(ids)
+        pick = [k for k, c in enumerate(train_ids) if c in chosen]
+        verifier, report = fit_verifier([_restricted(train_outputs[k], variant) for k in pick],
+                                        [train_trues[k] for k in pick], [train_ids[k] for k in pick], seed)
+        tested = [_restricted(o, variant) for o in test_v2]
+        for output in tested:
+            output.scores = list(verifier.probabilities(output.features)) if len(output.scores) else []
+        best = np.array([o.best for o in tested])
+        results[variant.name] = {"threshold": verifier.threshold, "rows": _rows(solution, tested, verifier.threshold),
+                                 "oof_candidate_auc": report["candidate_auc"], "oof_figure_auc": report["figure_auc"],
+                                 "test_figure_auc": float(roc_auc_score(forged, best)), "best": best,
+                                 "verifier": verifier, "model": report["model"], "tested": tested,
+                                 "only_content": only}
+    v2 = results["v2"]
+    v2["diagram"] = reliability_diagram(v2["best"], forged, out_dir / "v2_reliability.png",
+                                        f"v2 on the benchmark's test split ({len(forged)} figures)")
+    v2["importance"] = _importance(v2["model"], candidate_set(v2["tested"], trues, list(solution["case_id"])), seed)
+    for name, result in results.items():
+        rows = result["rows"]
+        if result.get("only_content"):
+            kinds = meta.set_index("case_id")["content"].astype(str).str.split("+")
+            rows = rows[[leave_out in kinds.get(c, []) for c in rows["case_id"]]]
+            result["rows"] = rows
+        result["figures"], result["events"] = figure_report(rows, meta), event_report(rows, events)
+    return results
+
+
+def _importance(model, test: CandidateSet, seed: int) -> pd.Series:
+    """Mean drop of the candidate ROC AUC on the test candidates when a feature is shuffled."""
+    found = permutation_importance(model, test.features, test.labels, scoring="roc_auc", n_repeats=5,
+                                   random_state=seed)
+    return pd.Series(found.importances_mean, index=list(FEATURES)).sort_values(ascending=False)
+
+
+def comparison_table(results: dict, figure_columns=("label", "content", "panels", "size"),
+                     event_columns=("texture_group", "area_bucket", "operation")) -> str:
+    """One text table: each variant's score / recall / FP rate per figure group, and event
+    recall per event group."""
+    names = list(results)
+    lines = ["figures: score / image recall / FP rate per variant",
+             f"{'group':<34}" + "".join(f"{n[:26]:>28}" for n in names)]
+    first = results[names[0]]["figures"]
+    for column in figure_columns:
+        for group in first.loc[first["column"] == column, "group"]:
+            cells = []
+            for n in names:
+                table = results[n]["figures"]
+                row = table[(table["column"] == column) & (table["group"] == group)]
+                cells.append("-" if row.empty else f"{row.score.iloc[0]:.3f} / {row.recall.iloc[0]:.2f} / "
+                                                   f"{row.fp_rate.iloc[0]:.2f}")
+            lines.append(f"{column + ' ' + str(group):<34}" + "".join(f"{c:>28}" for c in cells))
+    overall = []
+    for n in names:
+        rows = results[n]["rows"]
+        overall.append(f"{rows['score'].mean():.3f} ({len(rows)} img)")
+    lines.append(f"{'all figures':<34}" + "".join(f"{c:>28}" for c in overall))
+    lines += ["", "events: found / events (event recall) per variant",
+              f"{'group':<34}" + "".join(f"{n[:26]:>28}" for n in names)]
+    first = results[names[0]]["events"]
+    for column in event_columns:
+        for group in first.loc[first["column"] == column, "group"]:
+            cells = []
+            for n in names:
+                table = results[n]["events"]
+                row = table[(table["column"] == column) & (table["group"] == group)]
+                cells.append("-" if row.empty else f"{row.found.iloc[0]}/{row.events.iloc[0]} "
+                                                   f"({row.event_recall.iloc[0]:.2f})")
+            lines.append(f"{column + ' ' + str(group):<34}" + "".join(f"{c:>28}" for c in cells))
+    return "\n".join(lines)
