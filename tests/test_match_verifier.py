@@ -188,3 +188,23 @@ def test_train_match_verifier_fits_caches_and_is_then_used(tmp_path):
     assert used.returncode == 0 and f"verifier {VERIFIER_NAME}" in used.stderr
     bad = run_script("train_match_verifier.py", *flags, "--forged-share", "1.5", cwd=tmp_path)
     assert bad.returncode != 0 and "--forged-share" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_comparison_table_puts_each_variant_beside_the_others():
+    import pandas as pd
+
+    from lib.matching.evaluation import comparison_table
+
+    def result(score, found):
+        return {"figures": pd.DataFrame([{"column": "label", "group": "forged", "score": score, "recall": 0.4,
+                                          "fp_rate": 0.0}]),
+                "events": pd.DataFrame([{"column": "texture_group", "group": "flat <3", "found": found, "events": 5,
+                                         "event_recall": found / 5}]),
+                "rows": pd.DataFrame({"score": [score, 1.0]})}
+
+    lines = comparison_table({"v1": result(0.2, 1), "v2": result(0.3, 2)}).splitlines()
+    forged = next(line for line in lines if line.startswith("label forged"))
+    assert forged.split()[2:] == ["0.200", "/", "0.40", "/", "0.00", "0.300", "/", "0.40", "/", "0.00"]
+    assert next(line for line in lines if line.startswith("all figures")).split()[2:] == \
+        ["0.600", "(2", "img)", "0.650", "(2", "img)"]
+    assert next(line for line in lines if line.startswith("texture_group")).split()[-2:] == ["2/5", "(0.40)"]

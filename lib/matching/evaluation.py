@@ -159,38 +159,30 @@ def _importance(model, test: CandidateSet, seed: int) -> pd.Series:
     return pd.Series(found.importances_mean, index=list(FEATURES)).sort_values(ascending=False)
 
 
+def _block(results: dict, key: str, columns, cell) -> list[str]:
+    """One line per group of `columns` in each variant's `key` report, a cell per variant."""
+    names = list(results)
+    lines = [f"{'group':<34}" + "".join(f"{n[:26]:>28}" for n in names)]
+    first = results[names[0]][key]
+    for column in columns:
+        for group in first.loc[first["column"] == column, "group"]:
+            rows = [results[n][key] for n in names]
+            rows = [t[(t["column"] == column) & (t["group"] == group)] for t in rows]
+            cells = ["-" if row.empty else cell(row.iloc[0]) for row in rows]
+            lines.append(f"{column + ' ' + str(group):<34}" + "".join(f"{c:>28}" for c in cells))
+    return lines
+
+
 def comparison_table(results: dict, figure_columns=("label", "content", "panels", "size"),
                      event_columns=("texture_group", "area_bucket", "operation")) -> str:
     """One text table: each variant's score / recall / FP rate per figure group, and event
     recall per event group."""
-    names = list(results)
-    lines = ["figures: score / image recall / FP rate per variant",
-             f"{'group':<34}" + "".join(f"{n[:26]:>28}" for n in names)]
-    first = results[names[0]]["figures"]
-    for column in figure_columns:
-        for group in first.loc[first["column"] == column, "group"]:
-            cells = []
-            for n in names:
-                table = results[n]["figures"]
-                row = table[(table["column"] == column) & (table["group"] == group)]
-                cells.append("-" if row.empty else f"{row.score.iloc[0]:.3f} / {row.recall.iloc[0]:.2f} / "
-                                                   f"{row.fp_rate.iloc[0]:.2f}")
-            lines.append(f"{column + ' ' + str(group):<34}" + "".join(f"{c:>28}" for c in cells))
-    overall = []
-    for n in names:
-        rows = results[n]["rows"]
-        overall.append(f"{rows['score'].mean():.3f} ({len(rows)} img)")
+    lines = ["figures: score / image recall / FP rate per variant"]
+    lines += _block(results, "figures", figure_columns,
+                    lambda r: f"{r.score:.3f} / {r.recall:.2f} / {r.fp_rate:.2f}")
+    overall = [f"{r['rows']['score'].mean():.3f} ({len(r['rows'])} img)" for r in results.values()]
     lines.append(f"{'all figures':<34}" + "".join(f"{c:>28}" for c in overall))
-    lines += ["", "events: found / events (event recall) per variant",
-              f"{'group':<34}" + "".join(f"{n[:26]:>28}" for n in names)]
-    first = results[names[0]]["events"]
-    for column in event_columns:
-        for group in first.loc[first["column"] == column, "group"]:
-            cells = []
-            for n in names:
-                table = results[n]["events"]
-                row = table[(table["column"] == column) & (table["group"] == group)]
-                cells.append("-" if row.empty else f"{row.found.iloc[0]}/{row.events.iloc[0]} "
-                                                   f"({row.event_recall.iloc[0]:.2f})")
-            lines.append(f"{column + ' ' + str(group):<34}" + "".join(f"{c:>28}" for c in cells))
+    lines += ["", "events: found / events (event recall) per variant"]
+    lines += _block(results, "events", event_columns,
+                    lambda r: f"{r.found}/{r.events} ({r.event_recall:.2f})")
     return "\n".join(lines)
