@@ -2,6 +2,7 @@
 file (round trip equal to scikit-learn, refusals without running anything), fitting grouped by
 figure, the committed default, and the cache keyed by the matcher's code."""
 import json
+import logging
 import pickle
 import shutil
 from pathlib import Path
@@ -15,9 +16,10 @@ from lib.demo import make_demo_dataset
 from lib.fusion import MatchOutput, matcher_source_hash
 from lib.matching import (DEFAULT_VERIFIER, FEATURES, VERIFIER_NAME, MatchConfig, Verifier, VerifierError,
                           find_candidates)
-from lib.matching.training import THRESHOLDS, fit_verifier, label_events
+from lib.matching.training import THRESHOLDS, fit_verifier, label_events, train_from_layout
 from lib.matching.treemodel import export_hgb
 from lib.metric import score_instances, weighted_score
+from lib.paths import Paths
 from tests.helpers import run_script
 from tests.test_matching import copy_region, texture
 
@@ -166,9 +168,9 @@ def test_the_cache_key_follows_the_matchers_code_not_its_comments_or_the_verifie
     assert matcher_source_hash(folder) != before
 
 
-def test_train_match_verifier_fits_caches_and_is_then_used(tmp_path):
+def test_train_match_verifier_fits_caches_and_is_then_used(tmp_path, caplog):
     data, models, logs = tmp_path / "data", tmp_path / "models", tmp_path / "logs"
-    make_demo_dataset(data, n_forged=12, n_test=2, n_supplemental=0, min_size=128, max_size=192, seed=3,
+    make_demo_dataset(data, n_forged=8, n_test=2, n_supplemental=0, min_size=128, max_size=160, seed=3,
                       progress=False)
     flags = ["--data-dir", data, "--models-dir", models, "--logs-dir", logs, "--no-progress", "--folds", "3",
              "--negatives", "4"]
@@ -178,10 +180,12 @@ def test_train_match_verifier_fits_caches_and_is_then_used(tmp_path):
     assert verifier.training["figures_used"] == "train+val" and verifier.training["positives"] > 0
     assert verifier.training["synthetic_negatives"] == 4 and len(list((models / "cache").glob("negatives-*/*.png"))) == 4
     assert "--include-val" in verifier.training["command"]
-    again = run_script("train_match_verifier.py", *flags, "--include-val", "--output", tmp_path / "v.json",
-                       cwd=tmp_path)
-    assert again.returncode == 0 and "from the cache" in again.stderr             # a re-fit re-matches nothing
-    assert Verifier.load(tmp_path / "v.json").model == verifier.model                # and is reproducible
+    with caplog.at_level(logging.INFO):                                              # a re-fit, in process
+        again, _ = train_from_layout(Paths(data, models, logs), include_val=True, folds=3, negatives=4,
+                                     progress=False)
+    assert "from the cache" in caplog.text
+    assert "matched in" not in caplog.text                                            # it re-matched nothing
+    assert again.model == verifier.model                                             # and is reproducible
     output = tmp_path / "sub.csv"
     used = run_script("match_copy_move.py", "--input-dir", data / "test_images", "--output", output,
                       "--models-dir", models, "--logs-dir", logs, "--no-progress", cwd=tmp_path)
