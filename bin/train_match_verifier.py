@@ -52,6 +52,9 @@ def main() -> int:
     parser.add_argument("--negatives", type=int, default=NEGATIVES,
                         help=f"synthetic hard negatives (lettering, periodic texture) added to the training figures "
                              f"(default {NEGATIVES})")
+    parser.add_argument("--keep-worse", action="store_true",
+                        help="write the fitted verifier even when the committed default scores better on these "
+                             "figures (by default it is then not written, and the default stays in use)")
     parser.add_argument("--folds", type=int, default=5, help="grouped cross-validation folds (default 5)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="images matched at a time, in threads (default 2)")
@@ -73,7 +76,6 @@ def main() -> int:
     except ValueError as exc:
         raise ProjectError(str(exc)) from None
     verifier.training.update(command=command, commit=_commit())
-    verifier.save(output)
     log.info("verifier fitted on %d candidates (%d real copies) of %d figures (%d forged)", report["candidates"],
              report["positives"], report["figures"], report["forged_figures"])
     log.info("grouped %d-fold out-of-fold AUC: candidates %.3f, figures %.3f", report["folds"],
@@ -81,6 +83,15 @@ def main() -> int:
     log.info("threshold %.2f: out-of-fold score %.4f%s; score by threshold: %s", report["threshold"],
              report["score"], f" (forged share {args.forged_share:g})" if args.forged_share else "",
              " ".join(f"{t}:{v:.3f}" for t, v in report["curve"].items()))
+    log.info("the committed default verifier on the same figures: %.4f", report["default_score"])
+    if report["default_score"] > report["score"] and not (args.keep_worse or args.default):
+        log.warning("the committed default scores better on these figures (%.4f > %.4f out of fold): %s not "
+                    "written, the matcher keeps the default (--keep-worse writes it anyway)%s",
+                    report["default_score"], report["score"], output,
+                    f"; {output} from an earlier run is still there and still used" if output.is_file() else "")
+        print(f"log: {log_file}")
+        return 0
+    verifier.save(output)
     print(f"verifier: {output} ({output.stat().st_size / 1024:.0f} KiB)")
     print(f"log: {log_file}")
     return 0

@@ -176,6 +176,11 @@ def test_train_match_verifier_fits_caches_and_is_then_used(tmp_path, caplog):
              "--negatives", "4"]
     first = run_script("train_match_verifier.py", *flags, "--include-val", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
+    assert "the committed default verifier on the same figures" in first.stderr
+    if not (models / VERIFIER_NAME).is_file():     # the default scored better on these few figures: kept
+        assert "the committed default scores better on these figures" in first.stderr
+        first = run_script("train_match_verifier.py", *flags, "--include-val", "--keep-worse", cwd=tmp_path)
+        assert first.returncode == 0, first.stderr[-3000:]
     verifier = Verifier.load(models / VERIFIER_NAME)
     assert verifier.training["figures_used"] == "train+val" and verifier.training["positives"] > 0
     assert verifier.training["synthetic_negatives"] == 4 and len(list((models / "cache").glob("negatives-*/*.png"))) == 4

@@ -28,7 +28,7 @@ from ..split import load_or_make_split, split_rows
 from .config import MatchConfig, merge_events
 from .features import FEATURES, schema_hash
 from .treemodel import export_hgb
-from .verifier import Verifier
+from .verifier import Verifier, VerifierError, default_verifier
 
 log = logging.getLogger(__name__)
 
@@ -174,11 +174,26 @@ def training_figures(paths: Paths, include_val: bool = False, workers: int = 2, 
     return [outputs[k] for k in kept], [trues[k] for k in kept], [case_ids[k] for k in kept]
 
 
+def score_of(verifier: Verifier, outputs: Sequence, trues: Sequence, forged_share: float | None = None) -> float:
+    """The competition score `verifier` gets on the figures of `outputs` at its own threshold."""
+    probabilities = [verifier.probabilities(o.features) if len(o.scores) else np.zeros(0) for o in outputs]
+    forged = np.array([t is not None for t in trues])
+    return float(weighted_score(figure_scores(outputs, trues, probabilities, [verifier.threshold]), forged,
+                                forged_share)[0])
+
+
 def train_from_layout(paths: Paths, include_val: bool = False, seed: int = 0, folds: int = 5,
                       forged_share: float | None = None, workers: int = 2, cache: bool = True,
                       progress: bool = True, negatives: int = NEGATIVES) -> tuple[Verifier, dict]:
-    """Fit a verifier on the training layout under paths.data_dir (see training_figures)."""
+    """Fit a verifier on the training layout under paths.data_dir (see training_figures). The
+    report's `default_score` is the committed default verifier's score on the same figures, to
+    hold beside the fitted one's out-of-fold `score` (little data can fit a worse verifier)."""
     outputs, trues, case_ids = training_figures(paths, include_val, workers, cache, progress, negatives)
     summary = {"data": paths.data_dir.name, "figures_used": "train+val" if include_val else "train",
                "images": len(outputs), "synthetic_negatives": negatives}
-    return fit_verifier(outputs, trues, case_ids, seed, folds, forged_share, summary)
+    verifier, report = fit_verifier(outputs, trues, case_ids, seed, folds, forged_share, summary)
+    try:
+        report["default_score"] = score_of(default_verifier(), outputs, trues, forged_share)
+    except VerifierError:                     # rebuilding the default itself
+        report["default_score"] = float("nan")
+    return verifier, report
