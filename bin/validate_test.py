@@ -30,7 +30,7 @@ from lib.data import load_manifest  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.evaluate import (best_config, bucket_recall, compare_fusions, compare_instance_modes,  # noqa: E402
                           evaluate, sweep, truths_from_manifest, truths_from_solution, write_sweep)
-from lib.fusion import write_fusion_choice  # noqa: E402
+from lib.fusion import matcher_from_args, write_fusion_choice  # noqa: E402
 from lib.gallery import write_gallery  # noqa: E402
 from lib.groups import report_by_group  # noqa: E402
 from lib.infer import (add_inference_args, folder_images, post_config_from_args, predict_annotations,  # noqa: E402
@@ -142,7 +142,10 @@ def main() -> int:
         if args.meta is not None:
             log.info("at %s, by group:\n%s", config.summary(), report_by_group(rows, args.meta))
         if args.gallery is not None:
-            print(f"gallery: {write_gallery(rows, args.input_dir or paths.test_images, args.gallery, args.meta)}")
+            match_config, verifier, _ = matcher_from_args(args, paths.models_dir)   # the pictures: this matcher
+            index = write_gallery(rows, args.input_dir or paths.test_images, args.gallery, args.meta,
+                                  match_config=match_config, verifier=verifier)
+            print(f"gallery: {index}")
     print(f"log: {log_file}")
     return 0
 

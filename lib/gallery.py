@@ -19,7 +19,7 @@ from .fileio import atomic_write_text
 from .fusion import match_file
 from .groups import read_meta
 from .imageio import list_images, load_image, write_png
-from .matching import MatchConfig
+from .matching import MatchConfig, Verifier
 from .metric import AUTHENTIC, parse_shape
 from .rle import rle_decode_instances
 
@@ -51,9 +51,10 @@ def _area(annotation: str, shape: str) -> float:
 
 
 def write_gallery(rows: pd.DataFrame, images_dir: Path, out_dir: Path, meta_path: Path | None = None,
-                  n: int = 12, match_config: MatchConfig | None = None) -> Path:
+                  n: int = 12, match_config: MatchConfig | None = None, verifier: Verifier | None = None) -> Path:
     """Write the gallery of `rows` (metric.score_frame's table, the solution's `shape` included)
-    for the images in `images_dir`; returns the index.html path."""
+    for the images in `images_dir`, the matcher's debug pictures drawn with `match_config` and
+    `verifier` (the defaults when None); returns the index.html path."""
     out_dir = Path(out_dir)
     images = {p.stem: p for p in list_images(images_dir)}
     meta = events = None
@@ -64,7 +65,7 @@ def write_gallery(rows: pd.DataFrame, images_dir: Path, out_dir: Path, meta_path
     sections = []
     for title, part in (("False negatives: forged figures missed or badly segmented", missed),
                         ("False positives: authentic figures flagged", false_pos)):
-        cards = [_card(row, images, out_dir, meta, events, match_config or MatchConfig())
+        cards = [_card(row, images, out_dir, meta, events, match_config or MatchConfig(), verifier)
                  for row in part.itertuples() if row.case_id in images]
         sections.append(f"<h2>{html.escape(title)} ({len(cards)})</h2>\n<div class='grid'>\n"
                         + "\n".join(cards) + "\n</div>")
@@ -79,7 +80,7 @@ def write_gallery(rows: pd.DataFrame, images_dir: Path, out_dir: Path, meta_path
     return index
 
 
-def _card(row, images: dict, out_dir: Path, meta, events, config: MatchConfig) -> str:
+def _card(row, images: dict, out_dir: Path, meta, events, config: MatchConfig, verifier: Verifier | None) -> str:
     cid = row.case_id
     image = load_image(images[cid])
     hw = image.shape[:2]
@@ -93,7 +94,7 @@ def _card(row, images: dict, out_dir: Path, meta, events, config: MatchConfig) -
     thumb = cv2.resize(picture, (max(1, round(hw[1] * scale)), max(1, round(hw[0] * scale))),
                        interpolation=cv2.INTER_AREA) if scale < 1 else picture
     write_png(out_dir / "thumbs" / f"{cid}.png", thumb)
-    match_file(images[cid], config, debug_dir=out_dir / "matcher")
+    match_file(images[cid], config, debug_dir=out_dir / "matcher", verifier=verifier)
     lines = [f"<b>{html.escape(cid)}</b> score {row.score:.3f}",
              f"truth {row.true_area:.2%} of the image, predicted {row.pred_area:.2%}"]
     if meta is not None and cid in meta.index:
