@@ -46,9 +46,12 @@ FEATURES = (
 )
 
 
+FEATURES_VERSION = 2      # bump when a feature's meaning changes under the same name (2: text = share of the ink)
+
+
 def schema_hash() -> str:
-    """A short hash of the feature names and order."""
-    return hashlib.sha256(",".join(FEATURES).encode()).hexdigest()[:12]
+    """A short hash of the feature names, their order and FEATURES_VERSION."""
+    return hashlib.sha256(f"{','.join(FEATURES)}/{FEATURES_VERSION}".encode()).hexdigest()[:12]
 
 
 def _panel_relation(labels: np.ndarray | None, copy: np.ndarray, source: np.ndarray) -> tuple[float, float]:
