@@ -15,7 +15,6 @@ The matcher then uses it whenever it sits in the models folder.
 """
 import argparse
 import logging
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,17 +24,9 @@ from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.matching import DEFAULT_VERIFIER, VERIFIER_NAME  # noqa: E402
 from lib.matching.training import NEGATIVES, train_from_layout  # noqa: E402
-from lib.paths import ROOT, add_path_args, resolve_paths  # noqa: E402
+from lib.paths import ROOT, add_path_args, git_commit, resolve_paths  # noqa: E402
 
 log = logging.getLogger("train_match_verifier")
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
 
 
 def main() -> int:
@@ -75,7 +66,7 @@ def main() -> int:
                                              args.workers, not args.no_cache, not args.no_progress, args.negatives)
     except ValueError as exc:
         raise ProjectError(str(exc)) from None
-    verifier.training.update(command=command, commit=_commit())
+    verifier.training.update(command=command, commit=git_commit() or "unknown")
     log.info("verifier fitted on %d candidates (%d real copies) of %d figures (%d forged)", report["candidates"],
              report["positives"], report["figures"], report["forged_figures"])
     log.info("grouped %d-fold out-of-fold AUC: candidates %.3f, figures %.3f", report["folds"],

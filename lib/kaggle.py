@@ -28,7 +28,7 @@ from .fileio import atomic_write_text
 from .infer import predictor_checkpoints
 from .integrity import PACKAGE_FILE, sha256
 from .matching import VERIFIER_NAME, resolve_verifier
-from .paths import ROOT
+from .paths import ROOT, git_commit
 from .postprocess import PostConfig
 
 log = logging.getLogger(__name__)
@@ -224,7 +224,7 @@ def build_package(output: Path, models_dir: Path, config: PostConfig, validation
                      "min_area": config.min_area, "no_adaptive": not config.adaptive,
                      "instances": config.instance_mode, "fusion": config.fusion,
                      "matcher_threshold": config.matcher_threshold}
-        meta = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "competition": COMPETITION, "commit": _git_commit(),
+        meta = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "competition": COMPETITION, "commit": git_commit(),
                 "versions": versions(), "python_for_wheels": options.python_version if wheels else None,
                 "wheels": wheels, "checkpoints": records, "thresholds": config.as_dict(), "arguments": arguments,
                 "validation": validation or {"score": None, "note": "no sweep: run validate_test.py --sweep first"}}
@@ -245,14 +245,6 @@ def build_package(output: Path, models_dir: Path, config: PostConfig, validation
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return meta
-
-
-def _git_commit() -> str | None:
-    try:
-        result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    except OSError:
-        return None
-    return result.stdout.strip() or None
 
 
 def describe(output: Path) -> str:

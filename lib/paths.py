@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,3 +95,13 @@ def resolve_paths(args: argparse.Namespace | None = None) -> Paths:
         models_dir=_pick(getattr(args, "models_dir", None), ENV_MODELS_DIR, ROOT / "models"),
         logs_dir=_pick(getattr(args, "logs_dir", None), ENV_LOGS_DIR, ROOT / "logs"),
     )
+
+
+def git_commit() -> str | None:
+    """The repository's short commit hash, or None outside a git checkout (a Kaggle package)."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                                timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() or None
