@@ -133,9 +133,9 @@ def main() -> int:
              if getattr(args, key) is not None for flag in (f"--{key.replace('_', '-')}", str(getattr(args, key)))]
     if args.overwrite or args.demo:
         train.append("--overwrite")
-    post = ["--classifier-threshold", str(args.classifier_threshold), "--seg-threshold", str(args.seg_threshold),
-            "--min-area", str(args.min_area), "--fusion", args.fusion]
-    plan = build_plan(phases, common, train, post, test_dir, output, args.authentic_dir)
+    thresholds = ["--classifier-threshold", str(args.classifier_threshold), "--seg-threshold",
+                  str(args.seg_threshold), "--min-area", str(args.min_area)]
+    plan = build_plan(phases, common, train, thresholds, args.fusion, test_dir, output, args.authentic_dir)
 
     banner("FULL TRAINING PIPELINE WITH HARD NEGATIVE MINING" + (" (demo)" if args.demo else ""))
     log.info("Project directory: %s", ROOT)

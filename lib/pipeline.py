@@ -168,11 +168,12 @@ def summary_table(results: Sequence[PhaseResult]) -> str:
 
 # --- the steps of each phase -------------------------------------------------------------------
 
-def build_plan(phases: Sequence[int], common: list[str], train: list[str], post: list[str],
+def build_plan(phases: Sequence[int], common: list[str], train: list[str], thresholds: list[str], fusion: str,
                test_dir: Path, output: Path, authentic_dir: Path | None) -> dict[int, list[Step]]:
     """Each selected phase's steps. `common`: path flags every script takes; `train`: training
-    flags (epochs, size, ...); `post`: thresholds and fusion for mining and inference."""
+    flags (epochs, size, ...); `thresholds` and `fusion`: post-processing for mining and inference."""
     train_all = [*common, *train]
+    post = [*thresholds, "--fusion", fusion]
     steps = {
         0: [Step("forged augmentation", "generate_forged_augmented.py", list(common)),
             Step("authentic augmentation", "generate_authentic_augmented.py", list(common))],
@@ -191,17 +192,11 @@ def build_plan(phases: Sequence[int], common: list[str], train: list[str], post:
         4: [Step("inference", "script_5_predict.py",
                  [*common, *post, "--input-dir", relative(test_dir), "--output", relative(output)])],
     }
-    if _fusion(post) == AUTO:
+    if fusion == AUTO:
         # --fusion auto: the held-out split chooses the rule first (written to the logs, read by inference)
-        thresholds = [flag for k, flag in enumerate(post)
-                      if flag != "--fusion" and (k == 0 or post[k - 1] != "--fusion")]
         steps[4].insert(0, Step("fusion rule on the held-out split", "validate_test.py",
                                 [*common, *thresholds, "--compare-fusion"]))
     return {phase: steps[phase] for phase in phases}
-
-
-def _fusion(post: list[str]) -> str | None:
-    return post[post.index("--fusion") + 1] if "--fusion" in post else None
 
 
 def input_problems(phases: Sequence[int], data_dir: Path, models_dir: Path, test_dir: Path,
