@@ -129,11 +129,8 @@ class MatchResult:
 
     @property
     def instances(self) -> list[np.ndarray]:
+        """The events scoring at least `threshold`, merged where they share pixels."""
         return merge_events([e.mask for e in self.events], [e.score for e in self.events], self.threshold)[0]
-
-    @property
-    def scores(self) -> list[float]:
-        return merge_events([e.mask for e in self.events], [e.score for e in self.events], self.threshold)[1]
 
 
 def merge_events(masks: list[np.ndarray], scores: list[float], threshold: float

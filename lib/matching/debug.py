@@ -40,11 +40,12 @@ def debug_image(image: np.ndarray, result: MatchResult, max_lines: int = 60) -> 
             cv2.line(left, (int(ax), int(ay)), (int(bx), int(by)), ink, 1, cv2.LINE_AA)
             cv2.circle(left, (int(ax), int(ay)), 3, ink, 1)
             cv2.circle(left, (int(bx), int(by)), 2, ink, -1)
-    right = outline_instances(base, result.instances)
+    instances = result.instances
+    right = outline_instances(base, instances)
     for y0, x0, y1, x1 in result.panels:
         cv2.rectangle(right, (x0 * zoom, y0 * zoom), (x1 * zoom - 1, y1 * zoom - 1), (0, 160, 255), 1)
     lines = [f"{result.n_keypoints} keypoints; pairs " + ", ".join(f"{k} {v}" for k, v in result.n_pairs.items())
-             + f"; {len(result.instances)} instance(s)" + (f"; matched at {result.scale:.2f}x" if result.scale < 1 else "")]
+             + f"; {len(instances)} instance(s)" + (f"; matched at {result.scale:.2f}x" if result.scale < 1 else "")]
     lines += [f"event {k + 1}: {describe_event(e)}" for k, e in enumerate(shown)]
     lines += [f"below {result.threshold:.2f}: {describe_event(e)}" + (f" ({e.reason})" if e.reason else "")
               for e in below[:4]]
