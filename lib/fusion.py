@@ -175,10 +175,8 @@ def match_file(path: Path, config: MatchConfig, debug_dir: Path | None = None,
         if config.decision == "verifier":
             score_events(result, verifier or default_verifier())
         write_png(Path(debug_dir) / f"{Path(path).stem}.png", debug_image(image, result))
-    features = (np.stack([e.features for e in result.events]) if result.events
-                else np.zeros((0, len(FEATURES)), np.float32))
     return MatchOutput.of(path, image.shape[:2], [e.mask for e in result.events], [e.score for e in result.events],
-                          features, seconds)
+                          np.stack([e.features for e in result.events]) if result.events else None, seconds)
 
 
 def _keep(outputs: list, index: int, output: MatchOutput, cache: MatchCache | None) -> None:
