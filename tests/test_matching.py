@@ -120,3 +120,32 @@ def test_debug_image_shows_both_panels_and_the_reasons():
 def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="ratio"):
         MatchConfig(ratio=1.5)
+
+
+def test_the_flat_middle_of_a_pasted_region_joins_its_mask():
+    """A pasted square of flat gray with textured corners, on a textured ground: the flat middle
+    agrees only by intensity, too far from the corners' inliers to count on its own; filled out to the convex
+    hull of what agrees, the mask covers the whole square (its truth), and without it less."""
+    from lib.matching.regions import fine_detail, isotropic, support
+
+    gray = texture(160, 240, 5).astype(np.float32)
+    square = np.full((64, 64), 90.0, np.float32)
+    for y, x in ((0, 0), (0, 48), (48, 0), (48, 48)):
+        square[y:y + 16, x:x + 16] = texture(16, 16, y + x)
+    gray[20:84, 20:84] = square
+    gray[70:134, 150:214] = square                                  # the copy: moved by (130, 50)
+    gray = np.clip(gray, 0, 255).astype(np.uint8)
+    truth = np.zeros(gray.shape, bool)
+    truth[70:134, 150:214] = True
+    matrix = np.float32([[1, 0, 130], [0, 1, 50]])
+    corners = np.float32([[x, y] for y in (24, 28, 76, 80) for x in (24, 28, 76, 80)])
+    inliers = np.stack([corners, corners + [130, 50]], axis=1)
+    covered, outside = {}, {}
+    for fill in (True, False):
+        config = MatchConfig(fill_hull=fill)
+        found, why = support(gray, fine_detail(gray), isotropic(gray, config.max_coherence), matrix, inliers, config)
+        assert found is not None, why
+        covered[fill] = (found.copy & truth).sum() / truth.sum()
+        outside[fill] = (found.copy & ~truth).sum() / truth.sum()
+    assert covered[True] > 0.95 > covered[False] + 0.1
+    assert outside[True] < outside[False] + 0.1      # the hull is the square's: no ground joins it

@@ -44,11 +44,12 @@ class MatchConfig:
     min_texture: float = 3.0             # local std below this is flat (correlation means nothing)
     grow: int = 5                        # dilation (square side) of the agreeing area: border windows
     min_region: int = 24                 # pixels: smaller agreeing regions are dropped
+    fill_hull: bool = True               # leniently agreeing pixels in an agreeing region's convex hull join it
     # dense stage
     dense: bool = True
     dense_method: str = "patchmatch"     # patchmatch (every pixel, v2) or kdtree (textured pixels, v1)
     dense_max_side: int = 1024           # larger (working) images skip the dense stage
-    dense_max_grid: int = 320            # the grid step grows so that the grid is at most this a side
+    dense_max_grid: int = 400            # the grid step grows so that the grid is at most this a side
     dense_radius: int = 6                # patch radius of the Zernike features
     dense_stride: int = 2                # grid step in pixels (at least)
     dense_min_std: float = 1.0           # patches flatter than this (blank paper) take no part
@@ -87,8 +88,8 @@ class MatchConfig:
         """v1: the cascade of hand-set cut-offs (as tuned on the demo figures), no verifier."""
         v1 = dict(decision="cascade", ratio=0.6, min_inliers=6, max_events=6, min_shift=12.0,
                   scale_range=(0.4, 2.5), min_spread=2.0, max_anisotropy=1.3, flat_tolerance=0.0,
-                  dense_method="kdtree", dense_max_side=768, dense_max_grid=10 ** 6, dense_min_std=3.0,
-                  dense_min_points=16, panels=False, text=False)
+                  fill_hull=False, dense_method="kdtree", dense_max_side=768, dense_max_grid=10 ** 6,
+                  dense_min_std=3.0, dense_min_points=16, panels=False, text=False)
         return replace(cls(**v1), **changes)
 
 

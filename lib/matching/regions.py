@@ -10,6 +10,8 @@ import numpy as np
 
 from .config import MatchConfig
 
+HULL_NCC = 0.5          # textured pixels inside a region's hull join it above this local NCC
+
 
 def correlation(image: np.ndarray, matrix: np.ndarray, window: int, min_std: float) -> np.ndarray:
     """Local normalised cross-correlation of `image` (float32) with itself moved by `matrix`
@@ -48,6 +50,16 @@ def isotropic(gray: np.ndarray, max_coherence: float) -> np.ndarray:
     return coherence < max_coherence
 
 
+def _hull(region: np.ndarray) -> np.ndarray:
+    """Bool map of the convex hulls of `region`'s connected components. A pasted region is one
+    compact piece: its flat parts agree with the source only by intensity, which says nothing far
+    from the textured parts, but inside the hull of what agrees they belong to it."""
+    contours, _ = cv2.findContours(region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = np.zeros(region.shape, np.uint8)
+    cv2.fillPoly(hull, [cv2.convexHull(c) for c in contours], 1)
+    return hull > 0
+
+
 @dataclass
 class Support:
     """Where a transform's copy and source lie, and how well they agree."""
@@ -68,7 +80,8 @@ def support(gray: np.ndarray, detail: np.ndarray, isotropic: np.ndarray, matrix:
     """(Support, "") of the agreeing components that hold a copy-side inlier, or (None, why)
     when they are smaller than `min_region`. Textured pixels agree by local NCC; with
     `flat_tolerance`, flat pixels near the inliers agree by intensity (a flat copy has nothing
-    to correlate). Under v1's cascade, also (None, why) when only edges agree or the fine
+    to correlate), and with `fill_hull` so do flat pixels anywhere inside the convex hull of
+    those components, and textured ones there at a lower NCC (HULL_NCC). Under v1's cascade, also (None, why) when only edges agree or the fine
     detail correlates less than `min_detail_ncc` (alike content such as two similar cells)."""
     h, w = gray.shape
     image = gray.astype(np.float32)
@@ -89,6 +102,9 @@ def support(gray: np.ndarray, detail: np.ndarray, isotropic: np.ndarray, matrix:
     count, labels = cv2.connectedComponents(agree, connectivity=8)
     hit = np.unique(labels[copy_points[:, 1], copy_points[:, 0]])
     copy = np.isin(labels, hit[hit > 0])
+    if config.fill_hull and config.flat_tolerance > 0 and copy.any():
+        lenient = ((ncc == -1) & (np.abs(smooth - moved) <= config.flat_tolerance)) | (ncc >= HULL_NCC)
+        copy |= _hull(copy) & inside & lenient
     area = int(copy.sum())
     if area < config.min_region:
         return None, "no agreeing region"
