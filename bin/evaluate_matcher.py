@@ -4,6 +4,12 @@ ablations, by group, in one table; the verifier's AUCs, reliability diagram and 
 
     python bin/make_benchmark.py --out bench --n 1250
     python bin/evaluate_matcher.py --data-dir bench --leave-out blot --out-dir logs/matcher_eval
+    python bin/evaluate_matcher.py --data-dir bench --candidates 100 --set dense_max_grid=512
+
+With --candidates N it only measures the candidate stages and masks, to tune them on training
+figures: the share of the true events of N forged training figures that some candidate covers
+(pixel F1 >= 0.5, before any verifier), by group; --set changes a matcher parameter
+(lib/matching/config.py, MatchConfig) for that run.
 
 Every verifier here is fitted on the benchmark's training figures only (train_images, cached
 matcher candidates under <models-dir>/cache) and judged once on its test_images against
@@ -20,7 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.fileio import atomic_write_text  # noqa: E402
-from lib.matching.evaluation import compare_matchers, comparison_table  # noqa: E402
+from lib.groups import format_event_report  # noqa: E402
+from lib.matching.evaluation import (candidate_coverage, compare_matchers, comparison_table,  # noqa: E402
+                                     match_config)
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 log = logging.getLogger("evaluate_matcher")
@@ -33,12 +41,20 @@ def main() -> int:
     parser.add_argument("--leave-out", default=None,
                         help="also fit a verifier without the training figures of this content kind and judge it on "
                              "the test figures of that kind (e.g. blot)")
+    parser.add_argument("--candidates", type=int, default=None, metavar="N",
+                        help="only measure the candidates: events of N forged training figures that some "
+                             "candidate covers, by group")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="with --candidates: a MatchConfig parameter for the run (repeatable), e.g. "
+                             "dense_max_grid=512")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="images matched at a time, in threads (default 2)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_path_args(parser)
     args = parser.parse_args()
     paths = resolve_paths(args)
+    if args.candidates is not None:
+        return measure_candidates(paths, args)
     for needed in ("meta.csv", "solution.csv", "test_images"):
         if not (paths.data_dir / needed).exists():
             raise ProjectError(f"{paths.data_dir / needed}: missing; --data-dir must be a benchmark made by "
@@ -60,6 +76,22 @@ def main() -> int:
     atomic_write_text(out_dir / "importance.csv", importance.rename("auc_drop").to_csv(index_label="feature"))
     log.info("matcher comparison on %s:\n%s", paths.data_dir, text)
     print(f"table: {out_dir / 'comparison.txt'}; reliability diagram: {results['v2']['diagram']}")
+    print(f"log: {log_file}")
+    return 0
+
+
+def measure_candidates(paths, args) -> int:
+    config = match_config(args.set)
+    for needed in ("meta.csv", "train_images"):
+        if not (paths.data_dir / needed).exists():
+            raise ProjectError(f"{paths.data_dir / needed}: missing; --data-dir must be a benchmark made by "
+                               "bin/make_benchmark.py")
+    log_file = setup_logging("evaluate_matcher", paths.logs_dir)
+    report = candidate_coverage(paths, config, args.candidates, args.seed, args.workers, not args.no_progress)
+    total = report[report["column"] == report["column"].iloc[0]]
+    log.info("candidates of %d forged training figures (%s): %d of %d events covered (%.3f)\n%s",
+             args.candidates, " ".join(args.set) or "defaults", total["found"].sum(), total["events"].sum(),
+             total["found"].sum() / max(total["events"].sum(), 1), format_event_report(report, "some candidate"))
     print(f"log: {log_file}")
     return 0
 

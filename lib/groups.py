@@ -156,7 +156,12 @@ def format_reports(figures: pd.DataFrame, events: pd.DataFrame) -> str:
         for r in part.itertuples():
             lines.append(f"    {str(r.group):<28} {r.images:>5} img ({r.forged:>4} forged)  score {r.score:.3f}  "
                          f"recall {r.recall:.3f}  FP rate {r.fp_rate:.3f}  mask F1 {r.mask_f1:.3f}")
-    lines.append(f"by event (found: a predicted instance with pixel F1 >= {FOUND_F1}):")
+    return "\n".join(lines + [format_event_report(events)])
+
+
+def format_event_report(events: pd.DataFrame, found: str = "a predicted instance") -> str:
+    """event_report as text, one block per column."""
+    lines = [f"by event (found: {found} with pixel F1 >= {FOUND_F1}):"]
     for column, part in events.groupby("column", sort=False):
         lines.append(f"  {column}")
         for r in part.itertuples():

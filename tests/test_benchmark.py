@@ -187,3 +187,37 @@ def test_validate_test_reports_groups_and_writes_the_gallery(bench, tmp_path, mo
     err = capsys.readouterr().err                                      # its log, on the console
     assert "by group:" in err and "texture_group" in err and "event recall" in err
     assert (tmp_path / "gallery" / "index.html").is_file()
+
+
+def test_candidate_coverage_counts_the_events_some_candidate_covers(bench, tmp_path):
+    """The tuning measure of the candidate stages: every event of the drawn forged training
+    figures counted once per column; none covered by a matcher without detectors, and at least
+    as many covered by the full matcher as by its dense stage alone."""
+    from lib.matching import MatchConfig
+    from lib.matching.evaluation import candidate_coverage
+    from lib.paths import Paths
+
+    out, _ = bench
+    paths = Paths(data_dir=out, models_dir=tmp_path / "models", logs_dir=tmp_path / "logs")
+    _, events = read_meta(out / "meta.csv")
+    forged_train = events[events["case_id"].isin(
+        [p.stem for p in (out / "train_images" / "forged").glob("*.png")])]
+    coverage = {}
+    for name, config in {"none": MatchConfig(keypoints=False, dense=False), "dense": MatchConfig(keypoints=False),
+                         "full": MatchConfig()}.items():
+        report = candidate_coverage(paths, config, figures=100, workers=1, progress=False)
+        area = report[report["column"] == "area_bucket"]
+        assert area["events"].sum() == len(forged_train)
+        coverage[name] = area["found"].sum()
+    assert coverage["none"] == 0 and coverage["full"] >= coverage["dense"] and coverage["full"] > 0
+
+
+def test_evaluate_matcher_set_reads_values_as_json_and_refuses_unknown_keys():
+    from lib.matching.evaluation import match_config
+
+    config = match_config(["dense_max_grid=512", "fill_hull=false", "dense_method=kdtree"])
+    assert (config.dense_max_grid, config.fill_hull, config.dense_method) == (512, False, "kdtree")
+    with pytest.raises(Exception, match="--set grid=2: not KEY=VALUE"):
+        match_config(["grid=2"])
+    with pytest.raises(Exception, match="--set: dense_method must be"):
+        match_config(["dense_method=fast"])

@@ -6,9 +6,14 @@ split is the held-out one) and judged once on its test figures. Ablations refit 
 without panels and text (their features held constant), without the PatchMatch stage (its
 candidates removed from training and test), and, with `leave_out`, without the figures of one
 content kind in training, judged on the test figures of that kind (does it generalise beyond
-the generator's kinds?)."""
+the generator's kinds?).
+
+candidate_coverage is the measure to tune the candidate stages and masks by, on training
+figures: the share of true events that some candidate covers, before any verifier."""
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,7 +25,9 @@ import pandas as pd
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import roc_auc_score
 
-from ..evaluate import truths_from_solution
+from ..data import FORGED, load_manifest
+from ..errors import ProjectError
+from ..evaluate import truths_from_manifest, truths_from_solution
 from ..fusion import V1_THRESHOLD, MatchCache, MatchOutput, rescore, run_matcher
 from ..groups import event_report, figure_report, read_meta
 from ..metric import score_frame
@@ -186,3 +193,43 @@ def comparison_table(results: dict, figure_columns=("label", "content", "panels"
     lines += _block(results, "events", event_columns,
                     lambda r: f"{r.found}/{r.events} ({r.event_recall:.2f})")
     return "\n".join(lines)
+
+
+def candidate_coverage(paths: Paths, config: MatchConfig, figures: int = 100, seed: int = 0, workers: int = 2,
+                       progress: bool = True) -> pd.DataFrame:
+    """Per event column and group of <data-dir>/events.csv: how many true events of `figures`
+    forged training figures (drawn with `seed`) some candidate of `config` covers with pixel F1
+    at least FOUND_F1, every candidate counted, before any verifier: what the candidate stages
+    and masks offer the verifier. Tune them by this on the training split, not on the test
+    split. Nothing cached: a changed config is the point."""
+    _, events = read_meta(paths.data_dir / "meta.csv")
+    manifest = load_manifest(paths, progress=progress)
+    rows = manifest[(manifest["label"] == FORGED) & ~manifest["augmented"].astype(bool)]
+    if not len(rows):
+        raise ValueError(f"{paths.data_dir}: no forged training figures")
+    truths = truths_from_manifest(paths.data_dir, rows.sample(min(figures, len(rows)), random_state=seed))
+    outputs = run_matcher([t.image_path for t in truths], config, None, workers, progress, desc="candidates",
+                          score=False)
+    table = pd.DataFrame({"case_id": [t.case_id for t in truths], "shape": [json.dumps(list(t.hw)) for t in truths],
+                          "annotation": [annotation_from_instances(t.instances()) for t in truths],
+                          "prediction": [annotation_from_instances(o.masks()) for o in outputs]})
+    return event_report(table, events)
+
+
+def match_config(settings: list[str]) -> MatchConfig:
+    """MatchConfig with `KEY=VALUE` changes (VALUE read as JSON where it parses: 512, true, 0.5)."""
+    fields = {f.name for f in dataclasses.fields(MatchConfig)}
+    changes = {}
+    for setting in settings:
+        key, sep, text = setting.partition("=")
+        if not sep or key not in fields:
+            raise ProjectError(f"--set {setting}: not KEY=VALUE with KEY a MatchConfig field "
+                               f"(lib/matching/config.py), e.g. dense_max_grid=512")
+        try:
+            changes[key] = json.loads(text)
+        except ValueError:
+            changes[key] = text
+    try:
+        return MatchConfig(**changes)
+    except (TypeError, ValueError) as exc:
+        raise ProjectError(f"--set: {exc}") from None
