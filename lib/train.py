@@ -174,9 +174,14 @@ def evaluate_segmentation(model: nn.Module, loader: DataLoader, rows: pd.DataFra
                           loss_fn: nn.Module, device: torch.device, amp: Amp,
                           threshold: float = 0.5) -> dict:
     """Competition score of the validation images at their original size (map resized back,
-    thresholded, one instance for all regions), with recall, FP rate, precision and pixel F1."""
+    thresholded, one instance for all regions), with recall, FP rate, precision and pixel F1;
+    and the image AUC of each map's highest probability, which shows a network learning before
+    any of its maps crosses the threshold."""
     probs, val_loss = _predict(model, loader, loss_fn, device, amp)
     scores, pixel_f1s, predicted = [], [], []
+    peaks = np.array([float(np.max(prob)) for prob in probs])
+    forged = (rows["label"] == FORGED).to_numpy()
+    image_auc = float(roc_auc_score(forged, peaks)) if 0 < forged.sum() < len(forged) else float("nan")
     for prob, row in zip(probs, rows.itertuples()):
         hw = (int(row.height), int(row.width))
         pred = instances_from_probability(resize_probability(prob[0], hw), threshold)
@@ -186,9 +191,10 @@ def evaluate_segmentation(model: nn.Module, loader: DataLoader, rows: pd.DataFra
             true = list(load_mask(data_dir / row.mask_path, expected_hw=hw).instances)
             pixel_f1s.append(pixel_f1(pred[0], np.any(true, axis=0)) if pred else 0.0)
         scores.append(score_instances(pred, true))
-    report = summarize_scores(np.array(scores), (rows["label"] == FORGED).to_numpy(), np.array(predicted))
+    report = summarize_scores(np.array(scores), forged, np.array(predicted))
     return {"val_loss": val_loss, "score": report.score, "pixel_f1": float(np.mean(pixel_f1s or [0.0])),
-            "recall": report.recall, "fp_rate": report.fp_rate, "precision": report.precision}
+            "recall": report.recall, "fp_rate": report.fp_rate, "precision": report.precision,
+            "image_auc": image_auc}
 
 
 def evaluate_classifier(model: nn.Module, loader: DataLoader, rows: pd.DataFrame, data_dir: Path,
@@ -214,7 +220,7 @@ _TASKS: dict[str, tuple[type, Callable]] = {
 
 def _format_metrics(metrics: dict) -> str:
     names = {"val_loss": "val loss", "score": "val score", "pixel_f1": "pixel F1", "fp_rate": "FP rate",
-             "auc": "AUC", "accuracy": "acc"}
+             "auc": "AUC", "accuracy": "acc", "image_auc": "image AUC"}
     return " | ".join(f"{names.get(k, k)} {v:.4f}" for k, v in metrics.items()
                       if not (k == "score" and "auc" in metrics))
 
