@@ -22,8 +22,8 @@ from .fileio import atomic_path
 log = logging.getLogger(__name__)
 
 # the CSV's columns in this order (those a task does not measure are left out)
-COLUMNS = ("epoch", "train_loss", "val_loss", "score", "recall", "fp_rate", "precision", "pixel_f1", "auc",
-           "accuracy", "baseline", "lr", "seconds")
+COLUMNS = ("epoch", "train_loss", "val_loss", "score", "recall", "fp_rate", "precision", "pixel_f1", "image_auc",
+           "auc", "accuracy", "baseline", "lr", "seconds")
 TENSORBOARD_DIR = "tensorboard"
 
 
@@ -64,7 +64,8 @@ def plot_curves(frame: pd.DataFrame, path: Path, title: str, measure: str = "sco
     loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
     loss_ax.legend()
     score_ax.plot(epochs, frame["score"], "o-", ms=3, color="C3", lw=2, label=f"val {measure}")
-    for column, label in (("recall", "recall"), ("fp_rate", "FP rate"), ("pixel_f1", "pixel F1")):
+    for column, label in (("recall", "recall"), ("fp_rate", "FP rate"), ("pixel_f1", "pixel F1"),
+                          ("image_auc", "image AUC (chance 0.5)")):
         if column in frame:
             score_ax.plot(epochs, frame[column], ".-", lw=1, alpha=0.8, label=label)
     baseline = float(frame["baseline"].iloc[0])

@@ -5,6 +5,7 @@ import logging
 import sys
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -73,8 +74,8 @@ def test_segmentation_smoke_run_writes_reloadable_checkpoints(demo, caplog):
         result = train_variant(variant, options, paths)
     assert [h["epoch"] for h in result.history] == [1, 2]
     for h in result.history:
-        assert set(h) >= {"train_loss", "val_loss", "score", "pixel_f1", "recall", "fp_rate", "precision"}
-        assert 0.0 <= h["score"] <= 1.0
+        assert set(h) >= {"train_loss", "val_loss", "score", "pixel_f1", "recall", "fp_rate", "precision", "image_auc"}
+        assert 0.0 <= h["score"] <= 1.0 and (0.0 <= h["image_auc"] <= 1.0 or np.isnan(h["image_auc"]))
     assert result.best_score == max(h["score"] for h in result.history)
     assert "highres_no_ela_v3 epoch 2/2 | train loss" in caplog.text and "val score" in caplog.text
 
@@ -92,7 +93,7 @@ def test_segmentation_smoke_run_writes_reloadable_checkpoints(demo, caplog):
     history = pd.read_csv(paths.models_dir / "highres_no_ela_v3_history.csv")
     assert list(history["epoch"]) == [1, 2] and list(history.columns[:4]) == ["epoch", "train_loss", "val_loss", "score"]
     assert history["score"].tolist() == pytest.approx([h["score"] for h in result.history])
-    assert (history["seconds"] > 0).all() and {"recall", "fp_rate", "lr"} <= set(history.columns)
+    assert (history["seconds"] > 0).all() and {"recall", "fp_rate", "lr", "image_auc"} <= set(history.columns)
     assert 0 < history["baseline"].iloc[0] < 1 and len(set(history["baseline"])) == 1   # the authentic fraction
     curves = paths.models_dir / "highres_no_ela_v3_curves.png"
     assert curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
