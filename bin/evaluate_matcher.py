@@ -55,10 +55,7 @@ def main() -> int:
     paths = resolve_paths(args)
     if args.candidates is not None:
         return measure_candidates(paths, args)
-    for needed in ("meta.csv", "solution.csv", "test_images"):
-        if not (paths.data_dir / needed).exists():
-            raise ProjectError(f"{paths.data_dir / needed}: missing; --data-dir must be a benchmark made by "
-                               "bin/make_benchmark.py")
+    require_benchmark(paths, ("meta.csv", "solution.csv", "test_images"))
     out_dir = args.out_dir or paths.logs_dir / "matcher_eval"
     log_file = setup_logging("evaluate_matcher", paths.logs_dir)
     results = compare_matchers(paths, out_dir, args.leave_out, args.seed, args.workers, not args.no_progress)
@@ -80,12 +77,16 @@ def main() -> int:
     return 0
 
 
+def require_benchmark(paths, needed: tuple[str, ...]) -> None:
+    for name in needed:
+        if not (paths.data_dir / name).exists():
+            raise ProjectError(f"{paths.data_dir / name}: missing; --data-dir must be a benchmark made by "
+                               "bin/make_benchmark.py")
+
+
 def measure_candidates(paths, args) -> int:
     config = match_config(args.set)
-    for needed in ("meta.csv", "train_images"):
-        if not (paths.data_dir / needed).exists():
-            raise ProjectError(f"{paths.data_dir / needed}: missing; --data-dir must be a benchmark made by "
-                               "bin/make_benchmark.py")
+    require_benchmark(paths, ("meta.csv", "train_images"))
     log_file = setup_logging("evaluate_matcher", paths.logs_dir)
     report = candidate_coverage(paths, config, args.candidates, args.seed, args.workers, not args.no_progress)
     total = report[report["column"] == report["column"].iloc[0]]

@@ -124,8 +124,9 @@ def test_bad_config_is_refused():
 
 def test_the_flat_middle_of_a_pasted_region_joins_its_mask():
     """A pasted square of flat gray with textured corners, on a textured ground: the flat middle
-    agrees only by intensity, too far from the corners' inliers to count on its own; filled out to the convex
-    hull of what agrees, the mask covers the whole square (its truth), and without it less."""
+    agrees only by intensity, too far from the corners' inliers to count on its own; filled out
+    to the convex hull of what agrees, the mask covers the whole square (its truth), and without
+    it less."""
     from lib.matching.regions import fine_detail, isotropic, support
 
     gray = texture(160, 240, 5).astype(np.float32)

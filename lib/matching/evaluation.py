@@ -12,10 +12,9 @@ candidate_coverage is the measure to tune the candidate stages and masks by, on 
 figures: the share of true events that some candidate covers, before any verifier."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable
 
@@ -218,11 +217,11 @@ def candidate_coverage(paths: Paths, config: MatchConfig, figures: int = 100, se
 
 def match_config(settings: list[str]) -> MatchConfig:
     """MatchConfig with `KEY=VALUE` changes (VALUE read as JSON where it parses: 512, true, 0.5)."""
-    fields = {f.name for f in dataclasses.fields(MatchConfig)}
+    names = {f.name for f in fields(MatchConfig)}
     changes = {}
     for setting in settings:
         key, sep, text = setting.partition("=")
-        if not sep or key not in fields:
+        if not sep or key not in names:
             raise ProjectError(f"--set {setting}: not KEY=VALUE with KEY a MatchConfig field "
                                f"(lib/matching/config.py), e.g. dense_max_grid=512")
         try:

@@ -81,14 +81,14 @@ def support(gray: np.ndarray, detail: np.ndarray, isotropic: np.ndarray, matrix:
     when they are smaller than `min_region`. Textured pixels agree by local NCC; with
     `flat_tolerance`, flat pixels near the inliers agree by intensity (a flat copy has nothing
     to correlate), and with `fill_hull` so do flat pixels anywhere inside the convex hull of
-    those components, and textured ones there at a lower NCC (HULL_NCC). Under v1's cascade, also (None, why) when only edges agree or the fine
-    detail correlates less than `min_detail_ncc` (alike content such as two similar cells)."""
+    those components, and textured ones there at a lower NCC (HULL_NCC). Under v1's cascade,
+    also (None, why) when only edges agree or the fine detail correlates less than `min_detail_ncc` (alike content such as two similar cells)."""
     h, w = gray.shape
     image = gray.astype(np.float32)
     ncc = correlation(image, matrix, config.window, config.min_texture)
     agree = ncc >= config.min_ncc
     copy_points = np.clip(np.round(inliers[:, 1]).astype(int), 0, [w - 1, h - 1])
-    flat = np.zeros_like(agree)
+    flat = flat_agree = np.zeros_like(agree)
     if config.flat_tolerance > 0:
         smooth = cv2.GaussianBlur(image, (0, 0), 1.0)
         moved = cv2.warpAffine(smooth, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
@@ -96,15 +96,15 @@ def support(gray: np.ndarray, detail: np.ndarray, isotropic: np.ndarray, matrix:
         near = np.zeros((h, w), np.uint8)
         near[copy_points[:, 1], copy_points[:, 0]] = 1
         near = cv2.dilate(near, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (25, 25))) > 0
-        flat = near & inside & (ncc == -1) & (np.abs(smooth - moved) <= config.flat_tolerance)
+        flat_agree = inside & (ncc == -1) & (np.abs(smooth - moved) <= config.flat_tolerance)
+        flat = near & flat_agree
         agree |= flat
     agree = cv2.morphologyEx(agree.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     count, labels = cv2.connectedComponents(agree, connectivity=8)
     hit = np.unique(labels[copy_points[:, 1], copy_points[:, 0]])
     copy = np.isin(labels, hit[hit > 0])
     if config.fill_hull and config.flat_tolerance > 0 and copy.any():
-        lenient = ((ncc == -1) & (np.abs(smooth - moved) <= config.flat_tolerance)) | (ncc >= HULL_NCC)
-        copy |= _hull(copy) & inside & lenient
+        copy |= _hull(copy) & (flat_agree | (inside & (ncc >= HULL_NCC)))
     area = int(copy.sum())
     if area < config.min_region:
         return None, "no agreeing region"
