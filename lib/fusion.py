@@ -35,7 +35,7 @@ from .errors import DataError, ProjectError, first_line
 from .fileio import NpzCache, atomic_write_text
 from .imageio import load_image, write_png
 from .integrity import package_of, verify_package
-from .matching import (FEATURES, VERIFIER_NAME, MatchConfig, Verifier, debug_image, default_verifier,
+from .matching import (FEATURES, VERIFIER_NAME, MatchConfig, Verifier, debug_image, default_verifier, field_maps,
                        find_candidates, load_verifier, merge_events, resolve_verifier, score_events)
 from .postprocess import FUSIONS
 
@@ -59,16 +59,21 @@ class MatchOutput:
     seconds: float = 0.0
     error: str = ""
     threshold: float = 0.5               # the decision's own threshold (the verifier's; v1: V1_THRESHOLD)
+    dense_maps: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.uint8))  # dense.field_maps
 
     @classmethod
     def of(cls, path: Path, hw: tuple[int, int], masks: Sequence[np.ndarray], scores: Sequence[float],
-           features: np.ndarray | None = None, seconds: float = 0.0) -> "MatchOutput":
+           features: np.ndarray | None = None, seconds: float = 0.0, dense_maps: np.ndarray | None = None
+           ) -> "MatchOutput":
         packed = (np.packbits(np.stack([m.ravel() for m in masks]).astype(bool), axis=1) if len(masks)
                   else np.zeros((0, 0), np.uint8))
         if features is None:
             features = np.zeros((len(masks), len(FEATURES)), np.float32)
-        return cls(Path(path), tuple(hw), packed, np.asarray(features, np.float32), [float(s) for s in scores],
-                   seconds)
+        output = cls(Path(path), tuple(hw), packed, np.asarray(features, np.float32), [float(s) for s in scores],
+                     seconds)
+        if dense_maps is not None:
+            output.dense_maps = np.asarray(dense_maps, np.uint8)
+        return output
 
     def masks(self) -> list[np.ndarray]:
         if not len(self.scores):
@@ -127,13 +132,14 @@ class MatchCache(NpzCache):
         try:
             return MatchOutput(Path(path), tuple(int(v) for v in data["hw"]), data["masks"],
                                data["features"].reshape(-1, len(FEATURES)), [float(s) for s in data["scores"]],
-                               float(data["seconds"]), str(data["error"]))
+                               float(data["seconds"]), str(data["error"]), dense_maps=data["dense_maps"])
         except (TypeError, KeyError, ValueError):
             return None   # no entry, or one of another layout: recompute it
 
     def put(self, output: MatchOutput) -> None:
         self.write(output.path, hw=np.array(output.hw), masks=output.packed, features=output.features,
-                   scores=np.array(output.scores, np.float32), seconds=output.seconds, error=output.error)
+                   scores=np.array(output.scores, np.float32), seconds=output.seconds, error=output.error,
+                   dense_maps=output.dense_maps)
 
 
 def add_matcher_args(group) -> None:
@@ -176,7 +182,8 @@ def match_file(path: Path, config: MatchConfig, debug_dir: Path | None = None,
             score_events(result, verifier or default_verifier())
         write_png(Path(debug_dir) / f"{Path(path).stem}.png", debug_image(image, result))
     return MatchOutput.of(path, image.shape[:2], [e.mask for e in result.events], [e.score for e in result.events],
-                          np.stack([e.features for e in result.events]) if result.events else None, seconds)
+                          np.stack([e.features for e in result.events]) if result.events else None, seconds,
+                          field_maps(result.dense))
 
 
 def _keep(outputs: list, index: int, output: MatchOutput, cache: MatchCache | None) -> None:

@@ -19,13 +19,13 @@ debug.py draws what the matcher did; every candidate dropped before the verifier
 with its reason in MatchResult.rejected."""
 from .config import DECISIONS, STAGES, Event, MatchConfig, MatchResult, merge_events, to_gray
 from .debug import debug_image, describe_event
-from .dense import zernike_kernels
+from .dense import FIELD_MAP_SIDE, FIELD_MAPS, field_maps, zernike_kernels
 from .features import FEATURES, schema_hash
 from .match import find_candidates, match_image, score_events
 from .verifier import (DEFAULT_VERIFIER, VERIFIER_NAME, Verifier, VerifierError, default_verifier, load_verifier,
                        resolve_verifier)
 
-__all__ = ["DECISIONS", "DEFAULT_VERIFIER", "Event", "FEATURES", "MatchConfig", "MatchResult", "STAGES",
+__all__ = ["DECISIONS", "DEFAULT_VERIFIER", "Event", "FEATURES", "FIELD_MAPS", "FIELD_MAP_SIDE", "field_maps", "MatchConfig", "MatchResult", "STAGES",
            "VERIFIER_NAME", "Verifier", "VerifierError", "debug_image", "default_verifier", "describe_event",
            "find_candidates", "load_verifier", "match_image", "score_events", "merge_events", "resolve_verifier",
            "schema_hash", "to_gray",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import cv2
 import numpy as np
@@ -123,6 +124,7 @@ class MatchResult:
     rejected: list[tuple[str, str]] = field(default_factory=list)   # (stage, reason): no event made
     scale: float = 1.0                   # working size / image size
     panels: list[tuple[int, int, int, int]] = field(default_factory=list)   # at the image's size
+    dense: Any = None                    # the dense stage's DenseField (at the working size), when it ran
 
     @property
     def n_keypoints(self) -> int:

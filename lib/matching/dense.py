@@ -10,6 +10,7 @@ blank, flat and weakly textured ones included, on a grid whose step grows with t
 and `kdtree` (v1: exact neighbours among textured patches, images up to 768 px)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import ceil, factorial
 
 import cv2
@@ -97,21 +98,38 @@ def _reduced_features(gray: np.ndarray, ys: np.ndarray, xs: np.ndarray, config: 
     return np.ascontiguousarray(feats @ basis.T, dtype=np.float32)
 
 
-def dense_pairs(gray: np.ndarray, config: MatchConfig) -> np.ndarray:
-    """(n, 2, 2) pairs (a, b) of grid points whose nearest-neighbour field is locally rigid."""
+@dataclass
+class DenseField:
+    """The nearest-neighbour field on the grid of a (working-size) gray image: each cell's pixel
+    position, its match, whether it has one, the feature distance to it (squared; +inf without a
+    match) and the share of its neighbours whose matches agree rigidly (_rigid_consistency)."""
+
+    grid: np.ndarray          # (gh, gw, 2) float32 (x, y) pixel of each cell
+    targets: np.ndarray       # (gh, gw, 2) float32 (x, y) pixel of each cell's match
+    valid: np.ndarray         # (gh, gw) bool
+    distance: np.ndarray      # (gh, gw) float32
+    agreeing: np.ndarray      # (gh, gw) float32 in [0, 1]
+    step: int
+    shape: tuple[int, int]    # (h, w) of the image the grid lies on
+
+
+def dense_field(gray: np.ndarray, config: MatchConfig) -> DenseField | None:
+    """The dense stage's nearest-neighbour field and its rigid agreement; None when the image is
+    too small for the grid or has too few patches that are not blank."""
     r = config.dense_radius
     h, w = gray.shape
     ys, xs, step = _grid(gray.shape, config)
     if min(h, w) < 2 * r + 4 * step * config.dense_reach:
-        return np.zeros((0, 2, 2), np.float32)
+        return None
     min_std = config.dense_min_std if config.dense_method == "patchmatch" else config.min_texture
     use = local_std(gray, 2 * r + 1)[ys, xs] >= min_std
     if use.sum() < config.dense_min_points * 2:
-        return np.zeros((0, 2, 2), np.float32)
+        return None
     feats = _reduced_features(gray, ys[use], xs[use], config)
     grid = np.stack([xs, ys], -1).astype(np.float32)
     targets = np.zeros_like(grid)
     valid = np.zeros(use.shape, bool)
+    distance = np.full(use.shape, np.inf, np.float32)
     if config.dense_method == "patchmatch":
         field = np.zeros(use.shape + (feats.shape[1],), np.float32)
         field[use] = feats
@@ -121,18 +139,63 @@ def dense_pairs(gray: np.ndarray, config: MatchConfig) -> np.ndarray:
     else:
         where = grid[use]
         k = min(config.dense_knn + 1, len(feats))
-        _, index = cKDTree(feats).query(feats, k=k, eps=config.dense_eps, workers=-1)
+        found, index = cKDTree(feats).query(feats, k=k, eps=config.dense_eps, workers=-1)
         far = np.hypot(*(where[index] - where[:, None]).transpose(2, 0, 1)) >= config.min_distance
         has = far.any(1)
-        nearest = index[np.arange(len(index)), far.argmax(1)]
+        first = far.argmax(1)
+        nearest = index[np.arange(len(index)), first]
         cells = np.flatnonzero(use.ravel())[has]
         targets.reshape(-1, 2)[cells] = where[nearest[has]]
         valid.ravel()[cells] = True
+        distance.ravel()[cells] = found[np.arange(len(index)), first][has] ** 2
     agreeing = _rigid_consistency(targets, valid, config.dense_reach, step, config.dense_tolerance)
-    consistent = (valid & (agreeing >= config.dense_agree)).astype(np.uint8)
-    # small consistent islands are chance agreements
+    return DenseField(grid, targets, valid, distance, agreeing, step, (h, w))
+
+
+def rigid_pairs(field: DenseField | None, config: MatchConfig) -> np.ndarray:
+    """(n, 2, 2) pairs (a, b) of grid points whose match is locally rigid, in regions of at least
+    config.dense_min_points cells (small consistent islands are chance agreements)."""
+    if field is None:
+        return np.zeros((0, 2, 2), np.float32)
+    consistent = (field.valid & (field.agreeing >= config.dense_agree)).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(consistent, connectivity=8)
     big = np.zeros(count, bool)
     big[1:] = stats[1:, cv2.CC_STAT_AREA] >= config.dense_min_points
     keep = big[labels]
-    return one_direction(np.stack([grid[keep], targets[keep]], axis=1).astype(np.float32))
+    return one_direction(np.stack([field.grid[keep], field.targets[keep]], axis=1).astype(np.float32))
+
+
+def dense_pairs(gray: np.ndarray, config: MatchConfig) -> np.ndarray:
+    """(n, 2, 2) pairs (a, b) of grid points whose nearest-neighbour field is locally rigid."""
+    return rigid_pairs(dense_field(gray, config), config)
+
+
+FIELD_MAPS = ("similarity", "agreement")   # field_maps' channels
+FIELD_MAP_SIDE = 256                       # their longer side (at most): what the networks need
+
+
+def field_maps(field: DenseField | None, side: int = FIELD_MAP_SIDE) -> np.ndarray:
+    """What the dense field says of each pixel, as uint8 (2, mh, mw) maps of the image the field
+    lies on, shrunk so that the longer side is at most `side`: how well the pixel's patch matches
+    its best match elsewhere (exp(-distance / the image's median distance): 1 for an exact
+    duplicate, about 0.37 for a typical patch, 0 without a match) and the share of its neighbours
+    whose matches agree rigidly (a copied region: near 1; chance matches: near 0). Sampled from
+    the grid bilinearly; an empty (0, 0, 0) array without a field."""
+    if field is None:
+        return np.zeros((0, 0, 0), np.uint8)
+    h, w = field.shape
+    scale = min(1.0, side / max(h, w))
+    mh, mw = max(1, round(h * scale)), max(1, round(w * scale))
+    finite = field.valid & np.isfinite(field.distance)
+    typical = float(np.median(field.distance[finite])) if finite.any() else 1.0
+    similarity = np.where(finite, np.exp(-field.distance / max(typical, 1e-6)), 0.0)
+    agreement = np.where(field.valid, field.agreeing, 0.0)
+    # map pixel (u, v) -> image pixel -> grid cell (fractional)
+    x0, y0 = field.grid[0, 0]
+    cx = (((np.arange(mw) + 0.5) * w / mw - 0.5) - x0) / field.step
+    cy = (((np.arange(mh) + 0.5) * h / mh - 0.5) - y0) / field.step
+    map_x = np.broadcast_to(cx[None, :], (mh, mw)).astype(np.float32)
+    map_y = np.broadcast_to(cy[:, None], (mh, mw)).astype(np.float32)
+    maps = [cv2.remap(m.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                      borderValue=0) for m in (similarity, agreement)]
+    return np.stack([np.clip(np.rint(m * 255), 0, 255).astype(np.uint8) for m in maps])

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from .config import Event, MatchConfig, MatchResult, to_gray
-from .dense import dense_pairs, local_std
+from .dense import dense_field, local_std, rigid_pairs
 from .features import candidate_measures, cascade_reason, feature_vector
 from .keypoints import g2nn_pairs, keypoints, mirror_sources, unmirror
 from .panels import panel_labels, split_panels, text_mask
@@ -33,7 +33,8 @@ def _candidates(gray: np.ndarray, config: MatchConfig, result: MatchResult) -> l
     if config.dense and max(gray.shape) > config.dense_max_side:
         result.rejected.append(("dense", f"skipped: {max(gray.shape)} px > dense_max_side {config.dense_max_side}"))
     elif config.dense:
-        pairs = dense_pairs(gray, config)
+        result.dense = dense_field(gray, config)
+        pairs = rigid_pairs(result.dense, config)
         result.n_pairs["dense"] = len(pairs)
         found += [("dense", cluster) for cluster in fit_transforms(pairs, "dense", config, result.rejected)]
     return found

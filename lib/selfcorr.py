@@ -1,0 +1,83 @@
+"""Self-correlation input: what an image says about itself, as extra input channels of a network.
+
+A network looking at RGB pixels has no direct way to see that two regions are the same (the
+learned copy-move detectors that work, BusterNet and its successors, correlate an image's
+features with themselves first). The matcher already computes that correlation: its dense stage
+finds, for every patch, the best-matching patch elsewhere (under the 8 rotations and mirrors),
+and checks whether neighbouring patches agree on one rigid move. Three maps per image, each in
+[0, 1]:
+
+- similarity: how well the pixel's patch matches its best match (1 for an exact duplicate, about
+  0.37 for a typical patch of that image, 0 without a match: blank paper);
+- agreement: the share of its neighbours whose matches agree rigidly with its own (a copied
+  region near 1, chance matches near 0);
+- candidate: the verifier's probability of the most probable candidate duplication covering the
+  pixel (0 where no candidate lies).
+
+The first two are computed with the matcher's candidates and kept in the matcher's cache
+(lib.fusion.MatchCache, `MatchOutput.dense_maps`, at most FIELD_MAP_SIDE px a side); the third from the
+cached candidates and the verifier when read, so a new verifier needs no re-matching. Training
+(lib.datasets) and inference (lib.infer) read the maps through `selfcorr_maps`, at the image's
+size, and pass them through the same geometric augmentation as the image (lib.augment: an
+additional target), then `normalize_maps`. A variant asks for them with `SELFCORR_INPUTS` in its
+model config (lib.variants).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from .matching import FIELD_MAPS
+
+SELFCORR_INPUTS = "rgb+selfcorr"             # model config "inputs" of a network that reads the maps
+RGB_INPUTS = "rgb"
+INPUTS = (RGB_INPUTS, SELFCORR_INPUTS)
+SELFCORR_CHANNELS = (*FIELD_MAPS, "candidate")
+MIN_CANDIDATE = 0.01                         # candidates less probable than this add nothing to the map
+
+
+def input_channels(inputs: str) -> int:
+    """The number of input channels of a network reading `inputs`."""
+    if inputs not in INPUTS:
+        raise ValueError(f"unknown inputs {inputs!r}; known: {', '.join(INPUTS)}")
+    return 3 + (len(SELFCORR_CHANNELS) if inputs == SELFCORR_INPUTS else 0)
+
+
+def candidate_map(packed: np.ndarray, scores, hw: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """float32 (size) map: at each pixel the best score of the candidates covering it. `packed`
+    are the candidates' bit-packed masks at `hw` (lib.fusion.MatchOutput), `size` = (h, w) wanted."""
+    out = np.zeros(size, np.float32)
+    for row, score in zip(packed, scores):
+        if score < MIN_CANDIDATE:
+            continue
+        mask = np.unpackbits(row, count=hw[0] * hw[1]).reshape(hw).astype(np.float32)
+        shrunk = cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_AREA if size[0] < hw[0]
+                            else cv2.INTER_LINEAR)
+        np.maximum(out, score * shrunk, out=out)
+    return out
+
+
+def selfcorr_maps(match, hw: tuple[int, int]) -> np.ndarray:
+    """float32 (h, w, 3) maps (SELFCORR_CHANNELS) of an image of size `hw` from its matcher output
+    `match` (a scored lib.fusion.MatchOutput: the verifier's probabilities); all zero when the
+    matcher had no field for it (None, an error, too small or blank)."""
+    h, w = hw
+    maps = np.zeros((h, w, len(SELFCORR_CHANNELS)), np.float32)
+    if match is None or match.error:
+        return maps
+    field = np.asarray(match.dense_maps)
+    if field.ndim == 3 and field.shape[0] == len(FIELD_MAPS) and field.size:
+        for channel in range(len(FIELD_MAPS)):
+            maps[..., channel] = cv2.resize(field[channel].astype(np.float32) / 255.0, (w, h),
+                                            interpolation=cv2.INTER_LINEAR)
+    if len(match.scores):
+        maps[..., -1] = candidate_map(match.packed, match.scores, tuple(match.hw), (h, w))
+    return maps
+
+
+def normalize_maps(maps) -> torch.Tensor:
+    """(3, S, S) float tensor of maps in [0, 1] (an (S, S, 3) array or tensor, as the augmentation
+    returns them), centred and scaled to [-1, 1] like the normalised RGB channels' range."""
+    tensor = torch.as_tensor(np.asarray(maps, np.float32) if not torch.is_tensor(maps) else maps).float()
+    return (tensor.permute(2, 0, 1) - 0.5) / 0.5
