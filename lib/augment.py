@@ -90,23 +90,30 @@ AUGMENT_PRESETS: dict[str, Callable[[int], list[A.BasicTransform]]] = {
 }
 
 
-def compose(transforms: list[A.BasicTransform], seed: int | None = None) -> A.Compose:
+MAPS = "maps"   # the extra target of build_transforms(maps=True): (H, W, C) float maps (lib.selfcorr)
+
+
+def compose(transforms: list[A.BasicTransform], seed: int | None = None, maps: bool = False) -> A.Compose:
     """Compose `transforms` with the shared tail: ImageNet normalisation and conversion to tensors
-    (image float32 (3, H, W); a 2-D mask stays (H, W) with its dtype)."""
+    (image float32 (3, H, W); a 2-D mask stays (H, W) with its dtype). With `maps`, the call also
+    takes `maps=` (H, W, C) float maps that follow the image's geometry like a mask (nearest
+    neighbour) and nothing else (no colour, noise or normalisation); they come back (S, S, C)."""
     return A.Compose([*transforms, A.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD), ToTensorV2()],
-                     seed=seed)
+                     seed=seed, additional_targets={MAPS: "mask"} if maps else None)
 
 
-def build_transforms(preset: str, img_size: int, train: bool, seed: int | None = None) -> A.Compose:
+def build_transforms(preset: str, img_size: int, train: bool, seed: int | None = None,
+                     maps: bool = False) -> A.Compose:
     """The pipeline of one dataset: `preset`'s training transforms when `train`, else a plain
-    resize to (img_size, img_size) (the preset is then ignored); both normalised to tensors."""
+    resize to (img_size, img_size) (the preset is then ignored); both normalised to tensors.
+    `maps`: see compose."""
     if int(img_size) != img_size or img_size < 1:
         raise ValueError(f"img_size must be a positive integer, got {img_size!r}")
     if not train:
-        return compose([A.Resize(img_size, img_size, area_for_downscale=_AREA)], seed=seed)
+        return compose([A.Resize(img_size, img_size, area_for_downscale=_AREA)], seed=seed, maps=maps)
     if preset not in AUGMENT_PRESETS:
         raise ValueError(f"unknown augmentation preset {preset!r}; known: {', '.join(AUGMENT_PRESETS)}")
-    return compose(AUGMENT_PRESETS[preset](int(img_size)), seed=seed)
+    return compose(AUGMENT_PRESETS[preset](int(img_size)), seed=seed, maps=maps)
 
 
 # --- offline copies (bin/generate_*_augmented.py) ----------------------------------------------

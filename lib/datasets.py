@@ -17,12 +17,14 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, WeightedRandomSampler
 
+from .augment import MAPS
 from .data import FORGED
 from .distributed import ShardedWeightedSampler
 from .draw import grid, outline_instances
 from .errors import DataError, first_line
 from .fileio import atomic_path
 from .imageio import load_image, load_mask
+from .selfcorr import normalize_maps
 
 HARD_NEGATIVES_FILE = "hard_negative_ids.txt"   # in the data dir
 HARD_NEGATIVES_COMMAND = "python bin/find_hard_negatives.py"
@@ -52,13 +54,17 @@ class _ManifestDataset(Dataset):
 
 class SegmentationDataset(_ManifestDataset):
     """Item: (image float32 (3, S, S), mask float32 (1, S, S) in {0, 1}): the union of the
-    forgery instances for forged rows, all zero for authentic rows."""
+    forgery instances for forged rows, all zero for authentic rows. With `maps` (a
+    lib.selfcorr.SelfCorrSource, and a transform built with maps=True) the image's
+    self-correlation maps follow as 3 more channels, moved by the same geometry: (6, S, S)."""
 
     _columns = ("image_path", "label", "mask_path")
 
-    def __init__(self, data_dir: Path, rows: pd.DataFrame, transform: Callable):
+    def __init__(self, data_dir: Path, rows: pd.DataFrame, transform: Callable,
+                 maps: Callable[[Path, tuple[int, int]], np.ndarray] | None = None):
         super().__init__(data_dir, rows, transform)
         self.mask_paths: list[str] = rows["mask_path"].astype(str).tolist()
+        self.maps = maps
 
     def _image_and_instances(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The RGB image and its forgery instances, (n, H, W) bool; n = 0 for authentic rows."""
@@ -76,8 +82,14 @@ class SegmentationDataset(_ManifestDataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, mask = self._sample(index)
-        out = self.transform(image=image, mask=mask)
-        return out["image"].float(), torch.as_tensor(out["mask"]).float().unsqueeze(0)
+        if self.maps is None:
+            out = self.transform(image=image, mask=mask)
+            x = out["image"].float()
+        else:
+            maps = self.maps(self.data_dir / self.image_paths[index], image.shape[:2])
+            out = self.transform(image=image, mask=mask, **{MAPS: maps})
+            x = torch.cat([out["image"].float(), normalize_maps(out[MAPS])])
+        return x, torch.as_tensor(out["mask"]).float().unsqueeze(0)
 
 
 def crop_window(box: tuple[int, int, int, int], hw: tuple[int, int], side: float) -> tuple[int, int, int, int]:
@@ -113,7 +125,7 @@ class CropAroundForgeryDataset(SegmentationDataset):
     Randomness comes from numpy's global generator, seeded per epoch and per worker by the loop."""
 
     def __init__(self, data_dir: Path, rows: pd.DataFrame, transform: Callable, small):
-        super().__init__(data_dir, rows, transform)
+        super().__init__(data_dir, rows, transform)     # no maps: they would need the same crop
         self.small = small
 
     def crop(self, index: int) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .augment import build_transforms
+from .augment import MAPS, build_transforms
 from .device import Amp, resolve_device
 from .errors import DataError, ProjectError, first_line
 from .fusion import (MatchCache, MatchOutput, add_matcher_args, chosen_fusion, fuse, matcher_from_args,
@@ -42,6 +42,8 @@ from .integrity import package_of, sha256, verify_package
 from .metric import AUTHENTIC
 from .paths import BEST_SUFFIX, best_checkpoint
 from .postprocess import AUTO, FUSIONS, INSTANCE_MODES, PostConfig, image_brightness, postprocess
+from .selfcorr import (RGB_INPUTS, SELFCORR_INPUTS, input_channels, maps_key, normalize_maps,
+                       selfcorr_maps)
 from .submission import annotation_from_instances, write_submission
 from .variants import CLASSIFIER, SPECIALIST_RUN, V3_VARIANTS
 
@@ -63,9 +65,21 @@ class Member:
     img_size: int
     weight: float = 1.0
     digest: str = ""
+    inputs: str = RGB_INPUTS        # "rgb+selfcorr": the image and its self-correlation maps (lib.selfcorr)
+
+    @property
+    def input_key(self) -> str:
+        """The key of its input in a batch of ImageFolderDataset."""
+        return input_key(self.img_size, self.inputs)
 
     def describe(self) -> str:
-        return f"{self.path.name} (w {self.weight:g}, {self.img_size} px)"
+        maps = ", + self-correlation maps" if self.inputs != RGB_INPUTS else ""
+        return f"{self.path.name} (w {self.weight:g}, {self.img_size} px{maps})"
+
+
+def input_key(size: int, inputs: str = RGB_INPUTS) -> str:
+    """'x512' (the image at 512 px, normalised) or 'xs512' (+ its self-correlation maps)."""
+    return f"x{size}" if inputs == RGB_INPUTS else f"xs{size}"
 
 
 def load_member(path: Path, device: torch.device, weight: float = 1.0, task: str | None = None) -> Member:
@@ -76,7 +90,8 @@ def load_member(path: Path, device: torch.device, weight: float = 1.0, task: str
         raise ProjectError(f"{path}: is a {arch} checkpoint, not a {task} model")
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    return Member(Path(path), model, int(checkpoint.get("img_size", 512)), float(weight), sha256(path)[:16])
+    return Member(Path(path), model, int(checkpoint.get("img_size", 512)), float(weight), sha256(path)[:16],
+                  checkpoint["model_config"].get("inputs", RGB_INPUTS))
 
 
 def default_ensemble(models_dir: Path, stage: str = "v4") -> list[tuple[Path, float]]:
@@ -119,13 +134,22 @@ def parse_member_spec(spec: str) -> tuple[Path, float]:
 
 class ImageFolderDataset(Dataset):
     """Images read once and prepared at every size the predictor needs (validation transform:
-    resize + ImageNet normalisation, the one the models were validated with). An unreadable
-    image yields `error` instead of tensors, so one bad file cannot stop a whole submission."""
+    resize + ImageNet normalisation, the one the models were validated with): item `x<size>`;
+    with `matches` (the matcher's scored outputs, one per path), also `xs<size>` for the sizes
+    in `selfcorr_sizes`: the image and its self-correlation maps (lib.selfcorr), as in training.
+    An unreadable image yields `error` instead of tensors, so one bad file cannot stop a whole
+    submission."""
 
-    def __init__(self, paths: Sequence[Path], sizes: Sequence[int]):
+    def __init__(self, paths: Sequence[Path], sizes: Sequence[int], selfcorr_sizes: Sequence[int] = (),
+                 matches: Sequence[MatchOutput] | None = None):
         self.paths = [str(p) for p in paths]
         self.sizes = sorted(set(int(s) for s in sizes))
+        self.selfcorr_sizes = sorted(set(int(s) for s in selfcorr_sizes))
+        if self.selfcorr_sizes and (matches is None or len(matches) != len(self.paths)):
+            raise ValueError("self-correlation inputs need the matcher's output of every image")
+        self.matches = matches
         self.transforms = {s: build_transforms("standard", s, train=False) for s in self.sizes}
+        self.map_transforms = {s: build_transforms("standard", s, train=False, maps=True) for s in self.selfcorr_sizes}
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -137,12 +161,19 @@ class ImageFolderDataset(Dataset):
         except DataError as exc:
             item["error"] = first_line(exc)
             for size in self.sizes:
-                item[f"x{size}"] = torch.zeros(3, size, size)
+                item[input_key(size)] = torch.zeros(3, size, size)
+            for size in self.selfcorr_sizes:
+                item[input_key(size, SELFCORR_INPUTS)] = torch.zeros(input_channels(SELFCORR_INPUTS), size, size)
             return item
         item["hw"] = torch.tensor(image.shape[:2])
         item["brightness"] = image_brightness(image)
         for size, transform in self.transforms.items():
-            item[f"x{size}"] = transform(image=image)["image"]
+            item[input_key(size)] = transform(image=image)["image"]
+        if self.selfcorr_sizes:
+            maps = selfcorr_maps(self.matches[index], image.shape[:2])
+            for size, transform in self.map_transforms.items():
+                out = transform(image=image, **{MAPS: maps})
+                item[input_key(size, SELFCORR_INPUTS)] = torch.cat([out["image"], normalize_maps(out[MAPS])])
         return item
 
 
@@ -207,6 +238,7 @@ class Predictor:
     batch_size: int = 4
     workers: int = 2
     forward_chunk: int | None = None   # images per forward call (None: 1 on CPU, all on CUDA)
+    maps_key: str = ""                 # what the self-correlation maps came from (SelfCorrSource.key)
 
     def __post_init__(self):
         if not self.segmenters:
@@ -230,6 +262,8 @@ class Predictor:
                 "classifier": self.classifier and (self.classifier.digest, self.classifier.img_size),
                 "specialist": self.specialist and (self.specialist.digest, self.specialist.img_size,
                                                    self.specialist_factor)}
+        if self.needs_maps:
+            spec["maps"] = self.maps_key
         return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
     def describe(self) -> str:
@@ -262,15 +296,15 @@ class Predictor:
         stacked = torch.stack([p.flip(dims) if dims else p for p, dims in zip(probs, flips)])
         return stacked.amax(0) if self.aggregate == "max" else stacked.mean(0)
 
-    def _member_probs(self, member: Member, inputs: dict[int, torch.Tensor]) -> torch.Tensor:
-        probs = self._tta(member.model, inputs[member.img_size])
+    def _member_probs(self, member: Member, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        probs = self._tta(member.model, inputs[member.input_key])
         if member.img_size != self.map_size:
             probs = F.interpolate(probs, size=(self.map_size,) * 2, mode="bilinear", align_corners=False)
         return probs
 
     @torch.inference_mode()
-    def segment(self, inputs: dict[int, torch.Tensor]) -> np.ndarray:
-        """(B, S, S) ensemble probabilities for a batch given at every member size."""
+    def segment(self, inputs: dict[str, torch.Tensor]) -> np.ndarray:
+        """(B, S, S) ensemble probabilities for a batch given at every member's input (Member.input_key)."""
         inputs = {s: x.to(self.device, non_blocking=True) for s, x in inputs.items()}
         total = sum(m.weight for m in self.segmenters)
         prob = sum(m.weight * self._member_probs(m, inputs) for m in self.segmenters) / total
@@ -287,16 +321,27 @@ class Predictor:
 
     # -- a folder --
 
-    def sizes(self) -> list[int]:
+    def sizes(self, inputs: str = RGB_INPUTS) -> list[int]:
+        """The input sizes of the members that read `inputs`."""
         members = self.segmenters + [m for m in (self.classifier, self.specialist) if m is not None]
-        return sorted({m.img_size for m in members})
+        return sorted({m.img_size for m in members if m.inputs == inputs})
+
+    @property
+    def needs_maps(self) -> bool:
+        """Whether a member reads self-correlation maps (run() then needs the matcher's outputs)."""
+        return any(m.inputs == SELFCORR_INPUTS for m in self._seg_members())
 
     def run(self, paths: Sequence[Path], gate: float | None = None, cache: ResultCache | None = None,
-            progress: bool = True, desc: str = "predict") -> list[ImageResult]:
+            progress: bool = True, desc: str = "predict", matches: Sequence[MatchOutput] | None = None
+            ) -> list[ImageResult]:
         """Results for `paths` (in order). With `gate`, pass 2 runs only where the classifier
         says >= gate; with None it runs everywhere (what sweeps need). Cached results are
-        reused when they hold what is asked."""
+        reused when they hold what is asked. `matches`: the matcher's scored outputs of `paths`,
+        needed when a member reads self-correlation maps (needs_maps)."""
         paths = [Path(p) for p in paths]
+        if self.needs_maps and (matches is None or len(matches) != len(paths)):
+            raise ProjectError("a member reads self-correlation maps: the predictor needs the matcher's output "
+                               "of every image")
         results: list[ImageResult | None] = [None] * len(paths)
         if cache is not None:
             for i, path in enumerate(paths):
@@ -312,7 +357,8 @@ class Predictor:
                      cache.folder if cache else "")
         if todo:
             started = time.perf_counter()
-            for k, result in self._compute([paths[i] for i in todo], gate, progress, desc):
+            todo_matches = [matches[i] for i in todo] if self.needs_maps else None
+            for k, result in self._compute([paths[i] for i in todo], gate, progress, desc, todo_matches):
                 if cache is not None:
                     cache.put(result)
                 results[todo[k]] = result
@@ -321,8 +367,9 @@ class Predictor:
                      len(todo) / max(elapsed, 1e-9))
         return results  # type: ignore[return-value]
 
-    def _compute(self, paths: list[Path], gate: float | None, progress: bool, desc: str):
-        dataset = ImageFolderDataset(paths, self.sizes())
+    def _compute(self, paths: list[Path], gate: float | None, progress: bool, desc: str,
+                 matches: list[MatchOutput] | None):
+        dataset = ImageFolderDataset(paths, self.sizes(), self.sizes(SELFCORR_INPUTS), matches)
         loader = DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.workers,
                             pin_memory=self.device.type == "cuda")
         cls_size = self.classifier.img_size if self.classifier else None
@@ -330,12 +377,12 @@ class Predictor:
             for batch in loader:
                 indices = batch["index"].tolist()
                 ok = np.array([not e for e in batch["error"]])
-                cls_probs = self.classify(batch[f"x{cls_size}"]) if cls_size else np.full(len(indices), np.nan)
+                cls_probs = self.classify(batch[input_key(cls_size)]) if cls_size else np.full(len(indices), np.nan)
                 need = ok & (np.isnan(cls_probs) | (cls_probs >= (gate if gate is not None else -1.0)))
                 maps = {}
                 if need.any():
                     selected = torch.from_numpy(np.flatnonzero(need))
-                    inputs = {m.img_size: batch[f"x{m.img_size}"][selected] for m in self._seg_members()}
+                    inputs = {m.input_key: batch[m.input_key][selected] for m in self._seg_members()}
                     maps = dict(zip(np.flatnonzero(need).tolist(), self.segment(inputs).astype(np.float16)))
                 for j, index in enumerate(indices):
                     error = batch["error"][j]
@@ -350,18 +397,26 @@ class Predictor:
         return self.segmenters + ([self.specialist] if self.specialist else [])
 
 
-def reference_probabilities(predictor: Predictor, path: Path) -> tuple[float, np.ndarray]:
+def reference_probabilities(predictor: Predictor, path: Path, match: MatchOutput | None = None
+                            ) -> tuple[float, np.ndarray]:
     """The straightforward loop the batched predictor must agree with: one image, every
     model, every flip, one forward pass each, at the predictor's precision (bf16 autocast on
-    CUDA). Used by the benchmark and the tests."""
+    CUDA); `match`: the image's scored matcher output when a member reads self-correlation maps.
+    Used by the benchmark and the tests."""
     image = load_image(Path(path))
-    inputs = {s: build_transforms("standard", s, train=False)(image=image)["image"][None].to(predictor.device)
+    inputs = {input_key(s): build_transforms("standard", s, train=False)(image=image)["image"][None]
               for s in predictor.sizes()}
+    if predictor.needs_maps:
+        maps = selfcorr_maps(match, image.shape[:2])
+        for s in predictor.sizes(SELFCORR_INPUTS):
+            out = build_transforms("standard", s, train=False, maps=True)(image=image, **{MAPS: maps})
+            inputs[input_key(s, SELFCORR_INPUTS)] = torch.cat([out["image"], normalize_maps(out[MAPS])])[None]
+    inputs = {key: x.to(predictor.device) for key, x in inputs.items()}
     with torch.inference_mode():
         def probs(member: Member) -> torch.Tensor:
             outs = []
             for dims in ((), (3,), (2,), (2, 3)) if predictor.tta else ((),):
-                x = inputs[member.img_size]
+                x = inputs[member.input_key]
                 with predictor.amp.autocast():
                     out = torch.sigmoid(member.model(x.flip(dims) if dims else x).float())
                 outs.append(out.flip(dims) if dims else out)
@@ -379,7 +434,7 @@ def reference_probabilities(predictor: Predictor, path: Path) -> tuple[float, np
             prob = torch.maximum(prob, predictor.specialist_factor * probs(predictor.specialist))
         cls = math.nan
         if predictor.classifier is not None:
-            x = inputs[predictor.classifier.img_size]
+            x = inputs[input_key(predictor.classifier.img_size)]
             with predictor.amp.autocast():
                 cls = float(torch.sigmoid(predictor.classifier.model(x).float()).reshape(-1)[0])
     return cls, prob[0, 0].cpu().numpy()
@@ -531,28 +586,32 @@ def predict_paths(args, models_dir: Path, paths: Sequence[Path], gate: float | N
     or when `matcher` says so), each with its cache. Returns the results and a one-line
     description of what ran."""
     progress = not args.no_progress
-    networks = args.fusion != "matcher"
     matcher = args.fusion != "network" if matcher is None else matcher
-    if networks:
-        predictor = predictor_from_args(args, models_dir)
-        results = predictor.run(paths, gate=gate, cache=cache_from_args(args, models_dir, predictor),
-                                progress=progress, desc=desc)
-        described = predictor.describe()
-    else:
-        results = None
-        described = "no networks"
-    if matcher:
+    predictor = predictor_from_args(args, models_dir) if args.fusion != "matcher" else None
+    needs_maps = predictor is not None and predictor.needs_maps
+    matches = None
+    if matcher or needs_maps:
         if args.match_workers < 1:
             raise ProjectError(f"--match-workers {args.match_workers}: must be at least 1")
         config, verifier, matcher_name = matcher_from_args(args, models_dir)
+        if needs_maps and config.decision != "verifier":
+            raise ProjectError("the ensemble has a self-correlation member, whose maps come from matcher v2: "
+                               "drop --matcher v1")
         cache = None if args.no_cache else MatchCache(models_dir / "cache", config)
         matches = run_matcher(paths, config, cache, args.match_workers, progress, desc=f"{desc}: match",
                               verifier=verifier)
-        if results is None:
-            results = [result_of_match(match) for match in matches]
-        else:
-            for result, match in zip(results, matches):
-                result.match = match
+    if predictor is not None:
+        if needs_maps:
+            predictor.maps_key = maps_key(config, verifier)
+        results = predictor.run(paths, gate=gate, cache=cache_from_args(args, models_dir, predictor),
+                                progress=progress, desc=desc, matches=matches)
+        described = predictor.describe()
+    else:
+        results = [result_of_match(match) for match in matches]
+        described = "no networks"
+    if matcher:
+        for result, match in zip(results, matches):
+            result.match = match
         described += f"; {matcher_name}"
     return results, described
 

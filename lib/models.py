@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .errors import ProjectError, first_line
+from .selfcorr import INPUTS, RGB_INPUTS, input_channels
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +113,15 @@ def check_model_config(config: dict) -> None:
     timm builds from its own code: a config read from a file never makes timm or smp look a name
     up on a model hub or on disk (hf-hub:..., local-dir:...)."""
     arch, encoder, channels = config.get("arch"), config.get("encoder"), config.get("in_channels", 3)
+    inputs = config.get("inputs", RGB_INPUTS)
     if arch not in MODELS:
         raise ValueError(f"unknown model arch {arch!r}; known: {', '.join(sorted(MODELS))}")
     if not isinstance(channels, int) or isinstance(channels, bool) or not 1 <= channels <= 16:
         raise ValueError(f"in_channels {channels!r} is not an int from 1 to 16")
+    if inputs not in INPUTS:
+        raise ValueError(f"unknown inputs {inputs!r}; known: {', '.join(INPUTS)}")
+    if inputs != RGB_INPUTS and channels != input_channels(inputs):
+        raise ValueError(f"inputs {inputs!r} need in_channels {input_channels(inputs)}, not {channels}")
     if encoder is None:
         return
     if not isinstance(encoder, str) or ":" in encoder or "/" in encoder:

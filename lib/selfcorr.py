@@ -24,11 +24,19 @@ model config (lib.variants).
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
 import cv2
 import numpy as np
 import torch
 
-from .matching import FIELD_MAPS
+from .errors import DataError
+from .fusion import MatchCache, MatchOutput, match_config_key, rescore, run_matcher
+from .matching import FIELD_MAPS, MatchConfig, Verifier, load_verifier, resolve_verifier
 
 SELFCORR_INPUTS = "rgb+selfcorr"             # model config "inputs" of a network that reads the maps
 RGB_INPUTS = "rgb"
@@ -81,3 +89,46 @@ def normalize_maps(maps) -> torch.Tensor:
     returns them), centred and scaled to [-1, 1] like the normalised RGB channels' range."""
     tensor = torch.as_tensor(np.asarray(maps, np.float32) if not torch.is_tensor(maps) else maps).float()
     return (tensor.permute(2, 0, 1) - 0.5) / 0.5
+
+
+def maps_key(config: MatchConfig, verifier: Verifier) -> str:
+    """What the maps depend on: the matcher (config and code) and the verifier (its trees and threshold)."""
+    digest = hashlib.sha1(json.dumps(verifier.to_json(), sort_keys=True).encode()).hexdigest()[:12]
+    return f"{match_config_key(config)}/{digest}"
+
+
+class SelfCorrSource:
+    """The maps of images the matcher has seen: its cached outputs (`cache`), scored by `verifier`.
+    Picklable (a folder and a verifier), so DataLoader workers read the cache themselves."""
+
+    def __init__(self, cache: MatchCache, config: MatchConfig, verifier: Verifier):
+        self.cache, self.verifier = cache, verifier
+        self.key = maps_key(config, verifier)
+
+    def output(self, path: Path) -> MatchOutput:
+        output = self.cache.get(path)
+        if output is None:
+            raise DataError(f"{path}: no matcher output in {self.cache.folder} to make its self-correlation "
+                            "maps from (prepare_selfcorr computes them)")
+        rescore([output], self.verifier)
+        return output
+
+    def __call__(self, path: Path, hw: tuple[int, int]) -> np.ndarray:
+        return selfcorr_maps(self.output(path), hw)
+
+
+def matcher_threads() -> int:
+    """Threads for computing maps: the matcher releases the GIL, so one per core."""
+    return max(1, os.cpu_count() or 1)
+
+
+def prepare_selfcorr(paths: Sequence[Path], models_dir: Path, progress: bool = True,
+                     workers: int | None = None) -> SelfCorrSource:
+    """The maps' source for `paths`: the v2 matcher run (cached under `models_dir/cache`, shared with
+    the pipeline's matcher) on every image it has not seen; candidates scored by the verifier the
+    pipeline uses (`models_dir`'s own, else the committed default)."""
+    config = MatchConfig()
+    cache = MatchCache(Path(models_dir) / "cache", config)
+    run_matcher(paths, config, cache, workers or matcher_threads(), progress, desc="self-correlation maps",
+                score=False)
+    return SelfCorrSource(cache, config, load_verifier(resolve_verifier(models_dir, None)))

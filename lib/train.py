@@ -43,6 +43,7 @@ from .checkpoints import (find_best, load_model, read_checkpoint, read_resume_st
 from .models import build_model
 from .paths import BEST_SUFFIX, LAST_SUFFIX, LEGACY_BEST_SUFFIX, Paths, best_checkpoint, last_checkpoint
 from .postprocess import instances_from_probability, resize_probability
+from .selfcorr import SELFCORR_INPUTS, SelfCorrSource, prepare_selfcorr
 from .split import load_or_make_split, split_rows
 from .variants import Variant
 
@@ -144,12 +145,28 @@ def variant_rows(variant: Variant, train_rows: pd.DataFrame, val_rows: pd.DataFr
     return train_rows, val_rows
 
 
-def training_dataset(variant: Variant, data_dir: Path, rows: pd.DataFrame) -> Dataset:
-    """The training dataset of a variant: its task's, or crops around small forgeries."""
-    transform = build_transforms(variant.augment, variant.img_size, train=True)
+def training_dataset(variant: Variant, data_dir: Path, rows: pd.DataFrame,
+                     maps: SelfCorrSource | None = None) -> Dataset:
+    """The training dataset of a variant: its task's, or crops around small forgeries; with the
+    self-correlation maps of `maps` for a variant that reads them."""
+    transform = build_transforms(variant.augment, variant.img_size, train=True, maps=maps is not None)
     if variant.small is not None:
+        if maps is not None:
+            raise ProjectError(f"{variant.name}: crops around small forgeries take no self-correlation maps")
         return CropAroundForgeryDataset(data_dir, rows, transform, variant.small)
+    if maps is not None:
+        return SegmentationDataset(data_dir, rows, transform, maps)
     return _TASKS[variant.task][0](data_dir, rows, transform)
+
+
+def selfcorr_source(variant: Variant, paths: Paths, rows: list[pd.DataFrame], progress: bool
+                    ) -> SelfCorrSource | None:
+    """The self-correlation maps of `rows`' images when `variant` reads them (the matcher run on the
+    images it has not seen yet, cached in the models dir), else None."""
+    if variant.inputs != SELFCORR_INPUTS:
+        return None
+    images = [paths.data_dir / p for frame in rows for p in frame["image_path"]]
+    return prepare_selfcorr(images, paths.models_dir, progress)
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -260,18 +277,21 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
     seed_everything(options.seed)
     dataset_cls, evaluate = _TASKS[variant.task]
 
-    if ctx.is_main:                                   # rank 0 writes the manifest cache and split first
+    if ctx.is_main:              # rank 0 writes the manifest cache, the split and the matcher's cache first
         train_rows, val_rows = training_rows(variant, options, paths)
+        maps = selfcorr_source(variant, paths, [train_rows, val_rows], options.progress)
     ctx.barrier()
     if not ctx.is_main:
         train_rows, val_rows = training_rows(variant, options, paths)
+        maps = selfcorr_source(variant, paths, [train_rows, val_rows], False)
     hard_negatives = _hard_negatives(paths, options.use_hard_negatives)
 
-    train_set = training_dataset(variant, paths.data_dir, train_rows)
+    train_set = training_dataset(variant, paths.data_dir, train_rows, maps)
     if on_data is not None and ctx.is_main:
         on_data(train_set)
-    val_set = dataset_cls(paths.data_dir, val_rows,
-                          build_transforms(variant.augment, variant.img_size, train=False))
+    val_transform = build_transforms(variant.augment, variant.img_size, train=False, maps=maps is not None)
+    val_set = (SegmentationDataset(paths.data_dir, val_rows, val_transform, maps) if maps is not None
+               else dataset_cls(paths.data_dir, val_rows, val_transform))
     weights = sample_weights(train_rows, variant.weights, hard_negatives)
     sampler = make_sampler(weights, seed=options.seed, rank=ctx.rank, world_size=ctx.world_size)
     loader_generator = torch.Generator().manual_seed(options.seed)

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from .datasets import SampleWeights
 from .losses import LossConfig
+from .selfcorr import RGB_INPUTS, SELFCORR_INPUTS, input_channels
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,11 @@ class Variant:
     small: SmallForgeries | None = None   # train on small forgeries only, cropped around them
 
     @property
+    def inputs(self) -> str:
+        """What the network reads: "rgb", or "rgb+selfcorr" (the image and its self-correlation maps)."""
+        return self.model.get("inputs", RGB_INPUTS)
+
+    @property
     def run_name(self) -> str:
         """Stem of the variant's files in the models dir: `<name>_<stage>` (or `<name>`)."""
         return f"{self.name}_{self.stage}" if self.stage else self.name
@@ -66,6 +72,7 @@ class Variant:
 
 
 SEGMENTER = {"arch": "attention_fpn", "encoder": "timm-efficientnet-b2", "in_channels": 3}
+SELFCORR_SEGMENTER = {**SEGMENTER, "in_channels": input_channels(SELFCORR_INPUTS), "inputs": SELFCORR_INPUTS}
 
 V3_VARIANTS = {v.name: v for v in (
     Variant("highres_no_ela", "baseline RGB model (seed 003): focal alpha 0.75 / gamma 3 to weight "
@@ -84,6 +91,11 @@ V3_VARIANTS = {v.name: v for v in (
     Variant("enhanced_aug", "robustness model: the 'strong' augmentation preset (JPEG, affine, "
             "stronger colour and noise), otherwise the seeds' recipe", "segmentation", SEGMENTER,
             augment="strong", ensemble_weight=0.8),
+    Variant("selfcorr", "self-correlation model: the image and what it says about itself (lib.selfcorr: "
+            "the matcher's best-match similarity, rigid agreement and candidate probability, 3 more input "
+            "channels moved with the image by the standard augmentation); the baseline's loss", "segmentation",
+            SELFCORR_SEGMENTER, loss_config=LossConfig(focal_alpha=0.75, focal_gamma=3.0, fp_penalty=2.0),
+            ensemble_weight=1.5),
 )}
 
 V4_FP_PENALTY = 4.0      # the seeds' v4 loss: FP penalty doubled
