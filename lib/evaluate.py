@@ -25,7 +25,7 @@ from .errors import ProjectError
 from .fileio import atomic_path, atomic_write_text
 from .imageio import load_mask
 from .infer import ImageResult, result_instances
-from .metric import (AREA_BUCKET_NAMES, ScoreReport, area_bucket_names, f1_from_counts, of1_from_matrix,
+from .metric import (AREA_BUCKET_NAMES, ScoreReport, area_bucket_names, f1_from_counts, of1_from_matrix, pixel_f1,
                      parse_shape, score_instances, summarize_scores, weighted_score)
 from .postprocess import FUSIONS, INSTANCE_MODES, PostConfig, adaptive_threshold, resize_probability
 from .rle import rle_decode_instances
@@ -85,16 +85,18 @@ def truths_from_solution(solution: Path, image_paths: Iterable[Path]) -> list[Tr
 def evaluate(results: Sequence[ImageResult], truths: Sequence[Truth], config: PostConfig,
              progress: bool = False) -> tuple[ScoreReport, pd.DataFrame]:
     """Score `results` under `config`: the report and a per-image table (case_id, forged,
-    predicted, score, area fraction, bucket, number of predicted instances)."""
+    predicted, score, area fraction, bucket, number of predicted instances, pixel F1 of the
+    predicted union against the true union: 0 for a missed forged image, NaN for an authentic one)."""
     records = []
     for result, truth in tqdm(list(zip(results, truths)), desc=f"score ({config.instance_mode})",
                               unit="img", disable=not progress):
         pred = result_instances(result, config)
         true = truth.instances()
         fraction = float(np.any(true, axis=0).mean()) if true else 0.0
+        f1 = (pixel_f1(np.any(pred, axis=0), np.any(true, axis=0)) if pred else 0.0) if true else float("nan")
         records.append({"case_id": truth.case_id, "forged": truth.forged, "predicted": bool(pred),
                         "score": score_instances(pred, true), "forged_fraction": fraction,
-                        "n_pred": len(pred), "n_true": len(true or [])})
+                        "n_pred": len(pred), "n_true": len(true or []), "pixel_f1": f1})
     frame = pd.DataFrame.from_records(records)
     frame["bucket"] = np.where(frame["forged"], area_bucket_names(frame["forged_fraction"].to_numpy()), "")
     report = summarize_scores(frame["score"].to_numpy(), frame["forged"].to_numpy(), frame["predicted"].to_numpy())

@@ -263,10 +263,20 @@ def rescore(outputs: Sequence[MatchOutput], verifier: Verifier) -> None:
 CHOICE_GLOB = "fusion_*.json"
 
 
+def _ranked(table) -> list[dict]:
+    """compare_fusions' rows, best first: highest score; ties go to the simpler rule, in FUSIONS order."""
+    return sorted(table.to_dict("records"), key=lambda r: (-r["score"], FUSIONS.index(r["fusion"])))
+
+
+def best_fusion(table) -> str:
+    """The rule a table of lib.evaluate.compare_fusions prefers."""
+    return str(_ranked(table)[0]["fusion"])
+
+
 def write_fusion_choice(table, path: Path, info: dict) -> str:
     """Write validate_test.py --compare-fusion's table (lib.evaluate.compare_fusions) and its best
-    rule (highest score; ties go to the simpler rule, in FUSIONS order) to `path`; returns the rule."""
-    ranked = sorted(table.to_dict("records"), key=lambda r: (-r["score"], FUSIONS.index(r["fusion"])))
+    rule (best_fusion) to `path`; returns the rule."""
+    ranked = _ranked(table)
     best = str(ranked[0]["fusion"])
     atomic_write_text(Path(path), json.dumps({"best": best, "table": ranked, **info}, indent=2, default=str))
     return best

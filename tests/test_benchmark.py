@@ -221,3 +221,37 @@ def test_evaluate_matcher_set_reads_values_as_json_and_refuses_unknown_keys():
         match_config(["grid=2"])
     with pytest.raises(Exception, match="--set: dense_method must be"):
         match_config(["dense_method=fast"])
+
+
+def test_the_networks_table_chooses_on_validation_and_a_useless_network_costs_nothing(bench, tmp_path):
+    """bin/evaluate_networks.py's table: answering authentic scores the authentic share; a random
+    network (useless: it marks whole figures) loses to the matcher on the validation split, so its
+    fused row is the matcher's row exactly; a self-correlation network gets its maps."""
+    import torch
+
+    from lib.checkpoints import save_checkpoint
+    from lib.comparison import AUTHENTIC_ROW, MATCHER_ROW, compare_on_benchmark
+    from lib.models import build_model
+    from lib.paths import Paths
+    from tests.helpers import save_tiny_segmenter
+    from tests.test_selfcorr import TINY_SELFCORR
+
+    out, _ = bench
+    paths = Paths(data_dir=out, models_dir=tmp_path / "models", logs_dir=tmp_path / "logs")
+    rgb = save_tiny_segmenter(tmp_path / "rgb.safetensors")
+    torch.manual_seed(0)
+    selfcorr = tmp_path / "selfcorr.safetensors"
+    save_checkpoint(selfcorr, build_model(TINY_SELFCORR), TINY_SELFCORR, img_size=64, epoch=1)
+    table = compare_on_benchmark(paths, [rgb, selfcorr], torch.device("cpu"), progress=False).set_index("system")
+    solution = read_solution(out / "solution.csv")
+    authentic_share = (solution["annotation"] == AUTHENTIC).mean()
+    assert table.loc[AUTHENTIC_ROW, "score"] == pytest.approx(authentic_share)
+    assert table.loc[AUTHENTIC_ROW, ["recall", "fp_rate", "pixel_f1"]].tolist() == [0, 0, 0]
+    assert list(table.index) == [AUTHENTIC_ROW, MATCHER_ROW, "rgb alone", "rgb + matcher", "selfcorr alone",
+                                 "selfcorr + matcher"]
+    assert {f"forged {group}" for group in TEXTURE_GROUPS} <= set(table.columns)
+    for name in ("rgb", "selfcorr"):
+        assert table.loc[f"{name} + matcher", "chosen on validation"].startswith("fusion matcher")
+        fused, matcher = table.loc[f"{name} + matcher"], table.loc[MATCHER_ROW]
+        assert fused[["score", "recall", "fp_rate", "pixel_f1"]].tolist() == matcher[
+            ["score", "recall", "fp_rate", "pixel_f1"]].tolist()

@@ -1,0 +1,142 @@
+"""Networks against the matcher on a benchmark (bin/make_benchmark.py): one table on its test split.
+
+Rows: answering `authentic` everywhere; the copy-move matcher v2 alone; each network alone; and
+each network fused with the matcher. Whatever a row chooses is chosen on the validation split (the
+held-out split of the benchmark's training images, lib.split): a network's post-processing
+thresholds by the sweep (lib.evaluate.sweep, fusion `network`), then the fusion rule by
+compare_fusions at those thresholds, ties going to the simpler rule (lib.fusion.best_fusion, as
+`--fusion auto` does). The test split is scored once with those choices and chooses nothing.
+
+Columns: the competition score, image recall, FP rate, pixel F1 over the forged figures (the
+predicted union against the true union; 0 for a missed figure) and the mean score of the forged
+figures by the texture group of their events (events.csv; a figure with events of two groups
+counts under both).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+import torch
+
+from .data import load_manifest
+from .demo.saving import TEXTURE_GROUPS
+from .evaluate import Truth, best_config, compare_fusions, evaluate, sweep, truths_from_manifest, truths_from_solution
+from .fusion import MatchCache, MatchOutput, best_fusion, run_matcher
+from .groups import read_meta
+from .infer import ImageResult, Predictor, ResultCache, folder_images, load_member, result_of_match
+from .matching import MatchConfig, load_verifier, resolve_verifier
+from .paths import Paths
+from .postprocess import FUSIONS, PostConfig
+from .selfcorr import maps_key
+from .split import load_or_make_split, split_rows
+
+log = logging.getLogger(__name__)
+
+MATCHER_ROW = "matcher v2 alone"
+AUTHENTIC_ROW = "all authentic"
+
+
+@dataclass
+class Split:
+    """The figures of one split, their truths and the matcher's scored outputs."""
+
+    name: str
+    truths: list[Truth]
+    matches: list[MatchOutput]
+
+    @property
+    def paths(self) -> list[Path]:
+        return [t.image_path for t in self.truths]
+
+
+def benchmark_splits(paths: Paths, match_workers: int = 2, progress: bool = True) -> tuple[Split, Split, str]:
+    """(validation, test, matcher key): the held-out split of the training images and the test
+    images with solution.csv, each with the matcher v2's outputs (cached in the models dir)."""
+    manifest = load_manifest(paths, progress=progress)
+    val_rows = split_rows(manifest, load_or_make_split(paths, manifest))[1]
+    val = truths_from_manifest(paths.data_dir, val_rows)
+    test = truths_from_solution(paths.data_dir / "solution.csv", folder_images(paths.data_dir / "test_images"))
+    config = MatchConfig()
+    verifier = load_verifier(resolve_verifier(paths.models_dir))
+    cache = MatchCache(paths.models_dir / "cache", config)
+    splits = [Split(name, truths, run_matcher([t.image_path for t in truths], config, cache, match_workers,
+                                              progress, desc=f"{name}: match", verifier=verifier))
+              for name, truths in (("validation", val), ("test", test))]
+    return splits[0], splits[1], maps_key(config, verifier)
+
+
+def figure_textures(meta_path: Path) -> dict[str, set[str]]:
+    """case_id -> the texture groups of its events (events.csv beside meta.csv)."""
+    _, events = read_meta(meta_path)
+    textures: dict[str, set[str]] = {}
+    for case_id, group in zip(events["case_id"], events["texture_group"]):
+        textures.setdefault(str(case_id), set()).add(str(group))
+    return textures
+
+
+def table_row(name: str, frame: pd.DataFrame, textures: dict[str, set[str]], chosen: str = "") -> dict:
+    """One row of the table from lib.evaluate.evaluate's per-figure frame."""
+    forged, authentic = frame[frame["forged"]], frame[~frame["forged"]]
+    row = {"system": name, "score": frame["score"].mean(),
+           "recall": forged["predicted"].mean() if len(forged) else math.nan,
+           "fp_rate": authentic["predicted"].mean() if len(authentic) else math.nan,
+           "pixel_f1": forged["pixel_f1"].mean() if len(forged) else math.nan}
+    for group in TEXTURE_GROUPS:
+        part = forged[[group in textures.get(c, ()) for c in forged["case_id"]]]
+        row[f"forged {group}"] = part["score"].mean() if len(part) else math.nan
+    row["chosen on validation"] = chosen
+    return row
+
+
+def network_results(member_path: Path, device: torch.device, splits: Sequence[Split], models_dir: Path,
+                    key_of_maps: str, progress: bool = True, tta: bool = True) -> list[list[ImageResult]]:
+    """One checkpoint's results on each split (cached in the models dir), the matcher's attached."""
+    predictor = Predictor([load_member(member_path, device)], device=device, tta=tta, maps_key=key_of_maps)
+    cache = ResultCache(models_dir / "cache", predictor.key())
+    out = []
+    for split in splits:
+        results = predictor.run(split.paths, cache=cache, progress=progress, desc=f"{member_path.stem}: {split.name}",
+                                matches=split.matches)
+        for result, match in zip(results, split.matches):
+            result.match = match
+        out.append(results)
+    return out
+
+
+def compare_on_benchmark(paths: Paths, checkpoints: Sequence[Path], device: torch.device, match_workers: int = 2,
+                         progress: bool = True, tta: bool = True) -> pd.DataFrame:
+    """The table (module docstring) for `checkpoints` on the benchmark in paths.data_dir."""
+    val, test, key_of_maps = benchmark_splits(paths, match_workers, progress)
+    textures = figure_textures(paths.data_dir / "meta.csv")
+    base = PostConfig()
+    rows = []
+    nothing = [ImageResult(t.image_path, (0, 0), 0.0, math.nan) for t in test.truths]
+    rows.append(table_row(AUTHENTIC_ROW, evaluate(nothing, test.truths, PostConfig(fusion="network"))[1], textures))
+    matched = [result_of_match(m) for m in test.matches]
+    rows.append(table_row(MATCHER_ROW, evaluate(matched, test.truths, PostConfig(fusion="matcher"))[1], textures,
+                          "the verifier's threshold"))
+    for checkpoint in checkpoints:
+        on_val, on_test = network_results(checkpoint, device, (val, test), paths.models_dir, key_of_maps, progress,
+                                          tta)
+        table = sweep(on_val, val.truths, adaptive=base.adaptive, fusion="network", progress=False)
+        config = best_config(table, base)
+        thresholds = f"seg {config.seg_threshold:g}, min area {config.min_area}"
+        rows.append(table_row(f"{checkpoint.stem} alone", evaluate(on_test, test.truths, config)[1], textures,
+                              thresholds))
+        rules = compare_fusions(on_val, val.truths, config, FUSIONS)
+        rule = best_fusion(rules)
+        log.info("%s on the validation split (%d figures) at %s:\n%s", checkpoint.name, len(val.truths), thresholds,
+                 rules.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        fused = PostConfig(**{**config.as_dict(), "fusion": rule})
+        rows.append(table_row(f"{checkpoint.stem} + matcher", evaluate(on_test, test.truths, fused)[1], textures,
+                              f"fusion {rule}, {thresholds}"))
+    return pd.DataFrame(rows)
+
+
+def format_table(table: pd.DataFrame) -> str:
+    return table.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")
