@@ -9,7 +9,7 @@
     python bin/full_pipeline.py --inference-only --seg-threshold 0.30
     python bin/full_pipeline.py --dry-run                 # the plan and the commands, nothing run
 
-Phases: 0 augmented data (with --augment), 1 initial training (four v3 segmentation
+Phases: 0 augmented data (with --augment), 1 initial training (five v3 segmentation
 variants, the classifier), 2 hard-negative mining, 3 retraining with the hard negatives (v4,
 classifier, small-forgery specialist), 4 inference. Each step is a bin/ script run as a
 subprocess with the flags shown in the log, so any step can be re-run by hand. The log goes

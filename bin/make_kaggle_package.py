@@ -40,7 +40,7 @@ def main() -> int:
                              "'none': the post-processing flags)")
     group = parser.add_argument_group("predictor")
     group.add_argument("--ensemble", action="append", default=None, metavar="PATH[:WEIGHT]",
-                       help="segmentation checkpoints (default: the four variants' best of --stage in --models-dir)")
+                       help="segmentation checkpoints (default: the variants' best of --stage in --models-dir)")
     group.add_argument("--stage", default="v4", choices=["v4", "v3"], help="default checkpoints' stage (default v4)")
     group.add_argument("--no-classifier", action="store_true", help="leave the pass-1 classifier out")
     group.add_argument("--no-specialist", action="store_true", help="leave the small-forgery specialist out")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""Train the four v3 segmentation models (AttentionFPN), or the ones named with --model.
+"""Train the five v3 segmentation models (AttentionFPN), or the ones named with --model.
 
-    python bin/script_1_train_v3.py                                  # all four
+    python bin/script_1_train_v3.py                                  # all five
     python bin/script_1_train_v3.py --model highres_no_ela --epochs 2 --img-size 128 --encoder-weights none
 
 Each variant's recipe is in lib/variants.py; checkpoints go to <models-dir>/<name>_v3_best.safetensors (and _last.pth, the resume state).
@@ -21,7 +21,7 @@ from lib.variants import V3_VARIANTS  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", choices=list(V3_VARIANTS), default=None,
-                        help="variant to train (repeatable; default: all four)")
+                        help="variant to train (repeatable; default: all five)")
     add_training_args(parser)
     add_path_args(parser)
     args = parser.parse_args()

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Fine-tune the v3 segmentation models with the mined hard negatives -> v4.
 
-    python bin/script_3_train_v4.py                                  # all four
+    python bin/script_3_train_v4.py                                  # all five
     python bin/script_3_train_v4.py --models highres_no_ela hard_negative
     python bin/script_3_train_v4.py --models highres_no_ela --epochs 1 --img-size 128 --data-dir demo
 
@@ -26,7 +26,7 @@ from lib.variants import V4_VARIANTS  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", choices=list(V4_VARIANTS), default=None,
-                        help="variants to fine-tune (default: all four)")
+                        help="variants to fine-tune (default: all five)")
     add_training_args(parser)
     add_path_args(parser)
     args = parser.parse_args()

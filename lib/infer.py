@@ -95,7 +95,7 @@ def load_member(path: Path, device: torch.device, weight: float = 1.0, task: str
 
 
 def default_ensemble(models_dir: Path, stage: str = "v4") -> list[tuple[Path, float]]:
-    """The four variants' best checkpoints at `stage` with their ensemble weights; a variant
+    """The v3 variants' best checkpoints at `stage` with their ensemble weights; a variant
     without a v4 checkpoint falls back to v3 (with a warning)."""
     found = []
     for variant in V3_VARIANTS.values():
@@ -510,7 +510,7 @@ def add_inference_args(parser, post: bool = True) -> None:
     """The predictor's flags (and the post-processing thresholds when `post`)."""
     group = parser.add_argument_group("predictor")
     group.add_argument("--ensemble", action="append", default=None, metavar="PATH[:WEIGHT]",
-                       help="segmentation checkpoint and its weight (repeatable; default: the four "
+                       help="segmentation checkpoint and its weight (repeatable; default: the "
                             f"variants' <name>_<stage>{BEST_SUFFIX} in --models-dir with their weights)")
     group.add_argument("--stage", default="v4", choices=["v4", "v3"],
                        help="which default checkpoints to use; v4 falls back to v3 per variant (default v4)")

@@ -2,7 +2,7 @@
 subprocess, and how failures are handled.
 
 Phases (README, "The full pipeline"): 0 augmented data (only with --augment), 1 initial training (the
-four v3 segmentation variants and the classifier), 2 hard-negative mining, 3 retraining with
+v3 segmentation variants and the classifier), 2 hard-negative mining, 3 retraining with
 the hard negatives (v4, classifier, small-forgery specialist), 4 inference -> submission.csv.
 Each step is exactly the command a user would type, so any phase can be re-run by hand. A
 failing step stops a full run (exit 1); with --phase, the other
@@ -177,11 +177,12 @@ def build_plan(phases: Sequence[int], common: list[str], train: list[str], thres
     steps = {
         0: [Step("forged augmentation", "generate_forged_augmented.py", list(common)),
             Step("authentic augmentation", "generate_authentic_augmented.py", list(common))],
-        1: [Step("initial segmentation training (four v3 variants)", "script_1_train_v3.py",
+        # the verifier first (cheap on the CPU: the matcher's candidates on the training split, labelled by
+        # the masks): the self-correlation variant's maps then come from it and from its cached candidates
+        1: [Step("copy-move matcher verifier", "train_match_verifier.py", list(common)),
+            Step("initial segmentation training (v3 variants)", "script_1_train_v3.py",
                  [*train_all, "--no-hard-negatives"]),
-            Step("initial classifier training", "script_2_train_classifier.py", [*train_all, "--no-hard-negatives"]),
-            # cheap on the CPU: the matcher's candidates on the same training split, labelled by the masks
-            Step("copy-move matcher verifier", "train_match_verifier.py", list(common))],
+            Step("initial classifier training", "script_2_train_classifier.py", [*train_all, "--no-hard-negatives"])],
         2: [Step("hard-negative mining", "find_hard_negatives.py",
                  [*common, "--stage", "v3", *post, *(["--authentic-dir", relative(authentic_dir)] if authentic_dir else [])])],
         3: [Step("v4 fine-tuning with hard negatives", "script_3_train_v4.py", train_all),

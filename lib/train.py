@@ -1,4 +1,4 @@
-"""The one training loop of the project: every variant (the four v3 segmenters, the classifier,
+"""The one training loop of the project: every variant (the v3 segmenters, the classifier,
 later v4 and the specialist) is a `Variant` config run by `train_variant`.
 
 AdamW + cosine annealing, mixed precision on CUDA, a progress bar per epoch, one log line

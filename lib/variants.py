@@ -2,8 +2,9 @@
 
 The seeds name four v3 segmentation models but train them with one recipe; here each
 variant changes something real (loss shape, FP penalty, sampling, augmentation), stated
-in its description. v4 is each v3 variant fine-tuned (v4_of); the specialist trains from
-scratch on small forgeries, cropped around them (SmallForgeries).
+in its description; a fifth, `selfcorr`, also reads the image's self-correlation maps
+(lib.selfcorr). v4 is each v3 variant fine-tuned (v4_of); the specialist trains from scratch on
+small forgeries, cropped around them (SmallForgeries).
 """
 from __future__ import annotations
 
