@@ -3,8 +3,8 @@
 Rows: answering `authentic` everywhere; the copy-move matcher v2 alone; each network alone; and
 each network fused with the matcher. Whatever a row chooses is chosen on the validation split (the
 held-out split of the benchmark's training images, lib.split): a network's post-processing
-thresholds by the sweep (lib.evaluate.sweep, fusion `network`), then the fusion rule by
-compare_fusions at those thresholds, ties going to the simpler rule (lib.fusion.best_fusion, as
+thresholds by the sweep (lib.evaluate.sweep, fusion `network`), then the fusion rule, each rule at
+its own best thresholds (choose_fusion), ties going to the simpler rule (lib.fusion.best_fusion, as
 `--fusion auto` does). The test split is scored once with those choices and chooses nothing.
 
 Columns: the competition score, image recall, FP rate, pixel F1 over the forged figures (the
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -25,12 +25,12 @@ import torch
 
 from .data import load_manifest
 from .demo.saving import TEXTURE_GROUPS
-from .evaluate import Truth, best_config, compare_fusions, evaluate, sweep, truths_from_manifest, truths_from_solution
+from .evaluate import Truth, best_config, evaluate, sweep, truths_from_manifest, truths_from_solution
 from .fusion import MatchCache, MatchOutput, best_fusion, run_matcher
 from .groups import read_meta
 from .infer import ImageResult, Predictor, ResultCache, folder_images, load_member, result_of_match
 from .matching import MatchConfig, load_verifier, resolve_verifier
-from .paths import Paths
+from .paths import BEST_SUFFIX, Paths
 from .postprocess import FUSIONS, PostConfig
 from .selfcorr import maps_key
 from .split import load_or_make_split, split_rows
@@ -93,6 +93,12 @@ def table_row(name: str, frame: pd.DataFrame, textures: dict[str, set[str]], cho
     return row
 
 
+def run_labels(checkpoints: Sequence[Path]) -> list[str]:
+    """A row name per checkpoint: its run name (`selfcorr_v3`), with its folder when two share one."""
+    names = [Path(c).name.removesuffix(BEST_SUFFIX) for c in checkpoints]
+    return [f"{Path(c).parent.name}/{n}" if names.count(n) > 1 else n for c, n in zip(checkpoints, names)]
+
+
 def network_results(member_path: Path, device: torch.device, splits: Sequence[Split], models_dir: Path,
                     key_of_maps: str, progress: bool = True, tta: bool = True) -> list[list[ImageResult]]:
     """One checkpoint's results on each split (cached in the models dir), the matcher's attached."""
@@ -120,22 +126,42 @@ def compare_on_benchmark(paths: Paths, checkpoints: Sequence[Path], device: torc
     matched = [result_of_match(m) for m in test.matches]
     rows.append(table_row(MATCHER_ROW, evaluate(matched, test.truths, PostConfig(fusion="matcher"))[1], textures,
                           "the verifier's threshold"))
-    for checkpoint in checkpoints:
+    for checkpoint, name in zip(checkpoints, run_labels(checkpoints)):
         on_val, on_test = network_results(checkpoint, device, (val, test), paths.models_dir, key_of_maps, progress,
                                           tta)
         table = sweep(on_val, val.truths, adaptive=base.adaptive, fusion="network", progress=False)
         config = best_config(table, base)
         thresholds = f"seg {config.seg_threshold:g}, min area {config.min_area}"
-        rows.append(table_row(f"{checkpoint.stem} alone", evaluate(on_test, test.truths, config)[1], textures,
+        rows.append(table_row(f"{name} alone", evaluate(on_test, test.truths, config)[1], textures,
                               thresholds))
-        rules = compare_fusions(on_val, val.truths, config, FUSIONS)
-        rule = best_fusion(rules)
-        log.info("%s on the validation split (%d figures) at %s:\n%s", checkpoint.name, len(val.truths), thresholds,
-                 rules.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        fused = PostConfig(**{**config.as_dict(), "fusion": rule})
-        rows.append(table_row(f"{checkpoint.stem} + matcher", evaluate(on_test, test.truths, fused)[1], textures,
-                              f"fusion {rule}, {thresholds}"))
+        fused, rules = choose_fusion(on_val, val.truths, config)
+        log.info("%s on the validation split (%d figures), each rule at its own thresholds:\n%s", name,
+                 len(val.truths), rules.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        rows.append(table_row(f"{name} + matcher", evaluate(on_test, test.truths, fused)[1], textures,
+                              fused.summary() if fused.fusion in ("first", "union")
+                              else f"fusion {fused.fusion}: {fused.summary()}"))
     return pd.DataFrame(rows)
+
+
+def choose_fusion(results: Sequence[ImageResult], truths: Sequence[Truth], network: PostConfig
+                  ) -> tuple[PostConfig, pd.DataFrame]:
+    """The fusion of a network with the matcher that scores best on (validation) `results`, and the
+    table it was chosen from. Each rule at its own best thresholds: `network` at `network`'s (the
+    sweep of the network alone), `matcher` at the verifier's threshold, `first` with the network's
+    thresholds and the matcher's swept together for the fused score, `union` at `network`'s (not
+    swept: lib.evaluate.sweep). Ties go to the simpler rule (lib.fusion.best_fusion): a network
+    that adds nothing leaves the matcher alone."""
+    configs = {"network": network, "matcher": replace(network, fusion="matcher", matcher_threshold=None),
+               "first": best_config(sweep(results, truths, adaptive=network.adaptive, fusion="first",
+                                          progress=False), network),
+               "union": replace(network, fusion="union")}
+    rows = []
+    for rule in FUSIONS:
+        report, _ = evaluate(results, truths, configs[rule])
+        rows.append({"fusion": rule, "score": report.score, "recall": report.recall, "fp_rate": report.fp_rate,
+                     "tp": report.tp, "fp": report.fp, "at": configs[rule].summary()})
+    table = pd.DataFrame(rows)
+    return configs[best_fusion(table)], table
 
 
 def format_table(table: pd.DataFrame) -> str:

@@ -230,7 +230,7 @@ def test_the_networks_table_chooses_on_validation_and_a_useless_network_costs_no
     import torch
 
     from lib.checkpoints import save_checkpoint
-    from lib.comparison import AUTHENTIC_ROW, MATCHER_ROW, compare_on_benchmark
+    from lib.comparison import AUTHENTIC_ROW, MATCHER_ROW, compare_on_benchmark, run_labels
     from lib.models import build_model
     from lib.paths import Paths
     from tests.helpers import save_tiny_segmenter
@@ -238,19 +238,21 @@ def test_the_networks_table_chooses_on_validation_and_a_useless_network_costs_no
 
     out, _ = bench
     paths = Paths(data_dir=out, models_dir=tmp_path / "models", logs_dir=tmp_path / "logs")
-    rgb = save_tiny_segmenter(tmp_path / "rgb.safetensors")
+    rgb = save_tiny_segmenter(tmp_path / "rgb_v3_best.safetensors")
     torch.manual_seed(0)
-    selfcorr = tmp_path / "selfcorr.safetensors"
+    selfcorr = tmp_path / "selfcorr_v3_best.safetensors"
     save_checkpoint(selfcorr, build_model(TINY_SELFCORR), TINY_SELFCORR, img_size=64, epoch=1)
     table = compare_on_benchmark(paths, [rgb, selfcorr], torch.device("cpu"), progress=False).set_index("system")
     solution = read_solution(out / "solution.csv")
     authentic_share = (solution["annotation"] == AUTHENTIC).mean()
     assert table.loc[AUTHENTIC_ROW, "score"] == pytest.approx(authentic_share)
     assert table.loc[AUTHENTIC_ROW, ["recall", "fp_rate", "pixel_f1"]].tolist() == [0, 0, 0]
-    assert list(table.index) == [AUTHENTIC_ROW, MATCHER_ROW, "rgb alone", "rgb + matcher", "selfcorr alone",
-                                 "selfcorr + matcher"]
+    assert list(table.index) == [AUTHENTIC_ROW, MATCHER_ROW, "rgb_v3 alone", "rgb_v3 + matcher", "selfcorr_v3 alone",
+                                 "selfcorr_v3 + matcher"]
+    assert run_labels([tmp_path / "a" / "x_v3_best.safetensors", tmp_path / "b" / "x_v3_best.safetensors",
+                       rgb]) == ["a/x_v3", "b/x_v3", "rgb_v3"]
     assert {f"forged {group}" for group in TEXTURE_GROUPS} <= set(table.columns)
-    for name in ("rgb", "selfcorr"):
+    for name in ("rgb_v3", "selfcorr_v3"):
         assert table.loc[f"{name} + matcher", "chosen on validation"].startswith("fusion matcher")
         fused, matcher = table.loc[f"{name} + matcher"], table.loc[MATCHER_ROW]
         assert fused[["score", "recall", "fp_rate", "pixel_f1"]].tolist() == matcher[
