@@ -39,6 +39,23 @@ log = logging.getLogger(__name__)
 
 MATCHER_ROW = "matcher v2 alone"
 AUTHENTIC_ROW = "all authentic"
+# The networks' thresholds searched here: wider than validate_test's sweep (lib.evaluate), whose grid
+# (seg 0.15-0.40, min area 25-300) suits the seeds' ensemble; a network that reads the matcher's maps
+# is confident where it is wrong, and its best thresholds lay on that grid's edge. No classifier here.
+SEG_GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+MIN_AREA_GRID = (25, 100, 300, 1000, 3000)
+
+
+def _sweep(results: Sequence[ImageResult], truths: Sequence[Truth], fusion: str, base: PostConfig) -> PostConfig:
+    """`base` with the thresholds of `fusion` that score best on `results`, the brightness-adaptive
+    threshold on or off (on, it caps a bright figure's threshold at 0.5: lib.postprocess)."""
+    best = None
+    for adaptive in (True, False):
+        table = sweep(results, truths, adaptive=adaptive, classifier_thresholds=(base.classifier_threshold,),
+                      seg_thresholds=SEG_GRID, min_areas=MIN_AREA_GRID, fusion=fusion, progress=False)
+        if best is None or table["score"].iloc[0] > best[0]:
+            best = (table["score"].iloc[0], best_config(table, replace(base, adaptive=adaptive)))
+    return best[1]
 
 
 @dataclass
@@ -129,9 +146,8 @@ def compare_on_benchmark(paths: Paths, checkpoints: Sequence[Path], device: torc
     for checkpoint, name in zip(checkpoints, run_labels(checkpoints)):
         on_val, on_test = network_results(checkpoint, device, (val, test), paths.models_dir, key_of_maps, progress,
                                           tta)
-        table = sweep(on_val, val.truths, adaptive=base.adaptive, fusion="network", progress=False)
-        config = best_config(table, base)
-        thresholds = f"seg {config.seg_threshold:g}, min area {config.min_area}"
+        config = _sweep(on_val, val.truths, "network", base)
+        thresholds = config.summary()
         rows.append(table_row(f"{name} alone", evaluate(on_test, test.truths, config)[1], textures,
                               thresholds))
         fused, rules = choose_fusion(on_val, val.truths, config)
@@ -152,8 +168,7 @@ def choose_fusion(results: Sequence[ImageResult], truths: Sequence[Truth], netwo
     swept: lib.evaluate.sweep). Ties go to the simpler rule (lib.fusion.best_fusion): a network
     that adds nothing leaves the matcher alone."""
     configs = {"network": network, "matcher": replace(network, fusion="matcher", matcher_threshold=None),
-               "first": best_config(sweep(results, truths, adaptive=network.adaptive, fusion="first",
-                                          progress=False), network),
+               "first": _sweep(results, truths, "first", network),
                "union": replace(network, fusion="union")}
     rows = []
     for rule in FUSIONS:
