@@ -4,8 +4,9 @@ Rows: answering `authentic` everywhere; the copy-move matcher v2 alone; each net
 each network fused with the matcher. Whatever a row chooses is chosen on the validation split (the
 held-out split of the benchmark's training images, lib.split): a network's post-processing
 thresholds by the sweep (lib.evaluate.sweep, fusion `network`), then the fusion rule, each rule at
-its own best thresholds (choose_fusion), ties going to the simpler rule (lib.fusion.best_fusion, as
-`--fusion auto` does). The test split is scored once with those choices and chooses nothing.
+its own best network thresholds and the matcher at its verifier's threshold throughout
+(choose_fusion), ties going to the simpler rule (lib.fusion.best_fusion, as `--fusion auto`
+does). The test split is scored once with those choices and chooses nothing.
 
 Columns: the competition score, image recall, FP rate, pixel F1 over the forged figures (the
 predicted union against the true union; 0 for a missed figure) and the mean score of the forged
@@ -47,14 +48,19 @@ MIN_AREA_GRID = (25, 100, 300, 1000, 3000)
 
 
 def _sweep(results: Sequence[ImageResult], truths: Sequence[Truth], fusion: str, base: PostConfig) -> PostConfig:
-    """`base` with the thresholds of `fusion` that score best on `results`, the brightness-adaptive
-    threshold on or off (on, it caps a bright figure's threshold at 0.5: lib.postprocess)."""
+    """`base` with the network thresholds that score best on `results` under `fusion` (network or
+    first), the brightness-adaptive threshold on or off (on, it caps a bright figure's threshold at
+    0.5: lib.postprocess). The matcher keeps its verifier's threshold (chosen out of fold when the
+    verifier was fitted): tuned here, `first` would beat `matcher` with a network that adds nothing."""
+    verifier_threshold = next((r.match.threshold for r in results if r.match is not None), 0.5)
     best = None
     for adaptive in (True, False):
         table = sweep(results, truths, adaptive=adaptive, classifier_thresholds=(base.classifier_threshold,),
-                      seg_thresholds=SEG_GRID, min_areas=MIN_AREA_GRID, fusion=fusion, progress=False)
+                      seg_thresholds=SEG_GRID, min_areas=MIN_AREA_GRID, fusion=fusion,
+                      matcher_thresholds=(verifier_threshold,), progress=False)
         if best is None or table["score"].iloc[0] > best[0]:
-            best = (table["score"].iloc[0], best_config(table, replace(base, adaptive=adaptive)))
+            best = (table["score"].iloc[0], replace(best_config(table, replace(base, adaptive=adaptive)),
+                                                    matcher_threshold=None))
     return best[1]
 
 
@@ -164,7 +170,7 @@ def choose_fusion(results: Sequence[ImageResult], truths: Sequence[Truth], netwo
     """The fusion of a network with the matcher that scores best on (validation) `results`, and the
     table it was chosen from. Each rule at its own best thresholds: `network` at `network`'s (the
     sweep of the network alone), `matcher` at the verifier's threshold, `first` with the network's
-    thresholds and the matcher's swept together for the fused score, `union` at `network`'s (not
+    thresholds swept for the fused score (the matcher at its threshold), `union` at `network`'s (not
     swept: lib.evaluate.sweep). Ties go to the simpler rule (lib.fusion.best_fusion): a network
     that adds nothing leaves the matcher alone."""
     configs = {"network": network, "matcher": replace(network, fusion="matcher", matcher_threshold=None),
