@@ -24,12 +24,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
-from lib.errors import ProjectError  # noqa: E402
 from lib.fileio import atomic_write_text  # noqa: E402
 from lib.groups import format_event_report  # noqa: E402
 from lib.matching.evaluation import (candidate_coverage, compare_matchers, comparison_table,  # noqa: E402
                                      match_config)
-from lib.paths import add_path_args, resolve_paths  # noqa: E402
+from lib.paths import add_path_args, require_benchmark, resolve_paths  # noqa: E402
 
 log = logging.getLogger("evaluate_matcher")
 
@@ -75,13 +74,6 @@ def main() -> int:
     print(f"table: {out_dir / 'comparison.txt'}; reliability diagram: {results['v2']['diagram']}")
     print(f"log: {log_file}")
     return 0
-
-
-def require_benchmark(paths, needed: tuple[str, ...]) -> None:
-    for name in needed:
-        if not (paths.data_dir / name).exists():
-            raise ProjectError(f"{paths.data_dir / name}: missing; --data-dir must be a benchmark made by "
-                               "bin/make_benchmark.py")
 
 
 def measure_candidates(paths, args) -> int:

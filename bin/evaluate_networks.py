@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.paths import add_path_args, resolve_paths  # noqa: E402
+from lib.paths import add_path_args, require_benchmark, resolve_paths  # noqa: E402
 
 log = logging.getLogger("evaluate_networks")
 
@@ -34,10 +34,7 @@ def main() -> int:
     add_path_args(parser)
     args = parser.parse_args()
     paths = resolve_paths(args)
-    for name in ("meta.csv", "solution.csv", "test_images", "train_images"):
-        if not (paths.data_dir / name).exists():
-            raise ProjectError(f"{paths.data_dir / name}: missing; --data-dir must be a benchmark made by "
-                               "bin/make_benchmark.py")
+    require_benchmark(paths, ("meta.csv", "solution.csv", "test_images", "train_images"))
     log_file = setup_logging("evaluate_networks", paths.logs_dir)
 
     from lib.comparison import compare_on_benchmark, format_table

@@ -26,7 +26,7 @@ import torch
 
 from .data import load_manifest
 from .demo.saving import TEXTURE_GROUPS
-from .evaluate import Truth, best_config, evaluate, sweep, truths_from_manifest, truths_from_solution
+from .evaluate import Truth, best_config, compare_fusions, evaluate, sweep, truths_from_manifest, truths_from_solution
 from .fusion import MatchCache, MatchOutput, best_fusion, run_matcher
 from .groups import read_meta
 from .infer import ImageResult, Predictor, ResultCache, folder_images, load_member, result_of_match
@@ -176,12 +176,8 @@ def choose_fusion(results: Sequence[ImageResult], truths: Sequence[Truth], netwo
     configs = {"network": network, "matcher": replace(network, fusion="matcher", matcher_threshold=None),
                "first": _sweep(results, truths, "first", network),
                "union": replace(network, fusion="union")}
-    rows = []
-    for rule in FUSIONS:
-        report, _ = evaluate(results, truths, configs[rule])
-        rows.append({"fusion": rule, "score": report.score, "recall": report.recall, "fp_rate": report.fp_rate,
-                     "tp": report.tp, "fp": report.fp, "at": configs[rule].summary()})
-    table = pd.DataFrame(rows)
+    table = compare_fusions(results, truths, network, FUSIONS, configs=configs)
+    table["at"] = [configs[rule].summary() for rule in table["fusion"]]
     return configs[best_fusion(table)], table
 
 

@@ -24,7 +24,7 @@ from .draw import grid, outline_instances
 from .errors import DataError, first_line
 from .fileio import atomic_path
 from .imageio import load_image, load_mask
-from .selfcorr import normalize_maps
+from .selfcorr import network_input
 
 HARD_NEGATIVES_FILE = "hard_negative_ids.txt"   # in the data dir
 HARD_NEGATIVES_COMMAND = "python bin/find_hard_negatives.py"
@@ -88,7 +88,7 @@ class SegmentationDataset(_ManifestDataset):
         else:
             maps = self.maps(self.data_dir / self.image_paths[index], image.shape[:2])
             out = self.transform(image=image, mask=mask, **{MAPS: maps})
-            x = torch.cat([out["image"].float(), normalize_maps(out[MAPS])])
+            x = network_input(out)
         return x, torch.as_tensor(out["mask"]).float().unsqueeze(0)
 
 

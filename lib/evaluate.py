@@ -13,7 +13,7 @@ import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -129,11 +129,14 @@ def compare_instance_modes(results: Sequence[ImageResult], truths: Sequence[Trut
 
 
 def compare_fusions(results: Sequence[ImageResult], truths: Sequence[Truth], config: PostConfig,
-                    fusions: Sequence[str] = FUSIONS, progress: bool = False) -> pd.DataFrame:
-    """The competition score and image-level numbers of each fusion rule at `config`'s thresholds."""
+                    fusions: Sequence[str] = FUSIONS, progress: bool = False,
+                    configs: Mapping[str, PostConfig] | None = None) -> pd.DataFrame:
+    """The competition score and image-level numbers of each fusion rule at `config`'s thresholds,
+    or at its own config in `configs` (a rule's own best thresholds) where it has one."""
     rows = []
     for fusion in fusions:
-        report, frame = evaluate(results, truths, PostConfig(**{**config.as_dict(), "fusion": fusion}), progress)
+        rule = (configs or {}).get(fusion) or PostConfig(**{**config.as_dict(), "fusion": fusion})
+        report, frame = evaluate(results, truths, rule, progress)
         rows.append({"fusion": fusion, "score": report.score, "recall": report.recall, "fp_rate": report.fp_rate,
                      "precision": report.precision, "tp": report.tp, "fp": report.fp, "fn": report.fn,
                      "tn": report.tn, "mask F1 (TP rows)": report.mask_f1})

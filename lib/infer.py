@@ -42,8 +42,7 @@ from .integrity import package_of, sha256, verify_package
 from .metric import AUTHENTIC
 from .paths import BEST_SUFFIX, best_checkpoint
 from .postprocess import AUTO, FUSIONS, INSTANCE_MODES, PostConfig, image_brightness, postprocess
-from .selfcorr import (RGB_INPUTS, SELFCORR_INPUTS, input_channels, maps_key, normalize_maps,
-                       selfcorr_maps)
+from .selfcorr import RGB_INPUTS, SELFCORR_INPUTS, input_channels, maps_key, network_input, selfcorr_maps
 from .submission import annotation_from_instances, write_submission
 from .variants import CLASSIFIER, SPECIALIST_RUN, V3_VARIANTS
 
@@ -172,8 +171,7 @@ class ImageFolderDataset(Dataset):
         if self.selfcorr_sizes:
             maps = selfcorr_maps(self.matches[index], image.shape[:2])
             for size, transform in self.map_transforms.items():
-                out = transform(image=image, **{MAPS: maps})
-                item[input_key(size, SELFCORR_INPUTS)] = torch.cat([out["image"], normalize_maps(out[MAPS])])
+                item[input_key(size, SELFCORR_INPUTS)] = network_input(transform(image=image, **{MAPS: maps}))
         return item
 
 
@@ -410,7 +408,7 @@ def reference_probabilities(predictor: Predictor, path: Path, match: MatchOutput
         maps = selfcorr_maps(match, image.shape[:2])
         for s in predictor.sizes(SELFCORR_INPUTS):
             out = build_transforms("standard", s, train=False, maps=True)(image=image, **{MAPS: maps})
-            inputs[input_key(s, SELFCORR_INPUTS)] = torch.cat([out["image"], normalize_maps(out[MAPS])])[None]
+            inputs[input_key(s, SELFCORR_INPUTS)] = network_input(out)[None]
     inputs = {key: x.to(predictor.device) for key, x in inputs.items()}
     with torch.inference_mode():
         def probs(member: Member) -> torch.Tensor:

@@ -10,6 +10,9 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
+
+from .errors import ProjectError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,6 +98,15 @@ def resolve_paths(args: argparse.Namespace | None = None) -> Paths:
         models_dir=_pick(getattr(args, "models_dir", None), ENV_MODELS_DIR, ROOT / "models"),
         logs_dir=_pick(getattr(args, "logs_dir", None), ENV_LOGS_DIR, ROOT / "logs"),
     )
+
+
+def require_benchmark(paths: Paths, needed: Sequence[str]) -> None:
+    """ProjectError naming the first of `needed` (files or folders) that paths.data_dir lacks: the
+    scripts that read a benchmark's layout (bin/make_benchmark.py) check it before any work."""
+    for name in needed:
+        if not (paths.data_dir / name).exists():
+            raise ProjectError(f"{paths.data_dir / name}: missing; --data-dir must be a benchmark made by "
+                               "bin/make_benchmark.py")
 
 
 def git_commit() -> str | None:

@@ -19,8 +19,8 @@ The first two are computed with the matcher's candidates and kept in the matcher
 cached candidates and the verifier when read, so a new verifier needs no re-matching. Training
 (lib.datasets) and inference (lib.infer) read the maps through `selfcorr_maps`, at the image's
 size, and pass them through the same geometric augmentation as the image (lib.augment: an
-additional target), then `normalize_maps`. A variant asks for them with `SELFCORR_INPUTS` in its
-model config (lib.variants).
+additional target), then `network_input` (image and normalised maps, one tensor). A variant asks
+for them with `SELFCORR_INPUTS` in its model config (lib.variants).
 """
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 import torch
 
+from .augment import MAPS
 from .errors import DataError
 from .fusion import MatchCache, MatchOutput, match_config_key, rescore, run_matcher
 from .matching import FIELD_MAPS, MatchConfig, Verifier, load_verifier, resolve_verifier
@@ -82,6 +83,12 @@ def selfcorr_maps(match, hw: tuple[int, int]) -> np.ndarray:
     if len(match.scores):
         maps[..., -1] = candidate_map(match.packed, match.scores, tuple(match.hw), (h, w))
     return maps
+
+
+def network_input(out: dict) -> torch.Tensor:
+    """A self-correlation network's input from the output of a transform built with maps=True
+    (lib.augment): the normalised image, then its maps normalised (normalize_maps), (3 + 3, S, S)."""
+    return torch.cat([out["image"].float(), normalize_maps(out[MAPS])])
 
 
 def normalize_maps(maps) -> torch.Tensor:
