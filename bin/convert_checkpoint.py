@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Convert best checkpoints of earlier versions (torch pickles, `<run>_best.pth`) to safetensors.
 
-    python bin/convert_checkpoint.py models/highres_no_ela_v3_best.pth     # -> models/highres_no_ela_v3_best.safetensors
+    python bin/convert_checkpoint.py models/highres_no_ela_v3_best.pth   # -> models/highres_no_ela_v3_best.safetensors
     python bin/convert_checkpoint.py models/*_best.pth
 
 Model checkpoints are safetensors now: loading one cannot run code. An old `.pth` is read here

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Predict with a Kaggle package (made by bin/make_kaggle_package.py), offline.
 
-    python bin/kaggle_predict.py                 # in Kaggle: the competition's test images -> /kaggle/working/submission.csv
+    python bin/kaggle_predict.py      # in Kaggle: the competition's test images -> /kaggle/working/submission.csv
     python PKG/bin/kaggle_predict.py --input-dir demo/test_images --output submission.csv   # anywhere
 
 This file is copied into the package as bin/kaggle_predict.py, next to the package's lib/,
@@ -121,7 +121,8 @@ def main() -> int:
     def predict() -> int:
         args = parser.parse_args()
         # packaged checkpoints are recorded relative to the package
-        args.ensemble = [str(package / spec) if spec.startswith("models/") else spec for spec in args.ensemble or []] or None
+        args.ensemble = [str(package / spec) if spec.startswith("models/") else spec
+                         for spec in args.ensemble or []] or None
         log_file = setup_logging("kaggle_predict", args.logs_dir)
         score = meta["validation"].get("score")
         print(f"package {package.name}: made {meta['created']}, validation score "

@@ -78,7 +78,8 @@ def main() -> int:
                              dataset_slug=args.dataset_slug, overwrite=args.overwrite)
     meta = build_package(args.output, paths.models_dir, config, validation, options)
     for record in meta["checkpoints"]:
-        print(f"  {record['role']:<10} {record['file']}" + (f" (weight {record['weight']:g})" if record["weight"] else ""))
+        weight = f" (weight {record['weight']:g})" if record["weight"] else ""
+        print(f"  {record['role']:<10} {record['file']}{weight}")
     models = [r for r in meta["checkpoints"] if r["role"] != "verifier"]
     print(f"{args.output}: {len(models)} checkpoints and the matcher's verifier, {len(meta['wheels'])} wheels\n"
           f"{describe(args.output)}")

@@ -4,7 +4,8 @@
     python bin/script_1_train_v3.py                                  # all five
     python bin/script_1_train_v3.py --model highres_no_ela --epochs 2 --img-size 128 --encoder-weights none
 
-Each variant's recipe is in lib/variants.py; checkpoints go to <models-dir>/<name>_v3_best.safetensors (and _last.pth, the resume state).
+Each variant's recipe is in lib/variants.py; checkpoints go to <models-dir>/<name>_v3_best.safetensors
+(and _last.pth, the resume state).
 """
 import argparse
 import sys

@@ -4,7 +4,8 @@
     python bin/script_2_train_classifier.py
     python bin/script_2_train_classifier.py --epochs 2 --img-size 128 --encoder-weights none
 
-Recipe in lib/variants.py (CLASSIFIER); checkpoints go to <models-dir>/binary_classifier_best.safetensors (and _last.pth to resume).
+Recipe in lib/variants.py (CLASSIFIER); checkpoints go to <models-dir>/binary_classifier_best.safetensors
+(and _last.pth to resume).
 """
 import argparse
 import sys

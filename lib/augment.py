@@ -10,7 +10,7 @@ that the mask does not mark, i.e. a fake copy-move forgery labelled authentic.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import albumentations as A
 import cv2

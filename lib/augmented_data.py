@@ -17,10 +17,10 @@ from __future__ import annotations
 import logging
 import time
 import zlib
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import albumentations as A
 import numpy as np
@@ -130,7 +130,8 @@ def _run(kind: str, jobs: list[Copy], originals: int, held_out: int, out_images:
     report = AugmentReport(kind, originals, held_out)
     started = time.perf_counter()
     # samples: the first copy of evenly spaced originals (deterministic, whatever the worker count)
-    wanted = {jobs[i].name for i in np.linspace(0, len(jobs) - 1, min(samples, len(jobs))).astype(int)} if jobs else set()
+    spaced = np.linspace(0, len(jobs) - 1, min(samples, len(jobs))).astype(int) if jobs else []
+    wanted = {jobs[i].name for i in spaced}
     with ThreadPoolExecutor(max(1, workers)) as pool:
         results = pool.map(lambda j: _make_copy(j, out_images, out_masks, overwrite, j.name in wanted), jobs)
         for result in tqdm(results, total=len(jobs), desc=kind, unit="copy", disable=not progress):

@@ -11,8 +11,8 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .errors import ProjectError, first_line
 

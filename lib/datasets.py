@@ -7,9 +7,10 @@ raises DataError naming it; nothing is replaced by a zero tensor.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AbstractSet, Callable, Iterable
 
 import cv2
 import numpy as np

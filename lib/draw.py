@@ -2,7 +2,7 @@
 (the matcher's debug images, the augmenters' and the specialist's sample sheets)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

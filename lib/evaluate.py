@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -243,7 +243,8 @@ def sweep(results: Sequence[ImageResult], truths: Sequence[Truth], adaptive: boo
         rows.append({"fusion": fusion, "matcher_threshold": matcher_threshold, "classifier_threshold": cls,
                      "seg_threshold": seg, "min_area": min_area,
                      "score": float(weighted_score(scores, forged, forged_share)),
-                     "score_unweighted": report.score, "tp": report.tp, "fp": report.fp, "fn": report.fn, "tn": report.tn,
+                     "score_unweighted": report.score,
+                     "tp": report.tp, "fp": report.fp, "fn": report.fn, "tn": report.tn,
                      "net": report.net, "recall": report.recall, "fp_rate": report.fp_rate,
                      "precision": report.precision, "mask_f1": report.mask_f1})
     table = pd.DataFrame(rows)

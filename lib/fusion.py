@@ -20,11 +20,11 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -64,7 +64,7 @@ class MatchOutput:
     @classmethod
     def of(cls, path: Path, hw: tuple[int, int], masks: Sequence[np.ndarray], scores: Sequence[float],
            features: np.ndarray | None = None, seconds: float = 0.0, dense_maps: np.ndarray | None = None
-           ) -> "MatchOutput":
+           ) -> MatchOutput:
         packed = (np.packbits(np.stack([m.ravel() for m in masks]).astype(bool), axis=1) if len(masks)
                   else np.zeros((0, 0), np.uint8))
         if features is None:

@@ -8,8 +8,8 @@ build-time choice (`imagenet`, `none` or a local file), never part of the config
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import safetensors.torch
 import segmentation_models_pytorch as smp
@@ -190,5 +190,5 @@ def load_encoder_weights(model: nn.Module, path: Path) -> None:
 def unwrap(model: nn.Module) -> nn.Module:
     """The bare module inside DataParallel / DistributedDataParallel / torch.compile wrappers."""
     while hasattr(model, "module") or hasattr(model, "_orig_mod"):
-        model = getattr(model, "module", None) or getattr(model, "_orig_mod")
+        model = getattr(model, "module", None) or model._orig_mod
     return model

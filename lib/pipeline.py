@@ -15,9 +15,9 @@ import logging
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from .imageio import list_images
 from .paths import BEST_SUFFIX, LEGACY_BEST_SUFFIX, best_checkpoint
@@ -184,7 +184,8 @@ def build_plan(phases: Sequence[int], common: list[str], train: list[str], thres
                  [*train_all, "--no-hard-negatives"]),
             Step("initial classifier training", "script_2_train_classifier.py", [*train_all, "--no-hard-negatives"])],
         2: [Step("hard-negative mining", "find_hard_negatives.py",
-                 [*common, "--stage", "v3", *post, *(["--authentic-dir", relative(authentic_dir)] if authentic_dir else [])])],
+                 [*common, "--stage", "v3", *post,
+                  *(["--authentic-dir", relative(authentic_dir)] if authentic_dir else [])])],
         3: [Step("v4 fine-tuning with hard negatives", "script_3_train_v4.py", train_all),
             # the seeds' phase 3 replaces phase 1's classifier (kept in <models>/previous/)
             Step("classifier retraining with hard negatives", "script_2_train_classifier.py",

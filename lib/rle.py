@@ -8,7 +8,7 @@ competition's own encoder (`json.dumps` of the run list).
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import warnings
 
 import csv
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd

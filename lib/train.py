@@ -13,9 +13,9 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -448,7 +448,7 @@ def _keep_earlier_run(models_dir: Path, run_name: str, overwrite: bool) -> None:
     """A new run never replaces another run's files silently: without `overwrite` an earlier run
     of the same name is a ProjectError saying what is there and what to do; with it, the earlier
     files move to <models>/previous/<run>_<time>/ (nothing is deleted)."""
-    earlier = [models_dir / f"{run_name}{suffix}" for suffix in RUN_FILES if (models_dir / f"{run_name}{suffix}").is_file()]
+    earlier = [path for path in (models_dir / f"{run_name}{suffix}" for suffix in RUN_FILES) if path.is_file()]
     if not earlier:
         return
     if not overwrite:
@@ -457,11 +457,13 @@ def _keep_earlier_run(models_dir: Path, run_name: str, overwrite: bool) -> None:
         if best.is_file():
             try:
                 checkpoint = read_checkpoint(best)
-                described = f" (best val score {float(checkpoint.get('best_score', math.nan)):.4f} at epoch {checkpoint.get('epoch')})"
+                described = (f" (best val score {float(checkpoint.get('best_score', math.nan)):.4f} "
+                             f"at epoch {checkpoint.get('epoch')})")
             except ProjectError:
                 described = " (unreadable)"
         raise ProjectError(f"{earlier[0]}: an earlier {run_name} run is there{described}; --resume continues it, "
-                           f"--overwrite moves it to {models_dir / PREVIOUS_DIR}/ and starts anew, or use another --models-dir")
+                           f"--overwrite moves it to {models_dir / PREVIOUS_DIR}/ and starts anew, "
+                           "or use another --models-dir")
     archive = models_dir / PREVIOUS_DIR / f"{run_name}_{time.strftime('%Y%m%d_%H%M%S')}"
     archive.mkdir(parents=True, exist_ok=True)
     for path in earlier:
@@ -566,7 +568,8 @@ def add_training_args(parser) -> None:
                        help="use at most N training and N validation images (smoke runs)")
     group.add_argument("--resume", action="store_true", help=f"continue from <run>{LAST_SUFFIX}")
     group.add_argument("--overwrite", action="store_true",
-                       help="start anew over an earlier run of the same name (its files move to <models-dir>/previous/)")
+                       help="start anew over an earlier run of the same name (its files move to "
+                            "<models-dir>/previous/)")
     group.add_argument("--no-hard-negatives", action="store_true",
                        help=f"ignore <data-dir>/{HARD_NEGATIVES_FILE}")
     group.add_argument("--no-augmented", action="store_true",
@@ -581,8 +584,9 @@ def add_training_args(parser) -> None:
     gpu.add_argument("--persistent-workers", action="store_true",
                      help="keep DataLoader workers between epochs (a resumed run then draws other augmentations)")
     group.add_argument("--tensorboard", action="store_true",
-                       help="also write TensorBoard event files to <logs-dir>/tensorboard/<run>/ (needs the tensorboard "
-                            "package; <run>_history.csv and <run>_curves.png are written beside the checkpoints anyway)")
+                       help="also write TensorBoard event files to <logs-dir>/tensorboard/<run>/ (needs the "
+                            "tensorboard package; <run>_history.csv and <run>_curves.png are written beside the "
+                            "checkpoints anyway)")
 
 
 def options_from_args(args) -> TrainOptions:

@@ -67,7 +67,7 @@ class Variant:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def with_overrides(self, **changes) -> "Variant":
+    def with_overrides(self, **changes) -> Variant:
         """A copy with some fields changed (flags such as --epochs); None values are ignored."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 

@@ -82,7 +82,8 @@ def test_validation_transform_is_a_deterministic_resize():
 
 
 def test_unknown_preset_lists_the_known_ones():
-    with pytest.raises(ValueError, match="unknown augmentation preset 'heavy'; known: standard, strong, light, no_crop"):
+    known = "standard, strong, light, no_crop"
+    with pytest.raises(ValueError, match=f"unknown augmentation preset 'heavy'; known: {known}"):
         build_transforms("heavy", SIZE, train=True)
     with pytest.raises(ValueError, match="img_size"):
         build_transforms("standard", 0, train=True)

@@ -148,7 +148,8 @@ def test_the_gallery_shows_the_worst_failures_with_the_matchers_pictures(bench, 
     prediction[forged[0]] = AUTHENTIC                                   # a false negative
     hw = json.loads(solution.set_index("case_id").loc[authentic[0], "shape"])
     prediction[authentic[0]] = rle_encode_instances([np.ones(hw, bool)])   # a false positive
-    _, rows = score_frame(solution, pd.DataFrame({"case_id": list(prediction), "annotation": list(prediction.values())}))
+    submission = pd.DataFrame({"case_id": list(prediction), "annotation": list(prediction.values())})
+    _, rows = score_frame(solution, submission)
     index = write_gallery(rows, out / "test_images", tmp_path / "gallery", out / "meta.csv")
     page = index.read_text()
     assert "False negatives: forged figures missed or badly segmented (1)" in page
@@ -166,7 +167,8 @@ def test_validate_test_reports_groups_and_writes_the_gallery(bench, tmp_path, mo
 
     from tests.helpers import ROOT
     out, _ = bench
-    monkeypatch.setattr(sys, "argv", ["validate_test.py", "--fusion", "matcher", "--input-dir", str(out / "test_images"),
+    monkeypatch.setattr(sys, "argv", ["validate_test.py", "--fusion", "matcher",
+                                      "--input-dir", str(out / "test_images"),
                                       "--solution", str(out / "solution.csv"), "--meta", str(out / "meta.csv"),
                                       "--gallery", str(tmp_path / "gallery"), "--no-progress",
                                       "--models-dir", str(tmp_path / "models"), "--logs-dir", str(tmp_path / "logs")])

@@ -264,7 +264,7 @@ def unpickling_calls(source: str, name: str = "<source>") -> list[str]:
             continue
         func, keywords = ast.unparse(node.func), {k.arg: k.value for k in node.keywords}
 
-        def literal(key):
+        def literal(key, keywords=keywords):
             value = keywords.get(key)
             return value.value if isinstance(value, ast.Constant) else ("absent" if value is None else "expr")
         if (func.endswith("torch.load") and literal("weights_only") is not True

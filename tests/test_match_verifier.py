@@ -183,7 +183,8 @@ def test_train_match_verifier_fits_caches_and_is_then_used(tmp_path, caplog):
         assert first.returncode == 0, first.stderr[-3000:]
     verifier = Verifier.load(models / VERIFIER_NAME)
     assert verifier.training["figures_used"] == "train+val" and verifier.training["positives"] > 0
-    assert verifier.training["synthetic_negatives"] == 4 and len(list((models / "cache").glob("negatives-*/*.png"))) == 4
+    assert verifier.training["synthetic_negatives"] == 4
+    assert len(list((models / "cache").glob("negatives-*/*.png"))) == 4
     assert "--include-val" in verifier.training["command"]
     with caplog.at_level(logging.INFO):                                              # a re-fit, in process
         again, _ = train_from_layout(Paths(data, models, logs), include_val=True, folds=3, negatives=4,

@@ -3,7 +3,6 @@ supplemental images only train, the file is made once and then wins."""
 import logging
 import warnings
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -91,7 +91,8 @@ def test_segmentation_smoke_run_writes_reloadable_checkpoints(demo, caplog):
     with torch.no_grad():
         assert torch.equal(reloaded.eval()(x), result.model.eval()(x))
     history = pd.read_csv(paths.models_dir / "highres_no_ela_v3_history.csv")
-    assert list(history["epoch"]) == [1, 2] and list(history.columns[:4]) == ["epoch", "train_loss", "val_loss", "score"]
+    assert list(history["epoch"]) == [1, 2]
+    assert list(history.columns[:4]) == ["epoch", "train_loss", "val_loss", "score"]
     assert history["score"].tolist() == pytest.approx([h["score"] for h in result.history])
     assert (history["seconds"] > 0).all() and {"recall", "fp_rate", "lr", "image_auc"} <= set(history.columns)
     assert 0 < history["baseline"].iloc[0] < 1 and len(set(history["baseline"])) == 1   # the authentic fraction

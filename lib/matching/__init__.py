@@ -25,7 +25,8 @@ from .match import find_candidates, match_image, score_events
 from .verifier import (DEFAULT_VERIFIER, VERIFIER_NAME, Verifier, VerifierError, default_verifier, load_verifier,
                        resolve_verifier)
 
-__all__ = ["DECISIONS", "DEFAULT_VERIFIER", "Event", "FEATURES", "FIELD_MAPS", "FIELD_MAP_SIDE", "field_maps", "MatchConfig", "MatchResult", "STAGES",
+__all__ = ["DECISIONS", "DEFAULT_VERIFIER", "Event", "FEATURES", "FIELD_MAPS", "FIELD_MAP_SIDE", "field_maps",
+           "MatchConfig", "MatchResult", "STAGES",
            "VERIFIER_NAME", "Verifier", "VerifierError", "debug_image", "default_verifier", "describe_event",
            "find_candidates", "load_verifier", "match_image", "score_events", "merge_events", "resolve_verifier",
            "schema_hash", "to_gray",

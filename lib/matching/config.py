@@ -85,7 +85,7 @@ class MatchConfig:
             raise ValueError(f"min_inliers must be at least 3, got {self.min_inliers}")
 
     @classmethod
-    def cascade(cls, **changes) -> "MatchConfig":
+    def cascade(cls, **changes) -> "MatchConfig":  # noqa: UP037 (a change here would invalidate matcher caches)
         """v1: the cascade of hand-set cut-offs (as tuned on the demo figures), no verifier."""
         v1 = dict(decision="cascade", ratio=0.6, min_inliers=6, max_events=6, min_shift=12.0,
                   scale_range=(0.4, 2.5), min_spread=2.0, max_anisotropy=1.3, flat_tolerance=0.0,

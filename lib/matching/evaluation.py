@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Callable
 
 import matplotlib
 import numpy as np

@@ -82,7 +82,8 @@ def support(gray: np.ndarray, detail: np.ndarray, isotropic: np.ndarray, matrix:
     `flat_tolerance`, flat pixels near the inliers agree by intensity (a flat copy has nothing
     to correlate), and with `fill_hull` so do flat pixels anywhere inside the convex hull of
     those components, and textured ones there at a lower NCC (HULL_NCC). Under v1's cascade,
-    also (None, why) when only edges agree or the fine detail correlates less than `min_detail_ncc` (alike content such as two similar cells)."""
+    also (None, why) when only edges agree or the fine detail correlates less than `min_detail_ncc` (alike
+    content such as two similar cells)."""
     h, w = gray.shape
     image = gray.astype(np.float32)
     ncc = correlation(image, matrix, config.window, config.min_texture)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import logging
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -78,7 +78,9 @@ def candidate_set(outputs: Sequence, trues: Sequence[list[np.ndarray] | None], c
         feats.append(output.features)
         inside.append(label_events(output.masks(), true))
         figure.append(np.full(len(output.scores), k))
-    cat = (lambda parts, empty: np.concatenate(parts) if parts else empty)
+
+    def cat(parts, empty):
+        return np.concatenate(parts) if parts else empty
     return CandidateSet(cat(feats, np.zeros((0, len(FEATURES)), np.float32)), cat(inside, np.zeros(0)),
                         cat(figure, np.zeros(0, int)), list(case_ids), np.array([t is not None for t in trues]))
 

@@ -52,7 +52,7 @@ class Verifier:
         atomic_write_bytes(Path(path), json.dumps(self.to_json(), separators=(",", ":")).encode())
 
     @classmethod
-    def load(cls, path: Path) -> "Verifier":
+    def load(cls, path: Path) -> Verifier:
         """The verifier in `path`; VerifierError (one line) for a file that is not one, was made
         for other features, or whose trees are malformed. Reading is json.loads: no code runs."""
         path = Path(path)
