@@ -12,11 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.benchmark import benchmark, random_predictor  # noqa: E402
 from lib.cli import run, setup_logging  # noqa: E402
-from lib.device import resolve_device  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.infer import add_inference_args, folder_images, predictor_from_args  # noqa: E402
+from lib.options import add_inference_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 log = logging.getLogger("benchmark_inference")
@@ -35,6 +33,9 @@ def main() -> int:
     add_inference_args(parser, post=False)
     add_path_args(parser)
     args = parser.parse_args()
+    from lib.benchmark import benchmark, random_predictor
+    from lib.device import resolve_device
+    from lib.infer import folder_images, predictor_from_args
     paths = resolve_paths(args)
     log_file = setup_logging("benchmark_inference", paths.logs_dir)
     if args.limit < 1 or args.repeat < 1:

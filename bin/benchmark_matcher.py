@@ -15,7 +15,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.benchmark import benchmark_matcher  # noqa: E402
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
@@ -32,6 +31,7 @@ def main() -> int:
     parser.add_argument("--no-progress", action="store_true")
     add_path_args(parser)
     args = parser.parse_args()
+    from lib.benchmark import benchmark_matcher
     if args.images < 1 or args.workers < 1 or min(args.sizes) < 96:
         raise ProjectError("--images and --workers must be at least 1, --sizes at least 96")
     log_file = setup_logging("benchmark_matcher", resolve_paths(args).logs_dir)

@@ -11,9 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run  # noqa: E402
-from lib.metric import AUTHENTIC  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
-from lib.submission import read_submission, validate_submission_file  # noqa: E402
 
 MAX_LINES = 50
 
@@ -27,6 +25,8 @@ def main() -> int:
                         help="check ids and bounds against a solution CSV instead of a test folder")
     add_path_args(parser)
     args = parser.parse_args()
+    from lib.metric import AUTHENTIC
+    from lib.submission import read_submission, validate_submission_file
 
     test_dir = args.test_dir
     if test_dir is None and args.solution is None:

@@ -25,9 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.fileio import atomic_write_text  # noqa: E402
-from lib.groups import format_event_report  # noqa: E402
-from lib.matching.evaluation import (candidate_coverage, compare_matchers, comparison_table,  # noqa: E402
-                                     match_config)
 from lib.paths import add_path_args, require_benchmark, resolve_paths  # noqa: E402
 
 log = logging.getLogger("evaluate_matcher")
@@ -51,6 +48,7 @@ def main() -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_path_args(parser)
     args = parser.parse_args()
+    from lib.matching.evaluation import compare_matchers, comparison_table
     paths = resolve_paths(args)
     if args.candidates is not None:
         return measure_candidates(paths, args)
@@ -77,6 +75,8 @@ def main() -> int:
 
 
 def measure_candidates(paths, args) -> int:
+    from lib.groups import format_event_report
+    from lib.matching.evaluation import candidate_coverage, match_config
     config = match_config(args.set)
     require_benchmark(paths, ("meta.csv", "train_images"))
     log_file = setup_logging("evaluate_matcher", paths.logs_dir)

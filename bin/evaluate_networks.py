@@ -22,13 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
+from lib.options import add_inference_args  # noqa: E402
 from lib.paths import add_path_args, require_benchmark, resolve_paths  # noqa: E402
 
 log = logging.getLogger("evaluate_networks")
 
 
 def main() -> int:
-    from lib.infer import add_inference_args
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_inference_args(parser, post=False)
     add_path_args(parser)

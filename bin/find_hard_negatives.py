@@ -17,13 +17,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
-from lib.data import AUTHENTIC, load_manifest  # noqa: E402
-from lib.datasets import HARD_NEGATIVES_FILE, write_hard_negatives  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.evaluate import describe_false_positives, false_positives  # noqa: E402
-from lib.infer import add_inference_args, folder_images, post_config_from_args, predict_paths  # noqa: E402
-from lib.paths import add_path_args, resolve_paths  # noqa: E402
-from lib.split import load_or_make_split, split_rows  # noqa: E402
+from lib.options import add_inference_args  # noqa: E402
+from lib.paths import HARD_NEGATIVES_FILE, add_path_args, resolve_paths  # noqa: E402
 
 log = logging.getLogger("find_hard_negatives")
 
@@ -40,6 +36,11 @@ def main() -> int:
     add_inference_args(parser)
     add_path_args(parser)
     args = parser.parse_args()
+    from lib.data import AUTHENTIC, load_manifest
+    from lib.datasets import write_hard_negatives
+    from lib.evaluate import describe_false_positives, false_positives
+    from lib.infer import folder_images, post_config_from_args, predict_paths
+    from lib.split import load_or_make_split, split_rows
     paths = resolve_paths(args)
     log_file = setup_logging("find_hard_negatives", paths.logs_dir)
     config = post_config_from_args(args, paths.logs_dir)

@@ -18,9 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.augment import AUTHENTIC_STRENGTHS  # noqa: E402
-from lib.augmented_data import add_generation_args, finish, generate_authentic, parse_strengths  # noqa: E402
 from lib.cli import run, setup_logging  # noqa: E402
+from lib.options import AUTHENTIC_STRENGTHS, add_generation_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 
@@ -32,6 +31,7 @@ def main() -> int:
     add_generation_args(parser)
     add_path_args(parser)
     args = parser.parse_args()
+    from lib.augmented_data import finish, generate_authentic, parse_strengths
     paths = resolve_paths(args)
     strengths = parse_strengths(args.strengths)
     log_file = setup_logging("generate_authentic_augmented", paths.logs_dir)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.augmented_data import add_generation_args, finish, generate_forged  # noqa: E402
 from lib.cli import run, setup_logging  # noqa: E402
+from lib.options import add_generation_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 
@@ -29,6 +29,7 @@ def main() -> int:
     add_generation_args(parser)
     add_path_args(parser)
     args = parser.parse_args()
+    from lib.augmented_data import finish, generate_forged
     paths = resolve_paths(args)
     log_file = setup_logging("generate_forged_augmented", paths.logs_dir)
     report = generate_forged(paths, args.copies, args.seed, args.workers, args.overwrite, args.limit,

@@ -11,7 +11,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
-from lib.data import load_manifest, summarize_manifest  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 
@@ -19,6 +18,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_path_args(parser)
     args = parser.parse_args()
+    from lib.data import load_manifest, summarize_manifest
     paths = resolve_paths(args)
     setup_logging("inspect_data", paths.logs_dir)
     manifest = load_manifest(paths, include_problems=True)

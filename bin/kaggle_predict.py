@@ -104,7 +104,7 @@ def main() -> int:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
     from lib.cli import run, setup_logging  # noqa: E402  (after the wheels are in)
-    from lib.infer import add_inference_args, folder_images, post_config_from_args, predict_paths, write_predictions
+    from lib.options import add_inference_args
 
     input_dir, output = default_paths(known.kaggle_root)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -120,6 +120,7 @@ def main() -> int:
 
     def predict() -> int:
         args = parser.parse_args()
+        from lib.infer import folder_images, post_config_from_args, predict_paths, write_predictions
         # packaged checkpoints are recorded relative to the package
         args.ensemble = [str(package / spec) if spec.startswith("models/") else spec
                          for spec in args.ensemble or []] or None

@@ -20,7 +20,6 @@ import argparse  # noqa: E402
 import time  # noqa: E402
 
 from lib.cli import run  # noqa: E402
-from lib.demo import make_benchmark  # noqa: E402
 
 
 def main() -> int:
@@ -41,6 +40,7 @@ def main() -> int:
                         help="replace the generated folders and CSVs of a non-empty --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args()
+    from lib.demo import make_benchmark
     start = time.perf_counter()
     summary = make_benchmark(args.out, n=args.n, seed=args.seed, test_fraction=args.test_fraction,
                              forged_fraction=args.forged_fraction, twin_fraction=args.twin_fraction,

@@ -12,7 +12,6 @@ import argparse  # noqa: E402
 import time  # noqa: E402
 
 from lib.cli import run  # noqa: E402
-from lib.demo import format_summary, make_demo_dataset  # noqa: E402
 
 
 def main() -> int:
@@ -36,6 +35,7 @@ def main() -> int:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the generated folders and CSVs of a non-empty --out")
     args = parser.parse_args()
+    from lib.demo import format_summary, make_demo_dataset
     start = time.perf_counter()
     summary = make_demo_dataset(
         args.out, n_forged=args.n_forged, twin_fraction=args.twin_fraction, n_test=args.n_test,

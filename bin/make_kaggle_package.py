@@ -25,9 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.infer import AGGREGATIONS, add_post_args, post_config_from_args  # noqa: E402
-from lib.kaggle import (KAGGLE_PYTHON, PackageOptions, build_package, describe, latest_sweep,  # noqa: E402
-                        thresholds_from_sweep)
+from lib.options import AGGREGATIONS, KAGGLE_PYTHON, add_post_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 
@@ -59,6 +57,8 @@ def main() -> int:
     add_post_args(parser)
     add_path_args(parser)
     args = parser.parse_args()
+    from lib.infer import post_config_from_args
+    from lib.kaggle import PackageOptions, build_package, describe, latest_sweep, thresholds_from_sweep
     paths = resolve_paths(args)
     setup_logging("make_kaggle_package", paths.logs_dir)
     config, validation = post_config_from_args(args, paths.logs_dir), None

@@ -23,8 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.fusion import MatchCache, add_matcher_args, matcher_from_args, run_matcher  # noqa: E402
-from lib.infer import folder_images, result_of_match, write_predictions  # noqa: E402
+from lib.options import add_matcher_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 from lib.postprocess import PostConfig  # noqa: E402
 
@@ -47,6 +46,8 @@ def main() -> int:
     add_matcher_args(parser)
     add_path_args(parser)
     args = parser.parse_args()
+    from lib.fusion import MatchCache, matcher_from_args, run_matcher
+    from lib.infer import folder_images, result_of_match, write_predictions
     if args.workers < 1:
         raise ProjectError(f"--workers {args.workers}: must be at least 1")
     if args.no_dense and args.no_keypoints:

@@ -12,11 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run  # noqa: E402
-from lib.metric import AUTHENTIC, score_frame  # noqa: E402
 from lib.errors import SubmissionError  # noqa: E402
-from lib.gallery import write_gallery  # noqa: E402
-from lib.groups import report_by_group  # noqa: E402
-from lib.submission import read_solution, read_submission, solution_shapes, validate_frame, write_csv  # noqa: E402
 
 
 def main() -> int:
@@ -34,6 +30,10 @@ def main() -> int:
     parser.add_argument("--images", type=Path, default=None,
                         help="the scored images, for --gallery (default: test_images beside the solution)")
     args = parser.parse_args()
+    from lib.gallery import write_gallery
+    from lib.groups import report_by_group
+    from lib.metric import AUTHENTIC, score_frame
+    from lib.submission import read_solution, read_submission, solution_shapes, validate_frame, write_csv
 
     solution, submission = read_solution(args.solution), read_submission(args.submission, allow_extra=True)
     # the metric never decodes a prediction on an authentic truth row: validate every row first

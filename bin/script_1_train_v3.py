@@ -14,8 +14,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
+from lib.options import add_training_args, options_from_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
-from lib.train import add_training_args, options_from_args, train_variants  # noqa: E402
 from lib.variants import V3_VARIANTS  # noqa: E402
 
 
@@ -26,6 +26,7 @@ def main() -> int:
     add_training_args(parser)
     add_path_args(parser)
     args = parser.parse_args()
+    from lib.train import train_variants
     paths = resolve_paths(args)
     log_file = setup_logging("script_1_train_v3", paths.logs_dir)
     options = options_from_args(args)

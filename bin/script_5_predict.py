@@ -20,8 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
-from lib.infer import (add_inference_args, folder_images, post_config_from_args, predict_paths,  # noqa: E402
-                       write_predictions)
+from lib.options import add_inference_args  # noqa: E402
 from lib.paths import ROOT, add_path_args, resolve_paths  # noqa: E402
 
 
@@ -34,6 +33,7 @@ def main() -> int:
     add_inference_args(parser)
     add_path_args(parser)
     args = parser.parse_args()
+    from lib.infer import folder_images, post_config_from_args, predict_paths, write_predictions
     paths = resolve_paths(args)
     log_file = setup_logging("script_5_predict", paths.logs_dir)
     config = post_config_from_args(args, paths.logs_dir)

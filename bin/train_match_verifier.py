@@ -22,8 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.matching import DEFAULT_VERIFIER, VERIFIER_NAME  # noqa: E402
-from lib.matching.training import NEGATIVES, train_from_layout  # noqa: E402
+from lib.options import DEFAULT_VERIFIER, VERIFIER_NAME, VERIFIER_NEGATIVES  # noqa: E402
 from lib.paths import ROOT, add_path_args, git_commit, resolve_paths  # noqa: E402
 
 log = logging.getLogger("train_match_verifier")
@@ -40,9 +39,9 @@ def main() -> int:
                              "its test_images)")
     parser.add_argument("--forged-share", type=float, default=None,
                         help="choose the threshold as if forged figures were this share of the test set")
-    parser.add_argument("--negatives", type=int, default=NEGATIVES,
+    parser.add_argument("--negatives", type=int, default=VERIFIER_NEGATIVES,
                         help=f"synthetic hard negatives (lettering, periodic texture) added to the training figures "
-                             f"(default {NEGATIVES})")
+                             f"(default {VERIFIER_NEGATIVES})")
     parser.add_argument("--keep-worse", action="store_true",
                         help="write the fitted verifier even when the committed default scores better on these "
                              "figures (by default it is then not written, and the default stays in use)")
@@ -53,6 +52,7 @@ def main() -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_path_args(parser)
     args = parser.parse_args()
+    from lib.matching.training import train_from_layout
     if args.forged_share is not None and not 0 < args.forged_share < 1:
         raise ProjectError(f"--forged-share {args.forged_share}: must lie in (0, 1)")
     if args.folds < 2 or args.workers < 1 or args.negatives < 0:

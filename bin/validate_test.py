@@ -21,25 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
-from lib.data import load_manifest  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.evaluate import (best_config, bucket_recall, compare_fusions, compare_instance_modes,  # noqa: E402
-                          evaluate, sweep, truths_from_manifest, truths_from_solution, write_sweep)
-from lib.fusion import matcher_from_args, write_fusion_choice  # noqa: E402
-from lib.gallery import write_gallery  # noqa: E402
-from lib.groups import report_by_group  # noqa: E402
-from lib.infer import (add_inference_args, folder_images, post_config_from_args, predict_annotations,  # noqa: E402
-                       predict_paths)
-from lib.metric import score_frame  # noqa: E402
-from lib.postprocess import FUSIONS, PostConfig  # noqa: E402
+from lib.options import add_inference_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
-from lib.split import load_or_make_split, split_rows  # noqa: E402
-from lib.submission import read_solution  # noqa: E402
+from lib.postprocess import FUSIONS, PostConfig  # noqa: E402
 
 TOP_ROWS = 15
 log = logging.getLogger("validate_test")
@@ -69,6 +57,18 @@ def main() -> int:
     add_inference_args(parser)
     add_path_args(parser)
     args = parser.parse_args()
+    import pandas as pd
+
+    from lib.data import load_manifest
+    from lib.evaluate import (best_config, bucket_recall, compare_fusions, compare_instance_modes, evaluate, sweep,
+                              truths_from_manifest, truths_from_solution, write_sweep)
+    from lib.fusion import matcher_from_args, write_fusion_choice
+    from lib.gallery import write_gallery
+    from lib.groups import report_by_group
+    from lib.infer import folder_images, post_config_from_args, predict_annotations, predict_paths
+    from lib.metric import score_frame
+    from lib.split import load_or_make_split, split_rows
+    from lib.submission import read_solution
     if args.forged_share is not None and not 0 < args.forged_share < 1:
         raise ProjectError(f"--forged-share {args.forged_share}: must lie in (0, 1)")
     if (args.meta is not None or args.gallery is not None) and args.solution is None:

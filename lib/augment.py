@@ -207,7 +207,8 @@ def _authentic_strong() -> list[A.BasicTransform]:
     ]
 
 
-AUTHENTIC_STRENGTHS: dict[str, Callable[[], list[A.BasicTransform]]] = {
+# named in lib.options.AUTHENTIC_STRENGTHS, which the flags read without importing albumentations
+AUTHENTIC_PRESETS: dict[str, Callable[[], list[A.BasicTransform]]] = {
     "light": _authentic_light,
     "medium": _authentic_medium,
     "strong": _authentic_strong,

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from .augment import AUTHENTIC_STRENGTHS, forged_copy_transforms
+from .augment import AUTHENTIC_PRESETS, forged_copy_transforms
 from .data import MASK_SUFFIX, SOURCES, load_manifest
 from .draw import grid, outline_instances
 from .errors import DataError, ProjectError
@@ -172,14 +172,14 @@ def generate_forged(paths: Paths, copies: int = 3, seed: int = 42, workers: int 
 def parse_strengths(text: str | Sequence[str]) -> list[str]:
     """'light,medium' -> ['light', 'medium']; unknown names list the known ones."""
     names = [s.strip() for s in (text.split(",") if isinstance(text, str) else text) if s.strip()]
-    unknown = [s for s in names if s not in AUTHENTIC_STRENGTHS]
+    unknown = [s for s in names if s not in AUTHENTIC_PRESETS]
     if unknown or not names:
         raise ProjectError(f"--strengths {','.join(names) or repr(text)}: use names from "
-                           f"{', '.join(AUTHENTIC_STRENGTHS)}")
+                           f"{', '.join(AUTHENTIC_PRESETS)}")
     return names
 
 
-def generate_authentic(paths: Paths, multiplier: int = 3, strengths: Sequence[str] = tuple(AUTHENTIC_STRENGTHS),
+def generate_authentic(paths: Paths, multiplier: int = 3, strengths: Sequence[str] = tuple(AUTHENTIC_PRESETS),
                        seed: int = 42, workers: int = 2, overwrite: bool = False, limit: int | None = None,
                        progress: bool = True, samples: int = 8) -> AugmentReport:
     """`multiplier` copies of each training-split authentic image; copy k uses strength
@@ -193,7 +193,7 @@ def generate_authentic(paths: Paths, multiplier: int = 3, strengths: Sequence[st
     for row in rows.itertuples():
         for k in range(multiplier):
             strength = strengths[k % len(strengths)]
-            recipe = AUTHENTIC_STRENGTHS[strength]
+            recipe = AUTHENTIC_PRESETS[strength]
             jobs.append(Copy(paths.data_dir / row.image_path, None, f"{row.case_id}_aug{k}_{strength}",
                              copy_seed(seed, row.image_id, k), lambda h, w, recipe=recipe: recipe()))
     return _run("authentic copies", jobs, len(rows), held_out, paths.data_dir / AUTHENTIC_OUT.images,
@@ -214,20 +214,6 @@ def sample_sheet(report: AugmentReport, columns: int = 4) -> np.ndarray | None:
         tiles += [original, image]
         captions += [f"{job.image_path.stem} original", job.name]
     return grid(tiles, captions, columns=columns)
-
-
-def add_generation_args(parser) -> None:
-    """The flags both augmenters share (argparse parser)."""
-    group = parser.add_argument_group("generation")
-    group.add_argument("--workers", type=int, default=2, help="parallel threads (default: 2)")
-    group.add_argument("--seed", type=int, default=42,
-                       help="seed; copy k of an image depends only on (seed, image, k) (default: 42)")
-    group.add_argument("--overwrite", action="store_true",
-                       help="remake copies that exist (default: keep them, so an interrupted run resumes)")
-    group.add_argument("--limit", type=int, default=None, help="augment only the first N images (smoke runs)")
-    group.add_argument("--samples", type=int, default=8,
-                       help="copies shown in the sample sheet written next to the log (default: 8; 0: none)")
-    group.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def finish(report: AugmentReport, log_file: Path | None) -> int:

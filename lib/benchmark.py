@@ -130,3 +130,34 @@ def benchmark_matcher(sizes: Sequence[int] = (512, 2000), images: int = 8, worke
                 row[f"img/s ({workers} threads)"] = images / (time.perf_counter() - started)
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def startup_seconds(root: Path, scripts: Sequence[str], repeat: int = 3, args: Sequence[str] = ("--help",)
+                    ) -> dict[str, float]:
+    """Wall seconds of `python <root>/bin/<script> --help` for each script, the best of `repeat`
+    runs (what a user waits for before the usage appears); a script that fails or is missing: nan."""
+    import subprocess
+    import sys
+
+    times = {}
+    for script in scripts:
+        path, best = Path(root) / "bin" / script, float("nan")
+        if path.is_file():
+            for _ in range(repeat):
+                started = time.perf_counter()
+                done = subprocess.run([sys.executable, str(path), *args], capture_output=True, cwd=root)
+                seconds = time.perf_counter() - started
+                if done.returncode != 0:
+                    best = float("nan")
+                    break
+                best = seconds if best != best else min(best, seconds)
+        times[script] = best
+    return times
+
+
+def startup_table(times: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """One row a script, one column a checkout (seconds), and the ratio of the first to the last."""
+    table = pd.DataFrame(times)
+    if table.shape[1] > 1:
+        table["ratio (first / this)"] = table.iloc[:, 0] / table.iloc[:, -1]
+    return table.rename_axis("script").reset_index()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -26,8 +25,8 @@ from .errors import DataError, first_line
 from .fileio import atomic_path
 from .imageio import load_image, load_mask
 from .selfcorr import network_input
+from .variants import SampleWeights
 
-HARD_NEGATIVES_FILE = "hard_negative_ids.txt"   # in the data dir
 HARD_NEGATIVES_COMMAND = "python bin/find_hard_negatives.py"
 _BARE_ID_SOURCE = "authentic"                   # a bare case id in the file means authentic/<id>
 
@@ -177,19 +176,6 @@ class ClassifierDataset(_ManifestDataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.transform(image=self._image(index))
         return out["image"].float(), torch.tensor(self.labels[index], dtype=torch.float32)
-
-
-@dataclass
-class SampleWeights:
-    """Sampling weight of a training image by kind; forged images by forged-area fraction."""
-
-    tiny: float = 3.0            # forged, fraction < tiny_below
-    medium: float = 2.0          # forged, tiny_below <= fraction < medium_below
-    large: float = 1.0           # forged, fraction >= medium_below
-    authentic: float = 1.0
-    hard_negative: float = 5.0   # authentic images the pipeline called forged (HARD_NEGATIVES_FILE)
-    tiny_below: float = 0.01
-    medium_below: float = 0.05
 
 
 def sample_weights(rows: pd.DataFrame, weights: SampleWeights,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from .errors import ProjectError
+from .options import AMP_MODES
 
 
 def resolve_device(name: str) -> torch.device:
@@ -19,7 +20,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-AMP_MODES = ("auto", "bf16", "fp16", "off")
 
 
 class Amp:

@@ -35,14 +35,13 @@ from .errors import DataError, ProjectError, first_line
 from .fileio import NpzCache, atomic_write_text
 from .imageio import load_image, write_png
 from .integrity import package_of, verify_package
-from .matching import (FEATURES, VERIFIER_NAME, MatchConfig, Verifier, debug_image, default_verifier, field_maps,
+from .matching import (FEATURES, MatchConfig, Verifier, debug_image, default_verifier, field_maps,
                        find_candidates, load_verifier, merge_events, resolve_verifier, score_events)
 from .postprocess import FUSIONS
 
 log = logging.getLogger(__name__)
 
 V1_THRESHOLD = 0.85                      # v1's default: the fine-detail correlation of an exact copy
-MATCHERS = ("v2", "v1")
 
 
 @dataclass
@@ -140,16 +139,6 @@ class MatchCache(NpzCache):
         self.write(output.path, hw=np.array(output.hw), masks=output.packed, features=output.features,
                    scores=np.array(output.scores, np.float32), seconds=output.seconds, error=output.error,
                    dense_maps=output.dense_maps)
-
-
-def add_matcher_args(group) -> None:
-    """--matcher and --match-verifier, for every script that runs the matcher."""
-    group.add_argument("--matcher", default="v2", choices=MATCHERS,
-                       help="v2: liberal candidates judged by the learned verifier (default); v1: the hand-set "
-                            "cascade of cut-offs, kept to compare")
-    group.add_argument("--match-verifier", type=Path, default=None, metavar="PATH",
-                       help=f"the verifier's JSON file (default: <models-dir>/{VERIFIER_NAME} when the pipeline "
-                            "fitted one, else the committed default)")
 
 
 def matcher_from_args(args, models_dir: Path) -> tuple[MatchConfig, Verifier | None, str]:

@@ -33,22 +33,22 @@ from tqdm import tqdm
 from .augment import MAPS, build_transforms
 from .device import Amp, resolve_device
 from .errors import DataError, ProjectError, first_line
-from .fusion import (MatchCache, MatchOutput, add_matcher_args, chosen_fusion, fuse, matcher_from_args,
+from .fusion import (MatchCache, MatchOutput, chosen_fusion, fuse, matcher_from_args,
                      run_matcher)
 from .fileio import NpzCache
 from .imageio import list_images, load_image
 from .checkpoints import find_best, load_model
 from .integrity import package_of, sha256, verify_package
 from .metric import AUTHENTIC
+from .options import AGGREGATIONS
 from .paths import BEST_SUFFIX, best_checkpoint
-from .postprocess import AUTO, FUSIONS, INSTANCE_MODES, PostConfig, image_brightness, postprocess
-from .selfcorr import RGB_INPUTS, SELFCORR_INPUTS, input_channels, maps_key, network_input, selfcorr_maps
+from .postprocess import AUTO, PostConfig, image_brightness, postprocess
+from .selfcorr import maps_key, network_input, selfcorr_maps
 from .submission import annotation_from_instances, write_submission
-from .variants import CLASSIFIER, SPECIALIST_RUN, V3_VARIANTS
+from .variants import CLASSIFIER, RGB_INPUTS, SELFCORR_INPUTS, SPECIALIST_RUN, V3_VARIANTS, input_channels
 
 log = logging.getLogger(__name__)
 
-AGGREGATIONS = ("max", "mean")
 CACHE_VERSION = 1
 SPECIALIST_FACTOR = 0.8    # the seeds' union weight: max(p, 0.8 * p_specialist)
 
@@ -502,54 +502,6 @@ def predict_annotations(results: Sequence[ImageResult], config: PostConfig,
     """case_id -> submission annotation for every result."""
     return {r.case_id: annotation_from_instances(result_instances(r, config))
             for r in tqdm(results, desc="post-process", unit="img", disable=not progress)}
-
-
-def add_inference_args(parser, post: bool = True) -> None:
-    """The predictor's flags (and the post-processing thresholds when `post`)."""
-    group = parser.add_argument_group("predictor")
-    group.add_argument("--ensemble", action="append", default=None, metavar="PATH[:WEIGHT]",
-                       help="segmentation checkpoint and its weight (repeatable; default: the "
-                            f"variants' <name>_<stage>{BEST_SUFFIX} in --models-dir with their weights)")
-    group.add_argument("--stage", default="v4", choices=["v4", "v3"],
-                       help="which default checkpoints to use; v4 falls back to v3 per variant (default v4)")
-    group.add_argument("--aggregate", default="max", choices=AGGREGATIONS, help="flip TTA aggregation")
-    group.add_argument("--no-tta", action="store_true", help="no flip TTA")
-    group.add_argument("--no-classifier", action="store_true", help="skip pass 1 (every image to pass 2)")
-    group.add_argument("--no-specialist", action="store_true", help="leave the small-forgery specialist out")
-    group.add_argument("--batch-size", type=int, default=4, help="images per batch (default 4)")
-    group.add_argument("--workers", type=int, default=2, help="DataLoader workers (default 2)")
-    group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    group.add_argument("--match-workers", type=int, default=2,
-                       help="images the copy-move matcher works on at a time, in threads (default 2)")
-    add_matcher_args(group)
-    group.add_argument("--no-cache", action="store_true", help="neither read nor write the result caches")
-    group.add_argument("--no-progress", action="store_true", help="no progress bars")
-    if post:
-        add_post_args(parser)
-
-
-def add_post_args(parser) -> None:
-    defaults = PostConfig()
-    group = parser.add_argument_group("post-processing")
-    group.add_argument("--classifier-threshold", type=float, default=defaults.classifier_threshold,
-                       help=f"pass 1 gate (default {defaults.classifier_threshold})")
-    group.add_argument("--seg-threshold", type=float, default=defaults.seg_threshold,
-                       help=f"base pixel threshold (default {defaults.seg_threshold})")
-    group.add_argument("--min-area", type=int, default=defaults.min_area,
-                       help=f"drop regions smaller than this many pixels (default {defaults.min_area})")
-    group.add_argument("--no-adaptive", action="store_true", help="no brightness-adaptive threshold")
-    group.add_argument("--instances", default=defaults.instance_mode, choices=INSTANCE_MODES,
-                       help="instance forming: one instance of all regions (default), regions grouped "
-                            "by similarity, or one per region")
-    group.add_argument("--fusion", default=defaults.fusion, choices=(*FUSIONS, AUTO),
-                       help="segmentation networks alone (default), the copy-move matcher alone, the "
-                            "matcher first with the networks where it finds nothing, their union, or auto: "
-                            "the rule the newest validate_test.py --compare-fusion preferred on the held-out "
-                            "split (network when there is none)")
-    group.add_argument("--matcher-threshold", type=float, default=defaults.matcher_threshold,
-                       help="matcher events of at least this probability of being a real copy count (default: "
-                            "the verifier's own threshold, chosen on held-out figures when it was fitted; "
-                            "--matcher v1: the fine-detail correlation, default 0.85)")
 
 
 def post_config_from_args(args, logs_dir: Path | None = None) -> PostConfig:

@@ -28,6 +28,7 @@ from .fileio import atomic_write_text
 from .infer import predictor_checkpoints
 from .integrity import PACKAGE_FILE, sha256
 from .matching import VERIFIER_NAME, resolve_verifier
+from .options import KAGGLE_PYTHON
 from .paths import ROOT, git_commit
 from .postprocess import PostConfig
 
@@ -40,7 +41,6 @@ NOTEBOOK = "kaggle_notebook.ipynb"
 WHEEL_DISTS = ("segmentation-models-pytorch", "albumentations", "albucore", "simsimd", "stringzilla")
 VERSIONS = ("torch", "timm", "segmentation-models-pytorch", "albumentations", "numpy", "opencv-python-headless",
             "scipy", "pandas")
-KAGGLE_PYTHON = "3.11"     # Kaggle's notebook image; --python-version changes it
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,12 @@ cover them.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 
 import torch
 from segmentation_models_pytorch.losses import FocalLoss
 from torch import nn
+
+from .variants import LossConfig
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0,
@@ -41,21 +42,6 @@ def fp_penalty_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     probs = torch.sigmoid(logits.float())
     authentic = (target.flatten(1).sum(1) == 0).float().view(-1, *([1] * (probs.dim() - 1)))
     return (probs * authentic).mean()
-
-
-@dataclass(frozen=True)
-class LossConfig:
-    """Weights and shape of CombinedLoss; what the v3 / v4 / specialist variants change."""
-
-    focal_weight: float = 0.5
-    dice_weight: float = 0.5
-    fp_penalty: float = 2.0
-    focal_alpha: float = 0.25
-    focal_gamma: float = 2.0
-    dice_per_image: bool = True
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class CombinedLoss(nn.Module):

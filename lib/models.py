@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .errors import ProjectError, first_line
-from .selfcorr import INPUTS, RGB_INPUTS, input_channels
+from .variants import INPUTS, RGB_INPUTS, input_channels
 
 log = logging.getLogger(__name__)
 

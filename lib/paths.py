@@ -23,6 +23,7 @@ ENV_LOGS_DIR = "FORGERY_LOGS_DIR"
 # a training run's files in the models dir (lib.checkpoints writes and reads them)
 BEST_SUFFIX = "_best.safetensors"        # the model checkpoint: what the predictor loads and people share
 LAST_SUFFIX = "_last.pth"                # the resume state (optimizer etc.), read only by the run itself
+HARD_NEGATIVES_FILE = "hard_negative_ids.txt"   # in the data dir: authentic images mined as hard negatives
 LEGACY_BEST_SUFFIX = "_best.pth"         # pickled best checkpoints of earlier versions: convert them
 
 

@@ -38,19 +38,9 @@ from .augment import MAPS
 from .errors import DataError
 from .fusion import MatchCache, MatchOutput, match_config_key, rescore, run_matcher
 from .matching import FIELD_MAPS, MatchConfig, Verifier, load_verifier, resolve_verifier
+from .variants import SELFCORR_CHANNELS
 
-SELFCORR_INPUTS = "rgb+selfcorr"             # model config "inputs" of a network that reads the maps
-RGB_INPUTS = "rgb"
-INPUTS = (RGB_INPUTS, SELFCORR_INPUTS)
-SELFCORR_CHANNELS = (*FIELD_MAPS, "candidate")
 MIN_CANDIDATE = 0.01                         # candidates less probable than this add nothing to the map
-
-
-def input_channels(inputs: str) -> int:
-    """The number of input channels of a network reading `inputs`."""
-    if inputs not in INPUTS:
-        raise ValueError(f"unknown inputs {inputs!r}; known: {', '.join(INPUTS)}")
-    return 3 + (len(SELFCORR_CHANNELS) if inputs == SELFCORR_INPUTS else 0)
 
 
 def candidate_map(packed: np.ndarray, scores, hw: tuple[int, int], size: tuple[int, int]) -> np.ndarray:

@@ -28,9 +28,9 @@ from tqdm import tqdm
 
 from .augment import IMAGENET_MEAN, IMAGENET_STD, build_transforms
 from .data import FORGED, load_manifest
-from .device import AMP_MODES, Amp
+from .device import Amp
 from .distributed import context, device_for, freeze_unused, shutdown
-from .datasets import (HARD_NEGATIVES_FILE, ClassifierDataset, CropAroundForgeryDataset, SegmentationDataset,
+from .datasets import (ClassifierDataset, CropAroundForgeryDataset, SegmentationDataset,
                        make_sampler, read_hard_negatives, sample_weights)
 from .errors import ProjectError
 from .fileio import atomic_write_text, remove_stale_temporaries
@@ -41,42 +41,15 @@ from .metric import pixel_f1, score_instances, summarize_scores
 from .checkpoints import (find_best, load_model, read_checkpoint, read_resume_state, save_checkpoint,
                           save_resume_state)
 from .models import build_model
-from .paths import BEST_SUFFIX, LAST_SUFFIX, LEGACY_BEST_SUFFIX, Paths, best_checkpoint, last_checkpoint
+from .options import TrainOptions
+from .paths import (BEST_SUFFIX, HARD_NEGATIVES_FILE, LAST_SUFFIX, LEGACY_BEST_SUFFIX, Paths, best_checkpoint,
+                    last_checkpoint)
 from .postprocess import instances_from_probability, resize_probability
-from .selfcorr import SELFCORR_INPUTS, SelfCorrSource, prepare_selfcorr
+from .selfcorr import SelfCorrSource, prepare_selfcorr
 from .split import load_or_make_split, split_rows
-from .variants import Variant
+from .variants import SELFCORR_INPUTS, Variant
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainOptions:
-    """Run settings from the command line; None means 'the variant's default'."""
-
-    epochs: int | None = None
-    lr: float | None = None
-    batch_size: int | None = None
-    img_size: int | None = None
-    workers: int = 2
-    seed: int = 42
-    device: str = "auto"
-    encoder_weights: str = "imagenet"
-    limit: int | None = None          # at most this many train and val images (smoke runs)
-    resume: bool = False
-    overwrite: bool = False           # archive an earlier run of the same name to <models>/previous/ and start anew
-    use_hard_negatives: bool = True
-    use_augmented: bool = True        # the phase-0 copies of training images, when there are any
-    weight_decay: float = 1e-4
-    val_threshold: float = 0.5        # probability threshold of the validation score
-    progress: bool = True
-    # GPU speed paths (no effect on CPU)
-    amp: str = "auto"                 # auto (bf16 where supported, else fp16 + scaler) | bf16 | fp16 | off
-    channels_last: bool = True
-    compile: bool = False             # torch.compile the model (slow first epoch, faster after)
-    cudnn_benchmark: bool = True
-    persistent_workers: bool = False  # faster epoch starts; a resumed run then draws other augmentations
-    tensorboard: bool = False         # also TensorBoard event files under <logs>/tensorboard/<run>/
 
 
 @dataclass
@@ -551,51 +524,3 @@ def train_variants(variants: list[Variant], options: TrainOptions, paths: Paths,
     return 0
 
 
-def add_training_args(parser) -> None:
-    """The flags every training script shares (argparse parser)."""
-    group = parser.add_argument_group("training")
-    group.add_argument("--epochs", type=int, default=None, help="epochs (default: the variant's)")
-    group.add_argument("--lr", type=float, default=None, help="learning rate (default: the variant's)")
-    group.add_argument("--batch-size", type=int, default=None, help="batch size (default: the variant's)")
-    group.add_argument("--img-size", type=int, default=None,
-                       help="square training size, a multiple of 32 (default: the variant's)")
-    group.add_argument("--workers", type=int, default=2, help="DataLoader workers (default: 2)")
-    group.add_argument("--seed", type=int, default=42, help="seed of python, numpy, torch (default: 42)")
-    group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    group.add_argument("--encoder-weights", default="imagenet",
-                       help="imagenet (download), none, or a local weights file (default: imagenet)")
-    group.add_argument("--limit", type=int, default=None,
-                       help="use at most N training and N validation images (smoke runs)")
-    group.add_argument("--resume", action="store_true", help=f"continue from <run>{LAST_SUFFIX}")
-    group.add_argument("--overwrite", action="store_true",
-                       help="start anew over an earlier run of the same name (its files move to "
-                            "<models-dir>/previous/)")
-    group.add_argument("--no-hard-negatives", action="store_true",
-                       help=f"ignore <data-dir>/{HARD_NEGATIVES_FILE}")
-    group.add_argument("--no-augmented", action="store_true",
-                       help="leave out the augmented copies (bin/generate_*_augmented.py) from training")
-    group.add_argument("--no-progress", action="store_true", help="no progress bars")
-    gpu = parser.add_argument_group("GPU speed (no effect on CPU)")
-    gpu.add_argument("--amp", default="auto", choices=AMP_MODES,
-                     help="mixed precision: auto = bf16 where supported, else fp16 with a gradient scaler (default)")
-    gpu.add_argument("--no-channels-last", action="store_true", help="keep the NCHW memory layout")
-    gpu.add_argument("--compile", action="store_true", help="torch.compile the model (slow first epoch)")
-    gpu.add_argument("--no-cudnn-benchmark", action="store_true", help="no cuDNN autotuning")
-    gpu.add_argument("--persistent-workers", action="store_true",
-                     help="keep DataLoader workers between epochs (a resumed run then draws other augmentations)")
-    group.add_argument("--tensorboard", action="store_true",
-                       help="also write TensorBoard event files to <logs-dir>/tensorboard/<run>/ (needs the "
-                            "tensorboard package; <run>_history.csv and <run>_curves.png are written beside the "
-                            "checkpoints anyway)")
-
-
-def options_from_args(args) -> TrainOptions:
-    """TrainOptions from parsed `add_training_args` flags."""
-    return TrainOptions(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, img_size=args.img_size,
-                        workers=args.workers, seed=args.seed, device=args.device,
-                        encoder_weights=args.encoder_weights, limit=args.limit, resume=args.resume,
-                        overwrite=args.overwrite,
-                        use_hard_negatives=not args.no_hard_negatives, use_augmented=not args.no_augmented,
-                        progress=not args.no_progress, amp=args.amp, channels_last=not args.no_channels_last,
-                        compile=args.compile, cudnn_benchmark=not args.no_cudnn_benchmark,
-                        persistent_workers=args.persistent_workers, tensorboard=args.tensorboard)

@@ -10,9 +10,47 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from .datasets import SampleWeights
-from .losses import LossConfig
-from .selfcorr import RGB_INPUTS, SELFCORR_INPUTS, input_channels
+# What a network reads: the RGB image, or the image and its self-correlation maps (lib.selfcorr):
+# the matcher's dense-field similarity and agreement (lib.matching.FIELD_MAPS) and its candidates.
+RGB_INPUTS = "rgb"
+SELFCORR_INPUTS = "rgb+selfcorr"             # model config "inputs" of a network that reads the maps
+INPUTS = (RGB_INPUTS, SELFCORR_INPUTS)
+SELFCORR_CHANNELS = ("similarity", "agreement", "candidate")
+
+
+def input_channels(inputs: str) -> int:
+    """The number of input channels of a network reading `inputs`."""
+    if inputs not in INPUTS:
+        raise ValueError(f"unknown inputs {inputs!r}; known: {', '.join(INPUTS)}")
+    return 3 + (len(SELFCORR_CHANNELS) if inputs == SELFCORR_INPUTS else 0)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights and shape of CombinedLoss; what the v3 / v4 / specialist variants change."""
+
+    focal_weight: float = 0.5
+    dice_weight: float = 0.5
+    fp_penalty: float = 2.0
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    dice_per_image: bool = True
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class SampleWeights:
+    """Sampling weight of a training image by kind; forged images by forged-area fraction."""
+
+    tiny: float = 3.0            # forged, fraction < tiny_below
+    medium: float = 2.0          # forged, tiny_below <= fraction < medium_below
+    large: float = 1.0           # forged, fraction >= medium_below
+    authentic: float = 1.0
+    hard_negative: float = 5.0   # authentic images the pipeline called forged (HARD_NEGATIVES_FILE)
+    tiny_below: float = 0.01
+    medium_below: float = 0.05
 
 
 @dataclass(frozen=True)

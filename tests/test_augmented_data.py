@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib.augment import AUTHENTIC_STRENGTHS, forged_copy_transforms
+from lib.augment import AUTHENTIC_PRESETS, forged_copy_transforms
 from lib.augmented_data import Copy, _make_copy, generate_authentic, generate_forged, parse_strengths
 from lib.data import load_manifest
 from lib.datasets import CropAroundForgeryDataset, crop_sheet, crop_window, forged_region_box
@@ -47,7 +47,7 @@ def _centroid(binary):
 
 
 @pytest.mark.parametrize("transform", list(_geometric(forged_copy_transforms(120, 160))) +
-                         list(_geometric(AUTHENTIC_STRENGTHS["strong"]())), ids=lambda t: type(t).__name__)
+                         list(_geometric(AUTHENTIC_PRESETS["strong"]())), ids=lambda t: type(t).__name__)
 def test_each_geometric_transform_moves_masks_with_the_image(transform):
     image, masks = _marked_image()
     for seed in range(5):
@@ -209,7 +209,8 @@ def test_crop_sheet_draws_crops(tmp_path):
 
 
 def test_training_uses_the_copies_unless_told_not_to(paths):
-    from lib.train import TrainOptions, training_rows
+    from lib.options import TrainOptions
+    from lib.train import training_rows
     from lib.variants import V3_VARIANTS
 
     generate_forged(paths, copies=1, progress=False)
@@ -220,3 +221,8 @@ def test_training_uses_the_copies_unless_told_not_to(paths):
     assert with_copies["augmented"].sum() > 0 and not without["augmented"].any()
     assert len(with_copies) - len(without) == with_copies["augmented"].sum()
     assert not val["augmented"].any()
+
+
+def test_the_flags_name_the_authentic_presets():
+    from lib.options import AUTHENTIC_STRENGTHS      # what --strengths offers without importing albumentations
+    assert tuple(AUTHENTIC_PRESETS) == AUTHENTIC_STRENGTHS

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib.datasets import HARD_NEGATIVES_FILE, read_hard_negatives
+from lib.datasets import read_hard_negatives
+from lib.paths import HARD_NEGATIVES_FILE
 from lib.demo import make_demo_dataset
 from lib.evaluate import (AREA_BUCKET_NAMES, Truth, area_bucket_names, best_config, bucket_recall,
                           describe_false_positives, evaluate, false_positives, sweep, write_sweep)

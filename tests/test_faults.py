@@ -104,7 +104,8 @@ from lib.models import build_model
 from lib.paths import Paths, best_checkpoint, last_checkpoint
 from lib.postprocess import PostConfig
 from lib.submission import read_submission, validate_submission_file, write_csv
-from lib.train import TrainOptions, require_hard_negatives, train_variant
+from lib.options import TrainOptions
+from lib.train import require_hard_negatives, train_variant
 from lib.variants import V3_VARIANTS
 from tests.helpers import (ROOT, TINY_SEGMENTER, box_mask, changed_checkpoint, random_rgb, run_script,
                            save_tiny_segmenter, write_png)

@@ -132,7 +132,8 @@ def test_fusion_auto_takes_the_rule_the_held_out_split_preferred(tmp_path):
     import pandas as pd
 
     from lib.fusion import chosen_fusion, write_fusion_choice
-    from lib.infer import add_post_args, post_config_from_args
+    from lib.infer import post_config_from_args
+    from lib.options import add_post_args
 
     parser = argparse.ArgumentParser()
     add_post_args(parser)

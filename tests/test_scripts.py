@@ -1,6 +1,9 @@
 """bin/ scripts as a user runs them: from any working directory, one-line errors, right exit codes."""
+import json
+import subprocess
+import sys
+
 import numpy as np
-import pytest
 
 from lib.submission import write_csv
 from tests.helpers import ROOT, make_layout, run_script
@@ -8,11 +11,38 @@ from tests.helpers import ROOT, make_layout, run_script
 SCRIPTS = sorted(p.name for p in (ROOT / "bin").glob("*.py") if not p.name.startswith("_"))
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_every_script_answers_help_from_another_directory(script, tmp_path):
-    result = run_script(script, "--help", cwd=tmp_path)
+# libraries that take seconds to import: no script may import them before its arguments are parsed
+HEAVY = ("torch", "torchvision", "timm", "segmentation_models_pytorch", "albumentations", "sklearn", "scipy",
+         "pandas", "matplotlib")
+HELP_RUNNER = """
+import contextlib, io, json, runpy, sys
+heavy, answers = tuple(json.loads(sys.argv[1])), {}
+for path in sys.argv[2:]:
+    sys.argv, text, code = [path, "--help"], io.StringIO(), None
+    with contextlib.redirect_stdout(text):
+        try:
+            runpy.run_path(path, run_name="__main__")
+        except SystemExit as exc:
+            code = exc.code
+    answers[path] = {"code": code, "usage": "usage:" in text.getvalue(),
+                     "heavy": [m for m in heavy if m in sys.modules]}
+print(json.dumps(answers))
+"""
+
+
+def test_every_script_answers_help_at_once_from_another_directory(tmp_path):
+    """Every bin/ script prints its usage and exits 0 from any directory, having imported none of
+    the heavy libraries: --help (and a mistyped flag) answers in well under a second. One
+    interpreter runs them all, in turn, so the first script that imports torch is named."""
+    paths = [str(ROOT / "bin" / name) for name in SCRIPTS]
+    result = subprocess.run([sys.executable, "-c", HELP_RUNNER, json.dumps(HEAVY), *paths], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "usage:" in result.stdout
+    answers = json.loads(result.stdout.splitlines()[-1])
+    assert list(answers) == paths
+    for path, answer in answers.items():
+        assert answer["code"] in (0, None) and answer["usage"], (path, answer)
+        assert answer["heavy"] == [], f"{path} imports {answer['heavy']} before parsing its arguments"
 
 
 def test_check_submission_accepts_valid_and_rejects_invalid(tmp_path):

@@ -18,10 +18,10 @@ from lib.infer import Predictor, load_member, reference_probabilities
 from lib.matching import FIELD_MAPS, MatchConfig, default_verifier, field_maps, find_candidates
 from lib.models import check_model_config
 from lib.paths import Paths
-from lib.selfcorr import (SELFCORR_CHANNELS, SELFCORR_INPUTS, SelfCorrSource, input_channels, normalize_maps,
-                          selfcorr_maps)
-from lib.train import TrainOptions, train_variant
-from lib.variants import V3_VARIANTS
+from lib.selfcorr import SelfCorrSource, normalize_maps, selfcorr_maps
+from lib.options import TrainOptions
+from lib.train import train_variant
+from lib.variants import SELFCORR_CHANNELS, SELFCORR_INPUTS, V3_VARIANTS, input_channels
 from tests.helpers import write_png
 from tests.test_matching import copy_region, texture
 
@@ -51,6 +51,7 @@ def test_selfcorr_maps_take_the_best_candidate_over_each_pixel():
     b[10:30, 20:50] = True
     output = MatchOutput.of(Path("x.png"), hw, [a, b], [0.3, 0.9], dense_maps=np.full((2, 20, 30), 255, np.uint8))
     maps = selfcorr_maps(output, hw)
+    assert SELFCORR_CHANNELS == (*FIELD_MAPS, "candidate")     # the variants name the maps the matcher makes
     assert maps.shape == (40, 60, len(SELFCORR_CHANNELS)) and maps.dtype == np.float32
     assert np.allclose(maps[..., :2], 1.0)
     candidate = maps[..., 2]

@@ -17,7 +17,8 @@ from lib.demo import make_demo_dataset
 from lib.losses import CombinedLoss, LossConfig, build_loss
 from lib.models import build_model
 from lib.paths import Paths
-from lib.train import TrainOptions, train_variant
+from lib.options import TrainOptions
+from lib.train import train_variant
 from lib.variants import CLASSIFIER, V3_VARIANTS
 from tests.helpers import run_script, save_tiny_segmenter
 
@@ -173,7 +174,8 @@ def test_train_v3_script_end_to_end(demo):
 
 
 def test_v4_starts_from_the_v3_checkpoint_with_the_v4_recipe(demo, caplog):
-    from lib.datasets import HARD_NEGATIVES_FILE, write_hard_negatives
+    from lib.datasets import write_hard_negatives
+    from lib.paths import HARD_NEGATIVES_FILE
     from lib.errors import ProjectError
     from lib.train import require_hard_negatives
     from lib.variants import V4_VARIANTS
@@ -222,7 +224,8 @@ def test_train_v4_script_needs_its_inputs(demo):
 
 def test_specialist_trains_on_small_forgeries_with_hard_negatives_and_joins_the_predictor(demo):
     from lib.data import load_manifest
-    from lib.datasets import HARD_NEGATIVES_FILE, write_hard_negatives
+    from lib.datasets import write_hard_negatives
+    from lib.paths import HARD_NEGATIVES_FILE
     from lib.infer import load_predictor
     from lib.variants import SPECIALIST
 

@@ -23,6 +23,7 @@ from ..evaluate import truths_from_manifest
 from ..fusion import MatchCache, run_matcher
 from ..imageio import write_png
 from ..metric import score_instances, weighted_score
+from ..options import VERIFIER_NEGATIVES as NEGATIVES
 from ..paths import Paths
 from ..split import load_or_make_split, split_rows
 from .config import MatchConfig, merge_events
@@ -32,7 +33,7 @@ from .verifier import Verifier, VerifierError, default_verifier
 
 log = logging.getLogger(__name__)
 
-NEGATIVES, NEGATIVES_SEED = 200, 0       # synthetic hard negatives added to the training figures
+NEGATIVES_SEED = 0                      # of the synthetic hard negatives (how many: VERIFIER_NEGATIVES)
 POSITIVE_INSIDE = 0.5                   # a candidate at least half inside the true masks is a real copy
 THRESHOLDS = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))
 PARAMS = dict(max_iter=300, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=20, l2_regularization=1.0,

@@ -16,12 +16,11 @@ import numpy as np
 
 from ..errors import ProjectError
 from ..fileio import atomic_write_bytes
+from ..options import DEFAULT_VERIFIER, VERIFIER_NAME
 from .features import FEATURES, schema_hash
 from .treemodel import parse_model, predict_parsed
 
 VERIFIER_FORMAT = "recodai-match-verifier/1"
-VERIFIER_NAME = "match_verifier.json"
-DEFAULT_VERIFIER = Path(__file__).with_name("default_verifier.json")
 MAX_BYTES = 20 * 2 ** 20
 
 
