@@ -41,7 +41,7 @@ def main() -> int:
     if args.limit < 1 or args.repeat < 1:
         raise ProjectError("--limit and --repeat must be at least 1")
     images = folder_images(args.input_dir or paths.test_images)[:args.limit]
-    options = dict(tta=not args.no_tta, aggregate=args.aggregate, batch_size=args.batch_size,
+    options = dict(tta=args.tta, aggregate=args.aggregate, batch_size=args.batch_size,
                    workers=args.workers, forward_chunk=args.forward_chunk)
     if args.random_models:
         predictor = random_predictor(args.img_size, device=resolve_device(args.device), **options)

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
+from lib.options import add_switches  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 log = logging.getLogger("benchmark_matcher")
@@ -28,14 +29,14 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=8, help="images per size (default 8)")
     parser.add_argument("--workers", type=int, default=2, help="matcher threads for the throughput (default 2)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-progress", action="store_true")
+    add_switches(parser, "progress")
     add_path_args(parser)
     args = parser.parse_args()
     from lib.benchmark import benchmark_matcher
     if args.images < 1 or args.workers < 1 or min(args.sizes) < 96:
         raise ProjectError("--images and --workers must be at least 1, --sizes at least 96")
     log_file = setup_logging("benchmark_matcher", resolve_paths(args).logs_dir)
-    table = benchmark_matcher(args.sizes, args.images, args.workers, args.seed, not args.no_progress)
+    table = benchmark_matcher(args.sizes, args.images, args.workers, args.seed, args.progress)
     log.info("copy-move matcher on forged synthetic figures (CPU):\n%s",
              table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     print(f"log: {log_file}")

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.fileio import atomic_write_text  # noqa: E402
+from lib.options import add_switches  # noqa: E402
 from lib.paths import add_path_args, require_benchmark, resolve_paths  # noqa: E402
 
 log = logging.getLogger("evaluate_matcher")
@@ -45,7 +46,7 @@ def main() -> int:
                              "dense_max_grid=512")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="images matched at a time, in threads (default 2)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_switches(parser, "progress")
     add_path_args(parser)
     args = parser.parse_args()
     from lib.matching.evaluation import compare_matchers, comparison_table
@@ -55,7 +56,7 @@ def main() -> int:
     require_benchmark(paths, ("meta.csv", "solution.csv", "test_images"))
     out_dir = args.out_dir or paths.logs_dir / "matcher_eval"
     log_file = setup_logging("evaluate_matcher", paths.logs_dir)
-    results = compare_matchers(paths, out_dir, args.leave_out, args.seed, args.workers, not args.no_progress)
+    results = compare_matchers(paths, out_dir, args.leave_out, args.seed, args.workers, args.progress)
     lines = [comparison_table(results), "", "verifier AUCs (grouped out-of-fold on train / per figure on test):"]
     for name, result in results.items():
         if "oof_candidate_auc" in result:
@@ -80,7 +81,7 @@ def measure_candidates(paths, args) -> int:
     config = match_config(args.set)
     require_benchmark(paths, ("meta.csv", "train_images"))
     log_file = setup_logging("evaluate_matcher", paths.logs_dir)
-    report = candidate_coverage(paths, config, args.candidates, args.seed, args.workers, not args.no_progress)
+    report = candidate_coverage(paths, config, args.candidates, args.seed, args.workers, args.progress)
     total = report[report["column"] == report["column"].iloc[0]]
     log.info("candidates of %d forged training figures (%s): %d of %d events covered (%.3f)\n%s",
              args.candidates, " ".join(args.set) or "defaults", total["found"].sum(), total["events"].sum(),

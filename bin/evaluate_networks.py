@@ -47,7 +47,7 @@ def main() -> int:
         if not path.is_file():
             raise ProjectError(f"{path}: checkpoint not found")
     table = compare_on_benchmark(paths, checkpoints, resolve_device(args.device), args.match_workers,
-                                 not args.no_progress, tta=not args.no_tta)
+                                 args.progress, tta=args.tta)
     out = paths.logs_dir / f"{log_file.stem.replace('evaluate_networks', 'networks')}.csv"
     atomic_write_text(out, table.to_csv(index=False))
     log.info("benchmark %s, test split (thresholds and fusion rules chosen on the validation split):\n%s",

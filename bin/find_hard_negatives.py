@@ -50,7 +50,7 @@ def main() -> int:
         images = folder_images(args.authentic_dir)
         ids = [p.stem for p in images]
     else:
-        manifest = load_manifest(paths, progress=not args.no_progress)
+        manifest = load_manifest(paths, progress=args.progress)
         train_rows, _ = split_rows(manifest, load_or_make_split(paths, manifest))
         rows = train_rows[(train_rows["label"] == AUTHENTIC)
                           & (args.include_augmented | ~train_rows["augmented"].astype(bool))]

@@ -29,12 +29,17 @@ from lib.imageio import list_images  # noqa: E402
 from lib.paths import ROOT, add_path_args, resolve_paths  # noqa: E402
 from lib.pipeline import (PHASES, banner, build_plan, duration, execute, input_problems, parse_phases,  # noqa: E402
                           relative, select_phases, summary_table)
-from lib.postprocess import AUTO, FUSIONS, PostConfig  # noqa: E402
+from lib.postprocess import AUTO, PostConfig  # noqa: E402
+from lib.flags import add_args, from_args, to_argv  # noqa: E402
+from lib.options import PredictorOptions, TrainOptions  # noqa: E402
 
 log = logging.getLogger("full_pipeline")
 DEMO_DIR = ROOT / "demo"
 # CPU-sized settings of --demo: the whole run in minutes on 2 cores
 DEMO_TRAINING = {"epochs": 1, "img_size": 128, "batch_size": 4, "encoder_weights": "none"}
+# the training flags the pipeline passes on (with --device), and the thresholds of mining and inference
+PIPELINE_TRAINING = ("epochs", "img_size", "batch_size", "encoder_weights", "seed", "overwrite")
+PIPELINE_POST = ("classifier_threshold", "seg_threshold", "min_area", "fusion")
 # networks trained this briefly find next to nothing: the demo shows the copy-move matcher first
 DOWNLOAD = ("no Kaggle data in {data}: download it with\n"
             "  kaggle competitions download -c recodai-luc-scientific-image-forgery-detection\n"
@@ -42,7 +47,7 @@ DOWNLOAD = ("no Kaggle data in {data}: download it with\n"
             "or try everything on synthetic data first: python bin/full_pipeline.py --demo")
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     flow = parser.add_argument_group("phases")
     flow.add_argument("--phase", action="append", default=None, metavar="N",
@@ -64,31 +69,19 @@ def parse_args() -> argparse.Namespace:
                       help="mine this folder of authentic images instead of the training split's")
     data.add_argument("--output-dir", type=Path, default=None,
                       help="where submission.csv goes (default: the repository root; demo/ with --demo)")
-    train = parser.add_argument_group("training (passed to the training scripts; default: each variant's)")
-    train.add_argument("--epochs", type=int, default=None)
-    train.add_argument("--img-size", type=int, default=None)
-    train.add_argument("--batch-size", type=int, default=None)
-    train.add_argument("--encoder-weights", default=None, help="imagenet, none or a local weights file")
-    train.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
-    train.add_argument("--seed", type=int, default=None)
-    train.add_argument("--overwrite", action="store_true",
-                       help="retrain over earlier runs of the same models (they move to <models-dir>/previous/); "
-                            "implied by --demo")
-    post = parser.add_argument_group("thresholds (mining and inference)")
-    defaults = PostConfig()
-    post.add_argument("--classifier-threshold", type=float, default=defaults.classifier_threshold)
-    post.add_argument("--seg-threshold", type=float, default=defaults.seg_threshold)
-    post.add_argument("--min-area", type=int, default=defaults.min_area)
-    post.add_argument("--fusion", default=AUTO, choices=(*FUSIONS, AUTO),
-                      help="networks, copy-move matcher or both (see bin/script_5_predict.py --help); default "
-                           "auto: phase 4 first compares the rules on the held-out split "
-                           "(validate_test.py --compare-fusion) and predicts with the best")
+    add_args(TrainOptions, parser, "training (passed to the training scripts; default: each variant's)",
+             only=PIPELINE_TRAINING)
+    add_args(PredictorOptions, parser, only=("device",))       # training, mining and inference
+    add_args(PostConfig, parser, "thresholds (mining and inference)", only=PIPELINE_POST, defaults={"fusion": AUTO})
     add_path_args(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.demo:      # CPU-sized training where the command line does not say otherwise
+        parser.set_defaults(**DEMO_TRAINING)
+        args = parser.parse_args(argv)
     try:
         args.phases = parse_phases(args.phase)
-        PostConfig(classifier_threshold=args.classifier_threshold, seg_threshold=args.seg_threshold,
-                   min_area=args.min_area, fusion="network" if args.fusion == AUTO else args.fusion)
+        args.post = from_args(PostConfig, args, fusion="network" if args.fusion == AUTO else args.fusion)
+        args.training = from_args(TrainOptions, args, overwrite=args.overwrite or args.demo)
     except ValueError as exc:
         raise ProjectError(str(exc)) from None
     return args
@@ -102,9 +95,6 @@ def demo_setup(args: argparse.Namespace) -> None:
     args.models_dir = args.models_dir or args.data_dir / "models"
     args.logs_dir = args.logs_dir or args.data_dir / "logs"
     args.output_dir = args.output_dir or args.data_dir
-    for key, value in DEMO_TRAINING.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
     if not (Path(args.data_dir) / "solution.csv").is_file() and not args.dry_run:
         print(f"making the demo data in {relative(args.data_dir)} ...", flush=True)
         started = time.perf_counter()
@@ -129,13 +119,10 @@ def main() -> int:
 
     common = ["--data-dir", relative(paths.data_dir), "--models-dir", relative(paths.models_dir),
               "--logs-dir", relative(paths.logs_dir), "--no-progress"]
-    train = [flag for key in ("epochs", "img_size", "batch_size", "encoder_weights", "device", "seed")
-             if getattr(args, key) is not None for flag in (f"--{key.replace('_', '-')}", str(getattr(args, key)))]
-    if args.overwrite or args.demo:
-        train.append("--overwrite")
-    thresholds = ["--classifier-threshold", str(args.classifier_threshold), "--seg-threshold",
-                  str(args.seg_threshold), "--min-area", str(args.min_area)]
-    plan = build_plan(phases, common, train, thresholds, args.fusion, test_dir, output, args.authentic_dir)
+    train = to_argv(args.training, only=(*PIPELINE_TRAINING, "device"))
+    device = to_argv(args.training, only=("device",))
+    thresholds = to_argv(args.post, only=[name for name in PIPELINE_POST if name != "fusion"])
+    plan = build_plan(phases, common, train, thresholds, args.fusion, test_dir, output, args.authentic_dir, device)
 
     banner("FULL TRAINING PIPELINE WITH HARD NEGATIVE MINING" + (" (demo)" if args.demo else ""))
     log.info("Project directory: %s", ROOT)

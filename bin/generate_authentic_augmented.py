@@ -36,7 +36,7 @@ def main() -> int:
     strengths = parse_strengths(args.strengths)
     log_file = setup_logging("generate_authentic_augmented", paths.logs_dir)
     report = generate_authentic(paths, args.multiplier, strengths, args.seed, args.workers, args.overwrite,
-                                args.limit, not args.no_progress, args.samples)
+                                args.limit, args.progress, args.samples)
     return finish(report, log_file)
 
 

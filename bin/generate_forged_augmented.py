@@ -33,7 +33,7 @@ def main() -> int:
     paths = resolve_paths(args)
     log_file = setup_logging("generate_forged_augmented", paths.logs_dir)
     report = generate_forged(paths, args.copies, args.seed, args.workers, args.overwrite, args.limit,
-                             not args.no_progress, args.samples)
+                             args.progress, args.samples)
     return finish(report, log_file)
 
 

@@ -116,7 +116,7 @@ def main() -> int:
     parser.add_argument("--logs-dir", type=Path, default=None, help="also log to a file there")
     add_inference_args(parser)
     if meta is not None:
-        parser.set_defaults(**meta["arguments"], no_cache=True)   # the package is read-only in Kaggle
+        parser.set_defaults(**meta["arguments"], cache=False)   # the package is read-only in Kaggle
 
     def predict() -> int:
         args = parser.parse_args()

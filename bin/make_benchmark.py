@@ -20,6 +20,7 @@ import argparse  # noqa: E402
 import time  # noqa: E402
 
 from lib.cli import run  # noqa: E402
+from lib.options import add_switches  # noqa: E402
 
 
 def main() -> int:
@@ -38,14 +39,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the generated folders and CSVs of a non-empty --out")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_switches(parser, "progress")
     args = parser.parse_args()
     from lib.demo import make_benchmark
     start = time.perf_counter()
     summary = make_benchmark(args.out, n=args.n, seed=args.seed, test_fraction=args.test_fraction,
                              forged_fraction=args.forged_fraction, twin_fraction=args.twin_fraction,
                              min_size=args.min_size, max_size=args.max_size, workers=args.workers,
-                             overwrite=args.overwrite, progress=not args.no_progress)
+                             overwrite=args.overwrite, progress=args.progress)
     texture = ", ".join(f"{k} {v}" for k, v in sorted(summary["texture"].items()))
     print(f"wrote {args.out}: {summary['figures']} figures in {time.perf_counter() - start:.1f} s\n"
           f"  test      {summary['test']} images ({summary['test_forged']} forged), solution.csv\n"

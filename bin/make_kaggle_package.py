@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.options import AGGREGATIONS, KAGGLE_PYTHON, add_post_args  # noqa: E402
+from lib.flags import add_args, from_args  # noqa: E402
+from lib.options import KAGGLE_PYTHON, PACKAGED, PredictorOptions, add_post_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 
@@ -36,15 +37,7 @@ def main() -> int:
     parser.add_argument("--sweep", default=None,
                         help="sweep_*.json whose best thresholds to use (default: the newest in --logs-dir; "
                              "'none': the post-processing flags)")
-    group = parser.add_argument_group("predictor")
-    group.add_argument("--ensemble", action="append", default=None, metavar="PATH[:WEIGHT]",
-                       help="segmentation checkpoints (default: the variants' best of --stage in --models-dir)")
-    group.add_argument("--stage", default="v4", choices=["v4", "v3"], help="default checkpoints' stage (default v4)")
-    group.add_argument("--no-classifier", action="store_true", help="leave the pass-1 classifier out")
-    group.add_argument("--no-specialist", action="store_true", help="leave the small-forgery specialist out")
-    group.add_argument("--no-tta", action="store_true", help="no flip TTA")
-    group.add_argument("--aggregate", default="max", choices=AGGREGATIONS, help="flip TTA aggregation")
-    group.add_argument("--batch-size", type=int, default=4, help="images per batch in the notebook (default 4)")
+    add_args(PredictorOptions, parser, "predictor (recorded as the package's defaults)", only=PACKAGED)
     wheels = parser.add_argument_group("wheels")
     wheels.add_argument("--wheels-from", type=Path, default=None, help="copy the wheels from this folder, no download")
     wheels.add_argument("--no-wheels", action="store_true",
@@ -70,9 +63,7 @@ def main() -> int:
         print(f"thresholds from the flags (no sweep): {config.summary()}")
     if args.no_wheels and args.wheels_from:
         raise ProjectError("--no-wheels and --wheels-from: choose one")
-    options = PackageOptions(ensemble=args.ensemble, stage=args.stage, use_classifier=not args.no_classifier,
-                             use_specialist=not args.no_specialist, tta=not args.no_tta, aggregate=args.aggregate,
-                             batch_size=args.batch_size,
+    options = PackageOptions(predictor=from_args(PredictorOptions, args),
                              wheels="none" if args.no_wheels else str(args.wheels_from or "download"),
                              python_version=args.python_version, kaggle_user=args.kaggle_user,
                              dataset_slug=args.dataset_slug, overwrite=args.overwrite)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.options import add_matcher_args  # noqa: E402
+from lib.options import add_matcher_args, add_switches  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 from lib.postprocess import PostConfig  # noqa: E402
 
@@ -41,8 +41,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="images matched at a time, in threads (default 2)")
     parser.add_argument("--no-dense", action="store_true", help="keypoint stage only")
     parser.add_argument("--no-keypoints", action="store_true", help="dense stage only")
-    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_switches(parser, "cache", "progress")
     add_matcher_args(parser)
     add_path_args(parser)
     args = parser.parse_args()
@@ -62,8 +61,8 @@ def main() -> int:
     config, verifier, described = matcher_from_args(args, paths.models_dir)
     config = replace(config, keypoints=not args.no_keypoints, dense=not args.no_dense)
     log.info("%s on %d images", described, len(images))
-    cache = None if args.no_cache else MatchCache(paths.models_dir / "cache", config)
-    matches = run_matcher(images, config, cache, args.workers, not args.no_progress, debug_dir=args.debug_dir,
+    cache = None if not args.cache else MatchCache(paths.models_dir / "cache", config)
+    matches = run_matcher(images, config, cache, args.workers, args.progress, debug_dir=args.debug_dir,
                           verifier=verifier)
     written = write_predictions([result_of_match(m) for m in matches], post, args.output)
     timed = [m.seconds for m in matches if not m.error and m.seconds > 0]

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.options import DEFAULT_VERIFIER, VERIFIER_NAME, VERIFIER_NEGATIVES  # noqa: E402
+from lib.options import DEFAULT_VERIFIER, VERIFIER_NAME, VERIFIER_NEGATIVES, add_switches  # noqa: E402
 from lib.paths import ROOT, add_path_args, git_commit, resolve_paths  # noqa: E402
 
 log = logging.getLogger("train_match_verifier")
@@ -48,8 +48,7 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=5, help="grouped cross-validation folds (default 5)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="images matched at a time, in threads (default 2)")
-    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the matcher cache")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_switches(parser, "cache", "progress")
     add_path_args(parser)
     args = parser.parse_args()
     from lib.matching.training import train_from_layout
@@ -63,7 +62,7 @@ def main() -> int:
     command = "python bin/train_match_verifier.py " + " ".join(sys.argv[1:])
     try:
         verifier, report = train_from_layout(paths, args.include_val, args.seed, args.folds, args.forged_share,
-                                             args.workers, not args.no_cache, not args.no_progress, args.negatives)
+                                             args.workers, args.cache, args.progress, args.negatives)
     except ValueError as exc:
         raise ProjectError(str(exc)) from None
     verifier.training.update(command=command, commit=git_commit() or "unknown")

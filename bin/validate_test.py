@@ -76,7 +76,7 @@ def main() -> int:
     paths = resolve_paths(args)
     log_file = setup_logging("validate_test", paths.logs_dir)
     config = post_config_from_args(args, paths.logs_dir)
-    progress = not args.no_progress
+    progress = args.progress
 
     if args.solution is not None:
         truths = truths_from_solution(args.solution, folder_images(args.input_dir or paths.test_images))

@@ -36,6 +36,7 @@ from .errors import DataError, ProjectError, first_line
 from .fusion import (MatchCache, MatchOutput, chosen_fusion, fuse, matcher_from_args,
                      run_matcher)
 from .fileio import NpzCache
+from .flags import from_args
 from .imageio import list_images, load_image
 from .checkpoints import find_best, load_model
 from .integrity import package_of, sha256, verify_package
@@ -510,9 +511,7 @@ def post_config_from_args(args, logs_dir: Path | None = None) -> PostConfig:
         args.fusion, why = chosen_fusion(logs_dir)
         log.info("--fusion auto: %s", why)
     try:
-        return PostConfig(classifier_threshold=args.classifier_threshold, seg_threshold=args.seg_threshold,
-                          min_area=args.min_area, adaptive=not args.no_adaptive, instance_mode=args.instances,
-                          fusion=args.fusion, matcher_threshold=args.matcher_threshold)
+        return from_args(PostConfig, args)
     except ValueError as exc:
         raise ProjectError(str(exc)) from None
 
@@ -520,13 +519,13 @@ def post_config_from_args(args, logs_dir: Path | None = None) -> PostConfig:
 def predictor_from_args(args, models_dir: Path) -> Predictor:
     if args.batch_size < 1:
         raise ProjectError(f"--batch-size {args.batch_size}: must be at least 1")
-    return load_predictor(models_dir, args.device, args.ensemble, args.stage, not args.no_classifier,
-                          not args.no_specialist, tta=not args.no_tta, aggregate=args.aggregate,
+    return load_predictor(models_dir, args.device, args.ensemble, args.stage, args.classifier,
+                          args.specialist, tta=args.tta, aggregate=args.aggregate,
                           batch_size=args.batch_size, workers=args.workers)
 
 
 def cache_from_args(args, models_dir: Path, predictor: Predictor) -> ResultCache | None:
-    return None if args.no_cache else ResultCache(models_dir / "cache", predictor.key())
+    return None if not args.cache else ResultCache(models_dir / "cache", predictor.key())
 
 
 def predict_paths(args, models_dir: Path, paths: Sequence[Path], gate: float | None, desc: str = "predict",
@@ -535,7 +534,7 @@ def predict_paths(args, models_dir: Path, paths: Sequence[Path], gate: float | N
     not loaded with --fusion matcher) and the copy-move matcher (with any fusion but `network`,
     or when `matcher` says so), each with its cache. Returns the results and a one-line
     description of what ran."""
-    progress = not args.no_progress
+    progress = args.progress
     matcher = args.fusion != "network" if matcher is None else matcher
     predictor = predictor_from_args(args, models_dir) if args.fusion != "matcher" else None
     needs_maps = predictor is not None and predictor.needs_maps
@@ -547,7 +546,7 @@ def predict_paths(args, models_dir: Path, paths: Sequence[Path], gate: float | N
         if needs_maps and config.decision != "verifier":
             raise ProjectError("the ensemble has a self-correlation member, whose maps come from matcher v2: "
                                "drop --matcher v1")
-        cache = None if args.no_cache else MatchCache(models_dir / "cache", config)
+        cache = None if not args.cache else MatchCache(models_dir / "cache", config)
         matches = run_matcher(paths, config, cache, args.match_workers, progress, desc=f"{desc}: match",
                               verifier=verifier)
     if predictor is not None:

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
@@ -28,7 +28,8 @@ from .fileio import atomic_write_text
 from .infer import predictor_checkpoints
 from .integrity import PACKAGE_FILE, sha256
 from .matching import VERIFIER_NAME, resolve_verifier
-from .options import KAGGLE_PYTHON
+from .flags import record
+from .options import KAGGLE_PYTHON, PACKAGED, PredictorOptions
 from .paths import ROOT, git_commit
 from .postprocess import PostConfig
 
@@ -173,13 +174,7 @@ if process.wait() != 0:
 
 @dataclass
 class PackageOptions:
-    ensemble: list[str] | None = None
-    stage: str = "v4"
-    use_classifier: bool = True
-    use_specialist: bool = True
-    tta: bool = True
-    aggregate: str = "max"
-    batch_size: int = 4
+    predictor: PredictorOptions = field(default_factory=PredictorOptions)   # its PACKAGED settings are recorded
     wheels: str = "download"          # download | none | a folder to copy from
     python_version: str = KAGGLE_PYTHON
     kaggle_user: str = "YOUR_KAGGLE_USERNAME"
@@ -193,8 +188,9 @@ def build_package(output: Path, models_dir: Path, config: PostConfig, validation
     output = Path(output)
     if output.exists() and any(output.iterdir()) and not options.overwrite:
         raise ProjectError(f"{output}: exists and is not empty; choose another --output or pass --overwrite")
-    checkpoints = choose_checkpoints(models_dir, options.ensemble, options.stage, options.use_classifier,
-                                     options.use_specialist)
+    predictor = options.predictor
+    checkpoints = choose_checkpoints(models_dir, predictor.ensemble, predictor.stage, predictor.classifier,
+                                     predictor.specialist)
     partial = output.with_name(f".{output.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     try:
@@ -217,13 +213,9 @@ def build_package(output: Path, models_dir: Path, config: PostConfig, validation
             source = None if options.wheels == "download" else Path(options.wheels)
             wheels = fetch_wheels(partial / "wheels", source, options.python_version)
         segmenters = [f"models/{c.name}:{c.weight:g}" for c in checkpoints if c.role == "segmenter"]
-        arguments = {"ensemble": segmenters, "no_classifier": not options.use_classifier,
-                     "no_specialist": not options.use_specialist, "no_tta": not options.tta,
-                     "aggregate": options.aggregate, "batch_size": options.batch_size,
-                     "classifier_threshold": config.classifier_threshold, "seg_threshold": config.seg_threshold,
-                     "min_area": config.min_area, "no_adaptive": not config.adaptive,
-                     "instances": config.instance_mode, "fusion": config.fusion,
-                     "matcher_threshold": config.matcher_threshold}
+        # the entry point's flag defaults (argparse destinations = the option fields)
+        arguments = {**{k: v for k, v in record(predictor).items() if k in PACKAGED}, "ensemble": segmenters,
+                     **record(config)}
         meta = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "competition": COMPETITION, "commit": git_commit(),
                 "versions": versions(), "python_for_wheels": options.python_version if wheels else None,
                 "wheels": wheels, "checkpoints": records, "thresholds": config.as_dict(), "arguments": arguments,

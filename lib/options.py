@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .paths import BEST_SUFFIX, HARD_NEGATIVES_FILE, LAST_SUFFIX
-from .postprocess import AUTO, FUSIONS, INSTANCE_MODES, PostConfig
+from .flags import Flag, add_args, add_flag, flag, flagged, from_args
+from .postprocess import PostConfig
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")    # --amp
 AGGREGATIONS = ("max", "mean")                 # --aggregate: how flip-TTA probabilities combine
@@ -23,142 +24,119 @@ VERIFIER_NEGATIVES = 200                       # synthetic hard negatives added 
 AUTHENTIC_STRENGTHS = ("light", "medium", "strong")   # authentic augmentation presets (lib.augment)
 KAGGLE_PYTHON = "3.11"                         # Python of Kaggle's notebook image (make_kaggle_package.py)
 
+# flags several option sets and scripts share, each declared here once
+PROGRESS = Flag("--no-progress", "no progress bars")
+CACHE = Flag("--no-cache", "neither read nor write the result caches (networks' and matcher's)")
+WORKERS = Flag("--workers", "DataLoader worker processes")
+MATCH_WORKERS = Flag("--match-workers", "images the copy-move matcher works on at a time, in threads",
+                     aliases=())
+DEVICE = Flag("--device", "auto, cpu, cuda or cuda:N")
+SEED = Flag("--seed", "seed of python, numpy and torch")
+SWITCHES = {"progress": PROGRESS, "cache": CACHE}
+
+
+def add_switches(parser, *names: str) -> None:
+    """The shared on/off flags `names` ("progress": --no-progress, "cache": --no-cache), on by default."""
+    for name in names:
+        add_flag(parser, name, SWITCHES[name], True)
+
 
 @dataclass
 class TrainOptions:
-    """Run settings from the command line; None means 'the variant's default'."""
+    """A training run's settings from the command line; None means 'the variant's default'."""
 
-    epochs: int | None = None
-    lr: float | None = None
-    batch_size: int | None = None
-    img_size: int | None = None
-    workers: int = 2
-    seed: int = 42
-    device: str = "auto"
-    encoder_weights: str = "imagenet"
-    limit: int | None = None          # at most this many train and val images (smoke runs)
-    resume: bool = False
-    overwrite: bool = False           # archive an earlier run of the same name to <models>/previous/ and start anew
-    use_hard_negatives: bool = True
-    use_augmented: bool = True        # the phase-0 copies of training images, when there are any
-    weight_decay: float = 1e-4
-    val_threshold: float = 0.5        # probability threshold of the validation score
-    progress: bool = True
+    epochs: int | None = flag(None, "--epochs", "epochs (default: the variant's)", type=int)
+    lr: float | None = flag(None, "--lr", "learning rate (default: the variant's)", type=float)
+    batch_size: int | None = flag(None, "--batch-size", "batch size (default: the variant's)", type=int)
+    img_size: int | None = flag(None, "--img-size", "square training size, a multiple of 32 (default: the "
+                                "variant's)", type=int)
+    workers: int = flag(2, WORKERS)
+    seed: int = flag(42, SEED)
+    device: str = flag("auto", DEVICE)
+    encoder_weights: str = flag("imagenet", "--encoder-weights", "imagenet (download), none, or a local weights file")
+    limit: int | None = flag(None, "--limit", "use at most N training and N validation images (smoke runs)",
+                             type=int, metavar="N")
+    resume: bool = flag(False, "--resume", f"continue from <run>{LAST_SUFFIX}")
+    overwrite: bool = flag(False, "--overwrite", "start anew over an earlier run of the same name (its files move "
+                           "to <models-dir>/previous/)")
+    use_hard_negatives: bool = flag(True, "--no-hard-negatives", f"ignore <data-dir>/{HARD_NEGATIVES_FILE}")
+    use_augmented: bool = flag(True, "--no-augmented", "leave out the augmented copies (bin/generate_*_augmented.py) "
+                               "from training")
+    progress: bool = flag(True, PROGRESS)
+    tensorboard: bool = flag(False, "--tensorboard", "also write TensorBoard event files to <logs-dir>/tensorboard/"
+                             "<run>/ (needs the tensorboard package; <run>_history.csv and <run>_curves.png are "
+                             "written beside the checkpoints anyway)")
     # GPU speed paths (no effect on CPU)
-    amp: str = "auto"                 # auto (bf16 where supported, else fp16 + scaler) | bf16 | fp16 | off
-    channels_last: bool = True
-    compile: bool = False             # torch.compile the model (slow first epoch, faster after)
-    cudnn_benchmark: bool = True
-    persistent_workers: bool = False  # faster epoch starts; a resumed run then draws other augmentations
-    tensorboard: bool = False         # also TensorBoard event files under <logs>/tensorboard/<run>/
+    amp: str = flag("auto", "--amp", "mixed precision: auto = bf16 where supported, else fp16 with a gradient "
+                    "scaler", choices=AMP_MODES)
+    channels_last: bool = flag(True, "--no-channels-last", "keep the NCHW memory layout")
+    compile: bool = flag(False, "--compile", "torch.compile the model (slow first epoch)")
+    cudnn_benchmark: bool = flag(True, "--no-cudnn-benchmark", "no cuDNN autotuning")
+    persistent_workers: bool = flag(False, "--persistent-workers", "keep DataLoader workers between epochs (a "
+                                    "resumed run then draws other augmentations)")
+
+
+GPU_TRAINING = ("amp", "channels_last", "compile", "cudnn_benchmark", "persistent_workers")
 
 
 def add_training_args(parser) -> None:
     """The flags every training script shares (argparse parser)."""
-    group = parser.add_argument_group("training")
-    group.add_argument("--epochs", type=int, default=None, help="epochs (default: the variant's)")
-    group.add_argument("--lr", type=float, default=None, help="learning rate (default: the variant's)")
-    group.add_argument("--batch-size", type=int, default=None, help="batch size (default: the variant's)")
-    group.add_argument("--img-size", type=int, default=None,
-                       help="square training size, a multiple of 32 (default: the variant's)")
-    group.add_argument("--workers", type=int, default=2, help="DataLoader workers (default: 2)")
-    group.add_argument("--seed", type=int, default=42, help="seed of python, numpy, torch (default: 42)")
-    group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    group.add_argument("--encoder-weights", default="imagenet",
-                       help="imagenet (download), none, or a local weights file (default: imagenet)")
-    group.add_argument("--limit", type=int, default=None,
-                       help="use at most N training and N validation images (smoke runs)")
-    group.add_argument("--resume", action="store_true", help=f"continue from <run>{LAST_SUFFIX}")
-    group.add_argument("--overwrite", action="store_true",
-                       help="start anew over an earlier run of the same name (its files move to "
-                            "<models-dir>/previous/)")
-    group.add_argument("--no-hard-negatives", action="store_true",
-                       help=f"ignore <data-dir>/{HARD_NEGATIVES_FILE}")
-    group.add_argument("--no-augmented", action="store_true",
-                       help="leave out the augmented copies (bin/generate_*_augmented.py) from training")
-    group.add_argument("--no-progress", action="store_true", help="no progress bars")
-    gpu = parser.add_argument_group("GPU speed (no effect on CPU)")
-    gpu.add_argument("--amp", default="auto", choices=AMP_MODES,
-                     help="mixed precision: auto = bf16 where supported, else fp16 with a gradient scaler (default)")
-    gpu.add_argument("--no-channels-last", action="store_true", help="keep the NCHW memory layout")
-    gpu.add_argument("--compile", action="store_true", help="torch.compile the model (slow first epoch)")
-    gpu.add_argument("--no-cudnn-benchmark", action="store_true", help="no cuDNN autotuning")
-    gpu.add_argument("--persistent-workers", action="store_true",
-                     help="keep DataLoader workers between epochs (a resumed run then draws other augmentations)")
-    group.add_argument("--tensorboard", action="store_true",
-                       help="also write TensorBoard event files to <logs-dir>/tensorboard/<run>/ (needs the "
-                            "tensorboard package; <run>_history.csv and <run>_curves.png are written beside the "
-                            "checkpoints anyway)")
+    names = [f.name for f, _ in flagged(TrainOptions)]
+    add_args(TrainOptions, parser, "training", only=[n for n in names if n not in GPU_TRAINING])
+    add_args(TrainOptions, parser, "GPU speed (no effect on CPU)", only=GPU_TRAINING)
 
 
 def options_from_args(args) -> TrainOptions:
     """TrainOptions from parsed `add_training_args` flags."""
-    return TrainOptions(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, img_size=args.img_size,
-                        workers=args.workers, seed=args.seed, device=args.device,
-                        encoder_weights=args.encoder_weights, limit=args.limit, resume=args.resume,
-                        overwrite=args.overwrite,
-                        use_hard_negatives=not args.no_hard_negatives, use_augmented=not args.no_augmented,
-                        progress=not args.no_progress, amp=args.amp, channels_last=not args.no_channels_last,
-                        compile=args.compile, cudnn_benchmark=not args.no_cudnn_benchmark,
-                        persistent_workers=args.persistent_workers, tensorboard=args.tensorboard)
+    return from_args(TrainOptions, args)
+
+
+@dataclass
+class PredictorOptions:
+    """What the predictor runs and how (the networks, their test-time augmentation, the matcher
+    beside them), and the switches of a predicting script."""
+
+    ensemble: list[str] | None = flag(None, "--ensemble", "segmentation checkpoint and its weight (repeatable; "
+                                      "default: the variants' <name>_<stage>" + BEST_SUFFIX + " in --models-dir "
+                                      "with their weights)", append=True, metavar="PATH[:WEIGHT]")
+    stage: str = flag("v4", "--stage", "which default checkpoints to use; v4 falls back to v3 per variant",
+                      choices=("v4", "v3"))
+    aggregate: str = flag("max", "--aggregate", "flip TTA aggregation", choices=AGGREGATIONS)
+    tta: bool = flag(True, "--no-tta", "no flip TTA")
+    classifier: bool = flag(True, "--no-classifier", "skip pass 1 (every image to pass 2)")
+    specialist: bool = flag(True, "--no-specialist", "leave the small-forgery specialist out")
+    batch_size: int = flag(4, "--batch-size", "images per batch")
+    workers: int = flag(2, WORKERS)
+    device: str = flag("auto", DEVICE)
+    match_workers: int = flag(2, MATCH_WORKERS)
+    matcher: str = flag("v2", "--matcher", "v2: liberal candidates judged by the learned verifier; v1: the "
+                        "hand-set cascade of cut-offs, kept to compare", choices=MATCHERS)
+    match_verifier: Path | None = flag(None, "--match-verifier", "the verifier's JSON file (default: <models-dir>/"
+                                       + VERIFIER_NAME + " when the pipeline fitted one, else the committed "
+                                       "default)", type=Path, metavar="PATH")
+    cache: bool = flag(True, CACHE)
+    progress: bool = flag(True, PROGRESS)
+
+
+# what a Kaggle package records of the predictor (make_kaggle_package.py; the rest is the machine's)
+PACKAGED = ("ensemble", "stage", "aggregate", "tta", "classifier", "specialist", "batch_size")
 
 
 def add_inference_args(parser, post: bool = True) -> None:
     """The predictor's flags (and the post-processing thresholds when `post`)."""
-    group = parser.add_argument_group("predictor")
-    group.add_argument("--ensemble", action="append", default=None, metavar="PATH[:WEIGHT]",
-                       help="segmentation checkpoint and its weight (repeatable; default: the "
-                            f"variants' <name>_<stage>{BEST_SUFFIX} in --models-dir with their weights)")
-    group.add_argument("--stage", default="v4", choices=["v4", "v3"],
-                       help="which default checkpoints to use; v4 falls back to v3 per variant (default v4)")
-    group.add_argument("--aggregate", default="max", choices=AGGREGATIONS, help="flip TTA aggregation")
-    group.add_argument("--no-tta", action="store_true", help="no flip TTA")
-    group.add_argument("--no-classifier", action="store_true", help="skip pass 1 (every image to pass 2)")
-    group.add_argument("--no-specialist", action="store_true", help="leave the small-forgery specialist out")
-    group.add_argument("--batch-size", type=int, default=4, help="images per batch (default 4)")
-    group.add_argument("--workers", type=int, default=2, help="DataLoader workers (default 2)")
-    group.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    group.add_argument("--match-workers", type=int, default=2,
-                       help="images the copy-move matcher works on at a time, in threads (default 2)")
-    add_matcher_args(group)
-    group.add_argument("--no-cache", action="store_true", help="neither read nor write the result caches")
-    group.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_args(PredictorOptions, parser, "predictor")
     if post:
         add_post_args(parser)
 
 
-def add_post_args(parser) -> None:
-    defaults = PostConfig()
-    group = parser.add_argument_group("post-processing")
-    group.add_argument("--classifier-threshold", type=float, default=defaults.classifier_threshold,
-                       help=f"pass 1 gate (default {defaults.classifier_threshold})")
-    group.add_argument("--seg-threshold", type=float, default=defaults.seg_threshold,
-                       help=f"base pixel threshold (default {defaults.seg_threshold})")
-    group.add_argument("--min-area", type=int, default=defaults.min_area,
-                       help=f"drop regions smaller than this many pixels (default {defaults.min_area})")
-    group.add_argument("--no-adaptive", action="store_true", help="no brightness-adaptive threshold")
-    group.add_argument("--instances", default=defaults.instance_mode, choices=INSTANCE_MODES,
-                       help="instance forming: one instance of all regions (default), regions grouped "
-                            "by similarity, or one per region")
-    group.add_argument("--fusion", default=defaults.fusion, choices=(*FUSIONS, AUTO),
-                       help="segmentation networks alone (default), the copy-move matcher alone, the "
-                            "matcher first with the networks where it finds nothing, their union, or auto: "
-                            "the rule the newest validate_test.py --compare-fusion preferred on the held-out "
-                            "split (network when there is none)")
-    group.add_argument("--matcher-threshold", type=float, default=defaults.matcher_threshold,
-                       help="matcher events of at least this probability of being a real copy count (default: "
-                            "the verifier's own threshold, chosen on held-out figures when it was fitted; "
-                            "--matcher v1: the fine-detail correlation, default 0.85)")
+def add_post_args(parser, **defaults) -> None:
+    """The post-processing flags (PostConfig's), with `defaults` overriding the config's."""
+    add_args(PostConfig, parser, "post-processing", defaults=defaults)
 
 
-def add_matcher_args(group) -> None:
+def add_matcher_args(parser) -> None:
     """--matcher and --match-verifier, for every script that runs the matcher."""
-    group.add_argument("--matcher", default="v2", choices=MATCHERS,
-                       help="v2: liberal candidates judged by the learned verifier (default); v1: the hand-set "
-                            "cascade of cut-offs, kept to compare")
-    group.add_argument("--match-verifier", type=Path, default=None, metavar="PATH",
-                       help=f"the verifier's JSON file (default: <models-dir>/{VERIFIER_NAME} when the pipeline "
-                            "fitted one, else the committed default)")
+    add_args(PredictorOptions, parser, only=("matcher", "match_verifier"))
 
 
 def add_generation_args(parser) -> None:
@@ -172,4 +150,4 @@ def add_generation_args(parser) -> None:
     group.add_argument("--limit", type=int, default=None, help="augment only the first N images (smoke runs)")
     group.add_argument("--samples", type=int, default=8,
                        help="copies shown in the sample sheet written next to the log (default: 8; 0: none)")
-    group.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_switches(group, "progress")

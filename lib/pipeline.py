@@ -169,11 +169,13 @@ def summary_table(results: Sequence[PhaseResult]) -> str:
 # --- the steps of each phase -------------------------------------------------------------------
 
 def build_plan(phases: Sequence[int], common: list[str], train: list[str], thresholds: list[str], fusion: str,
-               test_dir: Path, output: Path, authentic_dir: Path | None) -> dict[int, list[Step]]:
+               test_dir: Path, output: Path, authentic_dir: Path | None, device: Sequence[str] = ()
+               ) -> dict[int, list[Step]]:
     """Each selected phase's steps. `common`: path flags every script takes; `train`: training
-    flags (epochs, size, ...); `thresholds` and `fusion`: post-processing for mining and inference."""
+    flags (epochs, size, device, ...); `thresholds` and `fusion`: post-processing for mining and
+    inference; `device`: the --device flag of the predicting steps."""
     train_all = [*common, *train]
-    post = [*thresholds, "--fusion", fusion]
+    post = [*thresholds, "--fusion", fusion, *device]
     steps = {
         0: [Step("forged augmentation", "generate_forged_augmented.py", list(common)),
             Step("authentic augmentation", "generate_authentic_augmented.py", list(common))],
@@ -197,7 +199,7 @@ def build_plan(phases: Sequence[int], common: list[str], train: list[str], thres
     if fusion == AUTO:
         # --fusion auto: the held-out split chooses the rule first (written to the logs, read by inference)
         steps[4].insert(0, Step("fusion rule on the held-out split", "validate_test.py",
-                                [*common, *thresholds, "--compare-fusion"]))
+                                [*common, *thresholds, "--compare-fusion", *device]))
     return {phase: steps[phase] for phase in phases}
 
 

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from .flags import flag
+
 INSTANCE_MODES = ("all", "similar", "components")
 FUSIONS = ("network", "matcher", "first", "union")   # see lib.fusion
 AUTO = "auto"          # --fusion auto: the rule the held-out split preferred (lib.fusion.chosen_fusion)
@@ -26,15 +28,23 @@ SIMILARITY_MAX_REGIONS = 12  # `similar` compares only the largest regions (pair
 class PostConfig:
     """Every post-processing choice of the pipeline, with the seeds' inference defaults."""
 
-    classifier_threshold: float = 0.25   # pass 1: below this the image is authentic
-    seg_threshold: float = 0.35          # base pixel threshold, adapted by brightness
-    min_area: int = 300                  # components smaller than this (pixels, original size) go
-    adaptive: bool = True                # brightness-adaptive threshold (adaptive_threshold)
-    instance_mode: str = "all"           # one of INSTANCE_MODES
+    classifier_threshold: float = flag(0.25, "--classifier-threshold",
+                                       "pass 1 gate: below this probability of forgery the image is authentic")
+    seg_threshold: float = flag(0.35, "--seg-threshold", "base pixel threshold, adapted by brightness")
+    min_area: int = flag(300, "--min-area", "drop regions smaller than this many pixels (original size)")
+    adaptive: bool = flag(True, "--no-adaptive", "no brightness-adaptive threshold (adaptive_threshold)")
+    instance_mode: str = flag("all", "--instances", "instance forming: one instance of all regions, regions "
+                              "grouped by similarity, or one per region", choices=INSTANCE_MODES)
     similarity: float = 0.5              # NCC above which two regions are one event (`similar`)
-    fusion: str = "network"              # how matcher and networks combine (rules: lib.fusion)
-    matcher_threshold: float | None = None   # matcher events of at least this probability count
-    #                                          (None: the verifier's own, chosen on held-out figures)
+    fusion: str = flag("network", "--fusion", "segmentation networks alone, the copy-move matcher alone, the "
+                       "matcher first with the networks where it finds nothing, their union (lib.fusion), or "
+                       "auto: the rule the newest validate_test.py --compare-fusion preferred on the held-out "
+                       "split (network when there is none)", choices=(*FUSIONS, AUTO))
+    matcher_threshold: float | None = flag(None, "--matcher-threshold", "matcher events of at least this "
+                                           "probability of being a real copy count (default: the verifier's own "
+                                           "threshold, chosen on held-out figures when it was fitted; --matcher "
+                                           "v1: the fine-detail correlation, 0.85)", type=float,
+                                           aliases=("--threshold",))
 
     def __post_init__(self):
         if self.instance_mode not in INSTANCE_MODES:

@@ -283,7 +283,7 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
     if channels_last:
         core = core.to(memory_format=torch.channels_last)
     loss_fn = build_loss(variant.loss, variant.loss_config)
-    optimizer = torch.optim.AdamW(core.parameters(), lr=variant.lr, weight_decay=options.weight_decay)
+    optimizer = torch.optim.AdamW(core.parameters(), lr=variant.lr, weight_decay=variant.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=variant.epochs)
     amp = Amp(device, options.amp)
 
@@ -341,7 +341,7 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
         scheduler.step()
         if ctx.is_main:
             metrics = evaluate(core, val_loader, val_rows, paths.data_dir, loss_fn, device, amp,
-                               options.val_threshold)
+                               VAL_THRESHOLD)
             # ties (early epochs that predict nothing all score the authentic fraction) go to the
             # lower validation loss; NaN (undefined AUC) never counts as better
             improved = metrics["score"] > best_score or (metrics["score"] == best_score
@@ -414,6 +414,7 @@ def _initial_weights(variant: Variant, paths: Paths, device: torch.device) -> tu
 
 
 RUN_FILES = (BEST_SUFFIX, LAST_SUFFIX, "_args.json", "_history.csv", "_curves.png", LEGACY_BEST_SUFFIX)
+VAL_THRESHOLD = 0.5             # the probability threshold of the validation score
 PREVIOUS_DIR = "previous"      # in the models dir: earlier runs replaced with --overwrite
 
 

@@ -86,6 +86,7 @@ class Variant:
     img_size: int = 512
     epochs: int = 25
     lr: float = 1e-4
+    weight_decay: float = 1e-4      # AdamW's
     batch_size: int = 4
     stage: str = "v3"
     ensemble_weight: float = 1.0    # weight in the inference ensemble

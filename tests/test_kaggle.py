@@ -17,6 +17,7 @@ from lib.integrity import verify_package
 from lib.kaggle import (COMPETITION, ENTRY, NOTEBOOK, PACKAGE_FILE, PackageOptions, build_package, latest_sweep,
                         sha256, thresholds_from_sweep)
 from lib.matching import DEFAULT_VERIFIER
+from lib.options import PredictorOptions
 from lib.postprocess import PostConfig
 from lib.submission import read_submission, validate_submission_file
 from tests.helpers import random_rgb, run_script, save_tiny_segmenter, write_png
@@ -213,14 +214,14 @@ def test_thresholds_come_from_the_newest_sweep(tmp_path):
 
 
 def test_packaging_refuses_to_overwrite_and_leaves_no_half_package(package, tmp_path):
-    options = PackageOptions(stage="v3", wheels="none")
+    options = PackageOptions(PredictorOptions(stage="v3"), wheels="none")
     with pytest.raises(ProjectError, match="exists and is not empty.*--overwrite"):
         build_package(package / "pkg", package / "models", PostConfig(), None, options)
     empty_wheels = tmp_path / "wheels"
     empty_wheels.mkdir()
     with pytest.raises(ProjectError, match="no wheel for"):
         build_package(tmp_path / "new", package / "models", PostConfig(), None,
-                      PackageOptions(stage="v3", wheels=str(empty_wheels)))
+                      PackageOptions(PredictorOptions(stage="v3"), wheels=str(empty_wheels)))
     assert not (tmp_path / "new").exists() and not list(tmp_path.glob(".new.partial*"))
     with pytest.raises(ProjectError, match="no segmentation checkpoints"):
         build_package(tmp_path / "none", tmp_path, PostConfig(), None, options)
