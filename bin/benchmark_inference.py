@@ -2,8 +2,8 @@
 """Time the batched predictor against a per-image, per-flip, per-model loop on the same images,
 check that both give the same probabilities, and print the speed-up.
 
-    python bin/benchmark_inference.py --random-models --data-dir demo --limit 8       # no checkpoints needed
-    python bin/benchmark_inference.py --stage v3 --limit 32                           # your checkpoints
+    python bin/benchmark_inference.py --random-models --data-dir demo --images 8      # no checkpoints needed
+    python bin/benchmark_inference.py --stage v3 --images 32                          # your checkpoints
 """
 import argparse
 import logging
@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
+from lib.flags import add_renamed  # noqa: E402
 from lib.options import add_inference_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
@@ -23,7 +24,7 @@ log = logging.getLogger("benchmark_inference")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input-dir", type=Path, default=None, help="images (default: <data-dir>/test_images)")
-    parser.add_argument("--limit", type=int, default=16, help="number of images (default 16)")
+    add_renamed(parser, "--limit", "--images", type=int, default=16, help="number of images (default 16)")
     parser.add_argument("--repeat", type=int, default=1, help="repeat and keep the best time (default 1)")
     parser.add_argument("--forward-chunk", type=int, default=None,
                         help="images per forward call (default: 1 on CPU, the whole TTA batch on CUDA)")
@@ -38,9 +39,9 @@ def main() -> int:
     from lib.infer import folder_images, predictor_from_args
     paths = resolve_paths(args)
     log_file = setup_logging("benchmark_inference", paths.logs_dir)
-    if args.limit < 1 or args.repeat < 1:
-        raise ProjectError("--limit and --repeat must be at least 1")
-    images = folder_images(args.input_dir or paths.test_images)[:args.limit]
+    if args.images < 1 or args.repeat < 1:
+        raise ProjectError("--images and --repeat must be at least 1")
+    images = folder_images(args.input_dir or paths.test_images)[:args.images]
     options = dict(tta=args.tta, aggregate=args.aggregate, batch_size=args.batch_size,
                    workers=args.workers, forward_chunk=args.forward_chunk)
     if args.random_models:

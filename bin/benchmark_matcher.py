@@ -3,7 +3,7 @@
 the throughput of the threads the pipeline uses, on forged synthetic figures.
 
     python bin/benchmark_matcher.py                       # 512 px and 2000 px, 8 images each
-    python bin/benchmark_matcher.py --sizes 768 1024 --images 16 --workers 4
+    python bin/benchmark_matcher.py --sizes 768 1024 --images 16 --match-workers 4
 
 Targets: at least 1 image/s at 512 px with 2 threads and at most 8 s for a 2000 px figure on 2 cores
 (v2; v1 was held to 2 images/s and 3 s).
@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.options import add_switches  # noqa: E402
+from lib.options import add_shared, add_switches  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 log = logging.getLogger("benchmark_matcher")
@@ -27,16 +27,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 2000], help="image sides in pixels")
     parser.add_argument("--images", type=int, default=8, help="images per size (default 8)")
-    parser.add_argument("--workers", type=int, default=2, help="matcher threads for the throughput (default 2)")
-    parser.add_argument("--seed", type=int, default=0)
+    add_shared(parser, "match_workers", 2, "--workers")
+    add_shared(parser, "seed", 0)
     add_switches(parser, "progress")
     add_path_args(parser)
     args = parser.parse_args()
     from lib.benchmark import benchmark_matcher
-    if args.images < 1 or args.workers < 1 or min(args.sizes) < 96:
-        raise ProjectError("--images and --workers must be at least 1, --sizes at least 96")
+    if args.images < 1 or args.match_workers < 1 or min(args.sizes) < 96:
+        raise ProjectError("--images and --match-workers must be at least 1, --sizes at least 96")
     log_file = setup_logging("benchmark_matcher", resolve_paths(args).logs_dir)
-    table = benchmark_matcher(args.sizes, args.images, args.workers, args.seed, args.progress)
+    table = benchmark_matcher(args.sizes, args.images, args.match_workers, args.seed, args.progress)
     log.info("copy-move matcher on forged synthetic figures (CPU):\n%s",
              table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     print(f"log: {log_file}")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Check a submission.csv before uploading: header, one row per test image, well-formed RLEs inside each image.
 
-    python bin/check_submission.py submission.csv --test-dir test_images
+    python bin/check_submission.py submission.csv --input-dir test_images
     python bin/check_submission.py submission.csv --solution demo/solution.csv
 """
 import argparse
@@ -11,6 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run  # noqa: E402
+from lib.flags import add_renamed  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 MAX_LINES = 50
@@ -19,7 +20,7 @@ MAX_LINES = 50
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submission", type=Path, help="the CSV to check")
-    parser.add_argument("--test-dir", type=Path, default=None,
+    add_renamed(parser, "--test-dir", "--input-dir", type=Path, default=None,
                         help="folder of test images the rows must match (default: <data-dir>/test_images)")
     parser.add_argument("--solution", type=Path, default=None,
                         help="check ids and bounds against a solution CSV instead of a test folder")
@@ -28,7 +29,7 @@ def main() -> int:
     from lib.metric import AUTHENTIC
     from lib.submission import read_submission, validate_submission_file
 
-    test_dir = args.test_dir
+    test_dir = args.input_dir
     if test_dir is None and args.solution is None:
         test_dir = resolve_paths(args).test_images
     problems = validate_submission_file(args.submission, test_dir=test_dir, solution=args.solution)

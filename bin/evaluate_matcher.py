@@ -2,8 +2,8 @@
 """The matcher on a benchmark's test split: v1 (the cascade) beside v2 (the verifier) and its
 ablations, by group, in one table; the verifier's AUCs, reliability diagram and top features.
 
-    python bin/make_benchmark.py --out bench --n 1250
-    python bin/evaluate_matcher.py --data-dir bench --leave-out blot --out-dir logs/matcher_eval
+    python bin/make_benchmark.py --output-dir bench --n 1250
+    python bin/evaluate_matcher.py --data-dir bench --leave-out blot --output-dir logs/matcher_eval
     python bin/evaluate_matcher.py --data-dir bench --candidates 100 --set dense_max_grid=512
 
 With --candidates N it only measures the candidate stages and masks, to tune them on training
@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.fileio import atomic_write_text  # noqa: E402
-from lib.options import add_switches  # noqa: E402
+from lib.flags import add_renamed  # noqa: E402
+from lib.options import add_shared, add_switches  # noqa: E402
 from lib.paths import add_path_args, require_benchmark, resolve_paths  # noqa: E402
 
 log = logging.getLogger("evaluate_matcher")
@@ -33,8 +34,8 @@ log = logging.getLogger("evaluate_matcher")
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out-dir", type=Path, default=None, help="where the table and plots go (default: <logs-dir>/"
-                                                                      "matcher_eval)")
+    add_renamed(parser, "--out-dir", "--output-dir", type=Path, default=None,
+                help="where the table and plots go (default: <logs-dir>/matcher_eval)")
     parser.add_argument("--leave-out", default=None,
                         help="also fit a verifier without the training figures of this content kind and judge it on "
                              "the test figures of that kind (e.g. blot)")
@@ -44,8 +45,8 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="with --candidates: a MatchConfig parameter for the run (repeatable), e.g. "
                              "dense_max_grid=512")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2, help="images matched at a time, in threads (default 2)")
+    add_shared(parser, "seed", 0)
+    add_shared(parser, "match_workers", 2, "--workers")
     add_switches(parser, "progress")
     add_path_args(parser)
     args = parser.parse_args()
@@ -54,9 +55,9 @@ def main() -> int:
     if args.candidates is not None:
         return measure_candidates(paths, args)
     require_benchmark(paths, ("meta.csv", "solution.csv", "test_images"))
-    out_dir = args.out_dir or paths.logs_dir / "matcher_eval"
+    out_dir = args.output_dir or paths.logs_dir / "matcher_eval"
     log_file = setup_logging("evaluate_matcher", paths.logs_dir)
-    results = compare_matchers(paths, out_dir, args.leave_out, args.seed, args.workers, args.progress)
+    results = compare_matchers(paths, out_dir, args.leave_out, args.seed, args.match_workers, args.progress)
     lines = [comparison_table(results), "", "verifier AUCs (grouped out-of-fold on train / per figure on test):"]
     for name, result in results.items():
         if "oof_candidate_auc" in result:
@@ -81,7 +82,7 @@ def measure_candidates(paths, args) -> int:
     config = match_config(args.set)
     require_benchmark(paths, ("meta.csv", "train_images"))
     log_file = setup_logging("evaluate_matcher", paths.logs_dir)
-    report = candidate_coverage(paths, config, args.candidates, args.seed, args.workers, args.progress)
+    report = candidate_coverage(paths, config, args.candidates, args.seed, args.match_workers, args.progress)
     total = report[report["column"] == report["column"].iloc[0]]
     log.info("candidates of %d forged training figures (%s): %d of %d events covered (%.3f)\n%s",
              args.candidates, " ".join(args.set) or "defaults", total["found"].sum(), total["events"].sum(),

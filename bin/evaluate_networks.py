@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Trained networks against the copy-move matcher on a benchmark's test split, in one table.
 
-    python bin/make_benchmark.py --out bench
+    python bin/make_benchmark.py --output-dir bench
     python bin/script_1_train_v3.py --data-dir bench --models-dir bench/models --model selfcorr \
         --img-size 256 --epochs 6 --encoder-weights none
     python bin/evaluate_networks.py --data-dir bench --models-dir bench/models --stage v3

@@ -25,13 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
+from lib.flags import add_args, add_renamed, from_args, to_argv  # noqa: E402
 from lib.imageio import list_images  # noqa: E402
+from lib.options import PredictorOptions, TrainOptions  # noqa: E402
 from lib.paths import ROOT, add_path_args, resolve_paths  # noqa: E402
 from lib.pipeline import (PHASES, banner, build_plan, duration, execute, input_problems, parse_phases,  # noqa: E402
                           relative, select_phases, summary_table)
 from lib.postprocess import AUTO, PostConfig  # noqa: E402
-from lib.flags import add_args, from_args, to_argv  # noqa: E402
-from lib.options import PredictorOptions, TrainOptions  # noqa: E402
 
 log = logging.getLogger("full_pipeline")
 DEMO_DIR = ROOT / "demo"
@@ -64,7 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                            "submission stay under demo/, and the submission is scored")
     flow.add_argument("--dry-run", action="store_true", help="print the plan and the commands, run nothing")
     data = parser.add_argument_group("data and outputs")
-    data.add_argument("--test-dir", type=Path, default=None, help="images to predict (default <data-dir>/test_images)")
+    add_renamed(data, "--test-dir", "--input-dir", type=Path, default=None,
+                help="images to predict (default <data-dir>/test_images)")
     data.add_argument("--authentic-dir", type=Path, default=None,
                       help="mine this folder of authentic images instead of the training split's")
     data.add_argument("--output-dir", type=Path, default=None,
@@ -107,7 +108,7 @@ def main() -> int:
     if args.demo:
         demo_setup(args)
     paths = resolve_paths(args)
-    test_dir = (args.test_dir or paths.test_images).resolve()
+    test_dir = (args.input_dir or paths.test_images).resolve()
     output = (args.output_dir or ROOT).resolve() / "submission.csv"
     phases = select_phases(args.phases, args.skip_initial, args.skip_mining, args.skip_retrain,
                            args.inference_only, args.augment)

@@ -2,7 +2,7 @@
 """Augmented copies of the authentic training images, in light / medium / strong strengths (phase 0).
 
     python bin/generate_authentic_augmented.py                       # 3 copies: light, medium, strong
-    python bin/generate_authentic_augmented.py --multiplier 2 --strengths medium,strong --data-dir demo
+    python bin/generate_authentic_augmented.py --copies 2 --strengths medium,strong --data-dir demo
 
 Writes <data-dir>/train_images/authentic_augmented/<id>_aug<k>_<strength>.png; copy k uses the
 k-th strength of --strengths (cycling). Light: flips or rotation up to 15 degrees, mild colour.
@@ -19,13 +19,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
+from lib.flags import add_renamed  # noqa: E402
 from lib.options import AUTHENTIC_STRENGTHS, add_generation_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--multiplier", type=int, default=3, help="augmented copies per authentic image (default: 3)")
+    add_renamed(parser, "--multiplier", "--copies", type=int, default=3,
+                help="augmented copies per authentic image (default: 3)")
     parser.add_argument("--strengths", default=",".join(AUTHENTIC_STRENGTHS),
                         help=f"comma-separated, cycled over the copies (default: {','.join(AUTHENTIC_STRENGTHS)})")
     add_generation_args(parser)
@@ -35,7 +37,7 @@ def main() -> int:
     paths = resolve_paths(args)
     strengths = parse_strengths(args.strengths)
     log_file = setup_logging("generate_authentic_augmented", paths.logs_dir)
-    report = generate_authentic(paths, args.multiplier, strengths, args.seed, args.workers, args.overwrite,
+    report = generate_authentic(paths, args.copies, strengths, args.seed, args.jobs, args.overwrite,
                                 args.limit, args.progress, args.samples)
     return finish(report, log_file)
 

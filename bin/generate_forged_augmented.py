@@ -2,7 +2,7 @@
 """Augmented copies of the forged training images, masks moved with them (phase 0).
 
     python bin/generate_forged_augmented.py                          # 3 copies per image
-    python bin/generate_forged_augmented.py --copies 5 --workers 4 --data-dir demo
+    python bin/generate_forged_augmented.py --copies 5 --jobs 4 --data-dir demo
 
 Writes <data-dir>/train_images/forged_augmented/<id>_aug<k>.png and
 <data-dir>/train_masks_augmented/<id>_aug<k>.npy. Geometry (flip, 90-degree or up to 15-degree
@@ -32,7 +32,7 @@ def main() -> int:
     from lib.augmented_data import finish, generate_forged
     paths = resolve_paths(args)
     log_file = setup_logging("generate_forged_augmented", paths.logs_dir)
-    report = generate_forged(paths, args.copies, args.seed, args.workers, args.overwrite, args.limit,
+    report = generate_forged(paths, args.copies, args.seed, args.jobs, args.overwrite, args.limit,
                              args.progress, args.samples)
     return finish(report, log_file)
 

@@ -4,8 +4,8 @@ types, copies of flat background, figures re-saved with JPEG, rescaling and nois
 figures), split by case_id into a training part and a test part with its solution, plus meta.csv
 and events.csv to report results by group.
 
-    python bin/make_benchmark.py --out bench                  # 1,000 figures: ~600 train, ~400 test
-    python bin/make_benchmark.py --out bench_small --n 60      # a quick one
+    python bin/make_benchmark.py --output-dir bench                # 1,000 figures: ~600 train, ~400 test
+    python bin/make_benchmark.py --output-dir bench_small --n 60     # a quick one
 
 Layout: bench/train_images/{forged,authentic}/ + bench/train_masks/ (training and validation, split
 by the project's split file when training runs), bench/test_images/ + bench/solution.csv (report
@@ -20,12 +20,14 @@ import argparse  # noqa: E402
 import time  # noqa: E402
 
 from lib.cli import run  # noqa: E402
-from lib.options import add_switches  # noqa: E402
+from lib.flags import add_renamed  # noqa: E402
+from lib.options import add_shared, add_switches  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True, help="output folder (relative to the current directory)")
+    add_renamed(parser, "--out", "--output-dir", type=Path, required=True,
+                help="output folder (relative to the current directory)")
     parser.add_argument("--n", type=int, default=1000, help="figures (cases) in all (default: 1000)")
     parser.add_argument("--test-fraction", type=float, default=0.4,
                         help="fraction of the cases in the test part (default: 0.4)")
@@ -35,20 +37,20 @@ def main() -> int:
     parser.add_argument("--min-size", type=int, default=256, help="smallest image side before rescaling (default: 256)")
     parser.add_argument("--max-size", type=int, default=1024,
                         help="largest image side before rescaling (default: 1024)")
-    parser.add_argument("--workers", type=int, default=2, help="processes drawing figures (default: 2)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    add_renamed(parser, "--workers", "--jobs", type=int, default=2, help="processes drawing figures (default: 2)")
+    add_shared(parser, "seed", 0)
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace the generated folders and CSVs of a non-empty --out")
+                        help="replace the generated folders and CSVs of a non-empty --output-dir")
     add_switches(parser, "progress")
     args = parser.parse_args()
     from lib.demo import make_benchmark
     start = time.perf_counter()
-    summary = make_benchmark(args.out, n=args.n, seed=args.seed, test_fraction=args.test_fraction,
+    summary = make_benchmark(args.output_dir, n=args.n, seed=args.seed, test_fraction=args.test_fraction,
                              forged_fraction=args.forged_fraction, twin_fraction=args.twin_fraction,
-                             min_size=args.min_size, max_size=args.max_size, workers=args.workers,
+                             min_size=args.min_size, max_size=args.max_size, workers=args.jobs,
                              overwrite=args.overwrite, progress=args.progress)
     texture = ", ".join(f"{k} {v}" for k, v in sorted(summary["texture"].items()))
-    print(f"wrote {args.out}: {summary['figures']} figures in {time.perf_counter() - start:.1f} s\n"
+    print(f"wrote {args.output_dir}: {summary['figures']} figures in {time.perf_counter() - start:.1f} s\n"
           f"  test      {summary['test']} images ({summary['test_forged']} forged), solution.csv\n"
           f"  train     {summary['train_images']} images ({summary['train_forged']} forged, the rest authentic "
           f"twins and authentic figures)\n"

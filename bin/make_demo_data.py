@@ -1,8 +1,8 @@
 """Write a small synthetic copy-move dataset in the Kaggle layout (train, supplemental, test,
 solution.csv), to run the whole pipeline without the competition data.
 
-    python bin/make_demo_data.py --out demo
-    python bin/make_demo_data.py --out demo --n-forged 200 --seed 1 --overwrite
+    python bin/make_demo_data.py --output-dir demo
+    python bin/make_demo_data.py --output-dir demo --n-forged 200 --seed 1 --overwrite
 """
 import sys
 from pathlib import Path
@@ -12,12 +12,14 @@ import argparse  # noqa: E402
 import time  # noqa: E402
 
 from lib.cli import run  # noqa: E402
+from lib.flags import add_renamed  # noqa: E402
+from lib.options import add_shared  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True,
+    add_renamed(parser, "--out", "--output-dir", type=Path, required=True,
                         help="output folder (relative to the current directory)")
     parser.add_argument("--n-forged", type=int, default=60, help="forged training images (default: 60)")
     parser.add_argument("--twin-fraction", type=float, default=0.85,
@@ -31,18 +33,18 @@ def main() -> int:
     parser.add_argument("--max-size", type=int, default=640, help="largest image side (default: 640)")
     parser.add_argument("--jpeg-prob", type=float, default=0.2,
                         help="probability that an image is JPEG re-compressed (default: 0.2)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    add_shared(parser, "seed", 0)
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the generated folders and CSVs of a non-empty --out")
     args = parser.parse_args()
     from lib.demo import format_summary, make_demo_dataset
     start = time.perf_counter()
     summary = make_demo_dataset(
-        args.out, n_forged=args.n_forged, twin_fraction=args.twin_fraction, n_test=args.n_test,
+        args.output_dir, n_forged=args.n_forged, twin_fraction=args.twin_fraction, n_test=args.n_test,
         test_forged_fraction=args.test_forged_fraction, n_supplemental=args.n_supplemental,
         min_size=args.min_size, max_size=args.max_size, seed=args.seed, jpeg_prob=args.jpeg_prob,
         overwrite=args.overwrite)
-    print(format_summary(summary, args.out, time.perf_counter() - start))
+    print(format_summary(summary, args.output_dir, time.perf_counter() - start))
     return 0
 
 

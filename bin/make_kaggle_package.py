@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Package the models for Kaggle's offline notebook run (a code competition).
 
-    python bin/make_kaggle_package.py --output kaggle_package          # thresholds of the newest sweep
-    python bin/make_kaggle_package.py --output kaggle_package --sweep logs/sweep_20261126_101500.json
-    python bin/make_kaggle_package.py --output pkg --sweep none --fusion first --seg-threshold 0.4 --no-wheels
+    python bin/make_kaggle_package.py --output-dir kaggle_package          # thresholds of the newest sweep
+    python bin/make_kaggle_package.py --output-dir kaggle_package --sweep logs/sweep_20261126_101500.json
+    python bin/make_kaggle_package.py --output-dir pkg --sweep none --fusion first --seg-threshold 0.4 --no-wheels
 
 Writes one folder: lib/, bin/kaggle_predict.py (the offline entry point), models/ (the ensemble
 the predictor would load from --models-dir, the classifier and the specialist), wheels/ (the
@@ -25,14 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.flags import add_args, from_args  # noqa: E402
+from lib.flags import add_args, add_renamed, from_args  # noqa: E402
 from lib.options import KAGGLE_PYTHON, PACKAGED, PredictorOptions, add_post_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", type=Path, required=True, help="package folder to write")
+    add_renamed(parser, "--output", "--output-dir", type=Path, required=True, help="package folder to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing package folder")
     parser.add_argument("--sweep", default=None,
                         help="sweep_*.json whose best thresholds to use (default: the newest in --logs-dir; "
@@ -67,13 +67,13 @@ def main() -> int:
                              wheels="none" if args.no_wheels else str(args.wheels_from or "download"),
                              python_version=args.python_version, kaggle_user=args.kaggle_user,
                              dataset_slug=args.dataset_slug, overwrite=args.overwrite)
-    meta = build_package(args.output, paths.models_dir, config, validation, options)
+    meta = build_package(args.output_dir, paths.models_dir, config, validation, options)
     for record in meta["checkpoints"]:
         weight = f" (weight {record['weight']:g})" if record["weight"] else ""
         print(f"  {record['role']:<10} {record['file']}{weight}")
     models = [r for r in meta["checkpoints"] if r["role"] != "verifier"]
-    print(f"{args.output}: {len(models)} checkpoints and the matcher's verifier, {len(meta['wheels'])} wheels\n"
-          f"{describe(args.output)}")
+    print(f"{args.output_dir}: {len(models)} checkpoints and the matcher's verifier, {len(meta['wheels'])} wheels\n"
+          f"{describe(args.output_dir)}")
     return 0
 
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.options import add_matcher_args, add_switches  # noqa: E402
+from lib.options import add_matcher_args, add_shared, add_switches  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 from lib.postprocess import PostConfig  # noqa: E402
 
@@ -38,7 +38,7 @@ def main() -> int:
     parser.add_argument("--matcher-threshold", type=float, default=None,
                         help="events of at least this probability of being a real copy count (default: the "
                              "verifier's own threshold; --matcher v1: the fine-detail correlation, default 0.85)")
-    parser.add_argument("--workers", type=int, default=2, help="images matched at a time, in threads (default 2)")
+    add_shared(parser, "match_workers", 2, "--workers")
     parser.add_argument("--no-dense", action="store_true", help="keypoint stage only")
     parser.add_argument("--no-keypoints", action="store_true", help="dense stage only")
     add_switches(parser, "cache", "progress")
@@ -47,8 +47,8 @@ def main() -> int:
     args = parser.parse_args()
     from lib.fusion import MatchCache, matcher_from_args, run_matcher
     from lib.infer import folder_images, result_of_match, write_predictions
-    if args.workers < 1:
-        raise ProjectError(f"--workers {args.workers}: must be at least 1")
+    if args.match_workers < 1:
+        raise ProjectError(f"--match-workers {args.match_workers}: must be at least 1")
     if args.no_dense and args.no_keypoints:
         raise ProjectError("--no-dense and --no-keypoints together leave no detector")
     try:
@@ -62,7 +62,7 @@ def main() -> int:
     config = replace(config, keypoints=not args.no_keypoints, dense=not args.no_dense)
     log.info("%s on %d images", described, len(images))
     cache = None if not args.cache else MatchCache(paths.models_dir / "cache", config)
-    matches = run_matcher(images, config, cache, args.workers, args.progress, debug_dir=args.debug_dir,
+    matches = run_matcher(images, config, cache, args.match_workers, args.progress, debug_dir=args.debug_dir,
                           verifier=verifier)
     written = write_predictions([result_of_match(m) for m in matches], post, args.output)
     timed = [m.seconds for m in matches if not m.error and m.seconds > 0]

@@ -2,8 +2,8 @@
 """Fine-tune the v3 segmentation models with the mined hard negatives -> v4.
 
     python bin/script_3_train_v4.py                                  # all five
-    python bin/script_3_train_v4.py --models highres_no_ela hard_negative
-    python bin/script_3_train_v4.py --models highres_no_ela --epochs 1 --img-size 128 --data-dir demo
+    python bin/script_3_train_v4.py --model highres_no_ela --model hard_negative
+    python bin/script_3_train_v4.py --model highres_no_ela --epochs 1 --img-size 128 --data-dir demo
 
 Each v4 run starts from <models-dir>/<name>_v3_best.safetensors, samples the authentic images listed in
 <data-dir>/hard_negative_ids.txt 5x (python bin/find_hard_negatives.py --stage v3 writes it)
@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
+from lib.flags import add_renamed  # noqa: E402
 from lib.options import add_training_args, options_from_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 from lib.variants import V4_VARIANTS  # noqa: E402
@@ -25,8 +26,8 @@ from lib.variants import V4_VARIANTS  # noqa: E402
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", choices=list(V4_VARIANTS), default=None,
-                        help="variants to fine-tune (default: all five)")
+    add_renamed(parser, "--models", "--model", action="append", choices=list(V4_VARIANTS), default=None,
+                help="variant to fine-tune (repeatable; default: all five)", old_nargs="+")
     add_training_args(parser)
     add_path_args(parser)
     args = parser.parse_args()
@@ -36,7 +37,7 @@ def main() -> int:
     options = options_from_args(args)
     if options.use_hard_negatives:
         require_hard_negatives(paths)
-    return train_variants([V4_VARIANTS[name] for name in args.models or V4_VARIANTS], options, paths, log_file)
+    return train_variants([V4_VARIANTS[name] for name in args.model or V4_VARIANTS], options, paths, log_file)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.options import DEFAULT_VERIFIER, VERIFIER_NAME, VERIFIER_NEGATIVES, add_switches  # noqa: E402
+from lib.options import DEFAULT_VERIFIER, VERIFIER_NAME, VERIFIER_NEGATIVES, add_shared, add_switches  # noqa: E402
 from lib.paths import ROOT, add_path_args, git_commit, resolve_paths  # noqa: E402
 
 log = logging.getLogger("train_match_verifier")
@@ -46,23 +46,23 @@ def main() -> int:
                         help="write the fitted verifier even when the committed default scores better on these "
                              "figures (by default it is then not written, and the default stays in use)")
     parser.add_argument("--folds", type=int, default=5, help="grouped cross-validation folds (default 5)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=2, help="images matched at a time, in threads (default 2)")
+    add_shared(parser, "seed", 0)
+    add_shared(parser, "match_workers", 2, "--workers")
     add_switches(parser, "cache", "progress")
     add_path_args(parser)
     args = parser.parse_args()
     from lib.matching.training import train_from_layout
     if args.forged_share is not None and not 0 < args.forged_share < 1:
         raise ProjectError(f"--forged-share {args.forged_share}: must lie in (0, 1)")
-    if args.folds < 2 or args.workers < 1 or args.negatives < 0:
-        raise ProjectError("--folds must be at least 2, --workers at least 1 and --negatives at least 0")
+    if args.folds < 2 or args.match_workers < 1 or args.negatives < 0:
+        raise ProjectError("--folds must be at least 2, --match-workers at least 1 and --negatives at least 0")
     paths = resolve_paths(args)
     log_file = setup_logging("train_match_verifier", paths.logs_dir)
     output = DEFAULT_VERIFIER if args.default else args.output or paths.models_dir / VERIFIER_NAME
     command = "python bin/train_match_verifier.py " + " ".join(sys.argv[1:])
     try:
         verifier, report = train_from_layout(paths, args.include_val, args.seed, args.folds, args.forged_share,
-                                             args.workers, args.cache, args.progress, args.negatives)
+                                             args.match_workers, args.cache, args.progress, args.negatives)
     except ValueError as exc:
         raise ProjectError(str(exc)) from None
     verifier.training.update(command=command, commit=git_commit() or "unknown")

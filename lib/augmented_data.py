@@ -185,7 +185,7 @@ def generate_authentic(paths: Paths, multiplier: int = 3, strengths: Sequence[st
     """`multiplier` copies of each training-split authentic image; copy k uses strength
     strengths[k % len(strengths)] (the default gives one light, one medium, one strong)."""
     if multiplier < 1:
-        raise ProjectError(f"--multiplier {multiplier}: must be at least 1")
+        raise ProjectError(f"--copies {multiplier}: must be at least 1")
     strengths = parse_strengths(strengths)
     rows, held_out = _training_originals(paths, "authentic", progress)
     rows = rows.head(limit) if limit else rows

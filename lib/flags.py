@@ -66,22 +66,40 @@ def _default(field: dataclasses.Field) -> Any:
 
 
 class _OldSpelling(argparse.Action):
-    """A flag's old spelling: does what the new one does and says so on stderr."""
+    """A flag's old spelling: does what the new one does and says so on stderr. With `nargs` "+"
+    for a repeatable new flag, each value counts as one use of it (`--models a b` = `--model a --model b`)."""
 
-    def __init__(self, option_strings, dest, new: argparse.Action, **kwargs):
+    def __init__(self, option_strings, dest, new: argparse.Action, nargs=None, **kwargs):
         self.new = new
-        super().__init__(option_strings, dest, nargs=new.nargs, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        super().__init__(option_strings, dest, nargs=new.nargs if nargs is None else nargs,
+                         default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     def __call__(self, parser, namespace, values, option_string=None):
         print(f"warning: {option_string} is now {self.new.option_strings[0]}; the old spelling goes in the next "
               "release", file=sys.stderr)
-        self.new(parser, namespace, values, self.new.option_strings[0])
+        for value in values if self.nargs == "+" and self.new.nargs is None else [values]:
+            if self.new.choices is not None and value not in self.new.choices:
+                parser.error(f"argument {option_string}: invalid choice: {value!r}")
+            self.new(parser, namespace, value, self.new.option_strings[0])
+
+
+def old_spelling(group, alias: str, new: argparse.Action, nargs=None) -> argparse.Action:
+    """Accept `alias`, an earlier spelling of the flag `new`, hidden from --help and warned about."""
+    return group.add_argument(alias, dest=new.dest, action=_OldSpelling, new=new, nargs=nargs)
+
+
+def add_renamed(group, old: str, *names: str, old_nargs=None, **kwargs) -> argparse.Action:
+    """`group.add_argument(*names, **kwargs)` for a flag once spelled `old` (still accepted)."""
+    action = group.add_argument(*names, **kwargs)
+    old_spelling(group, old, action, old_nargs)
+    return action
 
 
 def add_flag(group, dest: str, spec: Flag, default: Any) -> argparse.Action:
     """One flag (and its hidden old spellings) added to an argparse parser or group."""
     help_text = spec.help
-    if spec.show_default and default not in (None, False, True, [], ()) and "(default" not in help_text:
+    shown = not (default is None or isinstance(default, bool) or default in ([], ()))
+    if spec.show_default and shown and "(default" not in help_text:
         help_text += f" (default {default})"
     if isinstance(default, bool) and not spec.append:
         switch = "store_false" if spec.name.startswith("--no-") else "store_true"
@@ -92,7 +110,7 @@ def add_flag(group, dest: str, spec: Flag, default: Any) -> argparse.Action:
         action = group.add_argument(spec.name, dest=dest, type=kind, choices=spec.choices, metavar=spec.metavar,
                                     action="append" if spec.append else "store", default=default, help=help_text)
     for alias in spec.aliases:
-        group.add_argument(alias, dest=dest, action=_OldSpelling, new=action)
+        old_spelling(group, alias, action)
     return action
 
 

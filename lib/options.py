@@ -8,6 +8,7 @@ name); the modules that use them import them from here.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,17 +29,24 @@ KAGGLE_PYTHON = "3.11"                         # Python of Kaggle's notebook ima
 PROGRESS = Flag("--no-progress", "no progress bars")
 CACHE = Flag("--no-cache", "neither read nor write the result caches (networks' and matcher's)")
 WORKERS = Flag("--workers", "DataLoader worker processes")
-MATCH_WORKERS = Flag("--match-workers", "images the copy-move matcher works on at a time, in threads",
-                     aliases=())
+MATCH_WORKERS = Flag("--match-workers", "images the copy-move matcher works on at a time, in threads")
 DEVICE = Flag("--device", "auto, cpu, cuda or cuda:N")
-SEED = Flag("--seed", "seed of python, numpy and torch")
-SWITCHES = {"progress": PROGRESS, "cache": CACHE}
+SEED = Flag("--seed", "the seed of everything random in the run")
+JOBS = Flag("--jobs", "images made or augmented at a time (threads or processes)")
+SHARED = {"progress": PROGRESS, "cache": CACHE, "workers": WORKERS, "match_workers": MATCH_WORKERS, "jobs": JOBS,
+          "device": DEVICE, "seed": SEED}
 
 
 def add_switches(parser, *names: str) -> None:
     """The shared on/off flags `names` ("progress": --no-progress, "cache": --no-cache), on by default."""
     for name in names:
-        add_flag(parser, name, SWITCHES[name], True)
+        add_flag(parser, name, SHARED[name], True)
+
+
+def add_shared(parser, name: str, default, *old: str) -> None:
+    """The shared flag `name` (a key of SHARED) with this script's default, and the script's
+    earlier spellings of it (accepted, hidden, warned about)."""
+    add_flag(parser, name, dataclasses.replace(SHARED[name], aliases=old), default)
 
 
 @dataclass
@@ -142,7 +150,7 @@ def add_matcher_args(parser) -> None:
 def add_generation_args(parser) -> None:
     """The flags both augmenters share (argparse parser)."""
     group = parser.add_argument_group("generation")
-    group.add_argument("--workers", type=int, default=2, help="parallel threads (default: 2)")
+    add_shared(group, "jobs", 2, "--workers")
     group.add_argument("--seed", type=int, default=42,
                        help="seed; copy k of an image depends only on (seed, image, k) (default: 42)")
     group.add_argument("--overwrite", action="store_true",

@@ -43,8 +43,7 @@ class PostConfig:
     matcher_threshold: float | None = flag(None, "--matcher-threshold", "matcher events of at least this "
                                            "probability of being a real copy count (default: the verifier's own "
                                            "threshold, chosen on held-out figures when it was fitted; --matcher "
-                                           "v1: the fine-detail correlation, 0.85)", type=float,
-                                           aliases=("--threshold",))
+                                           "v1: the fine-detail correlation, 0.85)", type=float)
 
     def __post_init__(self):
         if self.instance_mode not in INSTANCE_MODES:

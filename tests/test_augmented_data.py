@@ -152,7 +152,7 @@ def test_bad_generation_arguments_are_clear(paths):
         parse_strengths("light,extreme")
     with pytest.raises(ProjectError, match="--copies 0"):
         generate_forged(paths, copies=0, progress=False)
-    with pytest.raises(ProjectError, match="--multiplier 0"):
+    with pytest.raises(ProjectError, match="--copies 0"):
         generate_authentic(paths, multiplier=0, progress=False)
 
 

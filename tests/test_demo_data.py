@@ -177,7 +177,7 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
 
 
 def test_script_runs_from_another_folder_and_refuses_a_non_empty_one(tmp_path: Path) -> None:
-    script = [sys.executable, str(ROOT / "bin/make_demo_data.py"), "--out", "demo", "--n-forged", "3",
+    script = [sys.executable, str(ROOT / "bin/make_demo_data.py"), "--output-dir", "demo", "--n-forged", "3",
               "--n-test", "2", "--n-supplemental", "1", "--min-size", "128", "--max-size", "256"]
     first = subprocess.run(script, cwd=tmp_path, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr

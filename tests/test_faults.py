@@ -573,7 +573,7 @@ def test_check_submission_names_every_malformed_rle(tmp_path):
     submission = tmp_path / "submission.csv"
     write_csv(submission, ["case_id", "annotation"],
               [(cid, annotation) for cid, (annotation, _) in CHECK_CASES.items()] + [("12", "[1, 600]")])
-    result = run_script("check_submission.py", submission, "--test-dir", test_dir, "--data-dir", tmp_path,
+    result = run_script("check_submission.py", submission, "--input-dir", test_dir, "--data-dir", tmp_path,
                         "--logs-dir", tmp_path / "logs", cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     lines = result.stdout.splitlines()

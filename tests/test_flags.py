@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.flags import add_args, flag, from_args, record, to_argv
+from lib.flags import add_args, add_renamed, flag, from_args, record, to_argv
 from lib.options import PredictorOptions, TrainOptions, add_inference_args, add_training_args
 from lib.postprocess import PostConfig
 
@@ -87,3 +87,20 @@ def test_only_and_defaults_select_and_override():
     assert vars(args) == {"size": 9, "fast": False}
     with pytest.raises(SystemExit):
         parse(Example, ["--name", "x"], only=("size",))
+
+
+def test_an_old_spelling_of_a_repeatable_flag_takes_several_values(capsys):
+    """script_3's --models a b (nargs +) became --model a --model b (repeatable), like script_1's."""
+    parser = argparse.ArgumentParser()
+    add_renamed(parser, "--models", "--model", action="append", choices=("a", "b"), old_nargs="+")
+    assert parser.parse_args(["--models", "a", "b"]).model == ["a", "b"]
+    assert parser.parse_args(["--model", "b", "--models", "a"]).model == ["b", "a"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--models", "c"])
+    assert "invalid choice: 'c'" in capsys.readouterr().err
+
+
+def test_a_zero_default_is_shown():
+    parser = argparse.ArgumentParser()
+    add_args(Example, parser, defaults={"size": 0})
+    assert "a size (default 0)" in " ".join(parser.format_help().split())

@@ -112,7 +112,7 @@ def test_match_copy_move_script(images, tmp_path):
     output, debug = tmp_path / "sub.csv", tmp_path / "debug"
     result = run_script("match_copy_move.py", "--input-dir", folder, "--output", output, "--debug-dir", debug,
                         "--models-dir", tmp_path / "models", "--logs-dir", tmp_path / "logs", "--no-progress",
-                        "--workers", "1", cwd=tmp_path)
+                        "--match-workers", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert validate_submission_file(output, test_dir=folder) == []
     rows = read_submission(output).set_index("case_id")["annotation"]

@@ -47,7 +47,7 @@ def package(tmp_path_factory):
     root = tmp_path_factory.mktemp("kaggle")
     save_tiny_segmenter(root / "models" / "highres_no_ela_v3_best.safetensors", img_size=64, seed=0)
     save_tiny_segmenter(root / "models" / "high_recall_v3_best.safetensors", img_size=64, seed=1)
-    result = run_script("make_kaggle_package.py", "--output", root / "pkg", "--models-dir", root / "models",
+    result = run_script("make_kaggle_package.py", "--output-dir", root / "pkg", "--models-dir", root / "models",
                         "--logs-dir", root / "logs", "--stage", "v3", "--sweep", "none", "--fusion", "first",
                         "--seg-threshold", "0.45", "--no-wheels", cwd=root)
     assert result.returncode == 0, result.stderr[-2000:]

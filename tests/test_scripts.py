@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -16,33 +17,68 @@ HEAVY = ("torch", "torchvision", "timm", "segmentation_models_pytorch", "albumen
          "pandas", "matplotlib")
 HELP_RUNNER = """
 import contextlib, io, json, runpy, sys
-heavy, answers = tuple(json.loads(sys.argv[1])), {}
-for path in sys.argv[2:]:
-    sys.argv, text, code = [path, "--help"], io.StringIO(), None
-    with contextlib.redirect_stdout(text):
+heavy, answers = tuple(json.loads(sys.argv[1])), []
+for path, *argv in json.loads(sys.argv[2]):
+    sys.argv, out, err, code = [path, *argv, "--help"], io.StringIO(), io.StringIO(), None
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             runpy.run_path(path, run_name="__main__")
         except SystemExit as exc:
             code = exc.code
-    answers[path] = {"code": code, "usage": "usage:" in text.getvalue(),
-                     "heavy": [m for m in heavy if m in sys.modules]}
+    answers.append({"path": path, "code": code, "usage": "usage:" in out.getvalue(), "stderr": err.getvalue(),
+                    "heavy": [m for m in heavy if m in sys.modules]})
 print(json.dumps(answers))
 """
+
+
+def help_of(runs: list[list[str]], cwd: Path) -> list[dict]:
+    """`bin/<script> [args] --help` for each [script, *args] of `runs`, in one interpreter, in turn."""
+    runs = [[str(ROOT / "bin" / script), *map(str, args)] for script, *args in runs]
+    result = subprocess.run([sys.executable, "-c", HELP_RUNNER, json.dumps(HEAVY), json.dumps(runs)], cwd=cwd,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout.splitlines()[-1])
+    assert [a["path"] for a in answers] == [run[0] for run in runs]
+    return answers
 
 
 def test_every_script_answers_help_at_once_from_another_directory(tmp_path):
     """Every bin/ script prints its usage and exits 0 from any directory, having imported none of
     the heavy libraries: --help (and a mistyped flag) answers in well under a second. One
     interpreter runs them all, in turn, so the first script that imports torch is named."""
-    paths = [str(ROOT / "bin" / name) for name in SCRIPTS]
-    result = subprocess.run([sys.executable, "-c", HELP_RUNNER, json.dumps(HEAVY), *paths], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    answers = json.loads(result.stdout.splitlines()[-1])
-    assert list(answers) == paths
-    for path, answer in answers.items():
+    for answer in help_of([[name] for name in SCRIPTS], tmp_path):
+        path = answer["path"]
         assert answer["code"] in (0, None) and answer["usage"], (path, answer)
         assert answer["heavy"] == [], f"{path} imports {answer['heavy']} before parsing its arguments"
+
+
+# each script's earlier spellings of its flags (README, "Flags"): accepted for one release, with a warning
+OLD_SPELLINGS = [
+    ("check_submission.py", ["--test-dir", "x"], [("--test-dir", "--input-dir")]),
+    ("full_pipeline.py", ["--test-dir", "x"], [("--test-dir", "--input-dir")]),
+    ("make_kaggle_package.py", ["--output", "x"], [("--output", "--output-dir")]),
+    ("make_benchmark.py", ["--out", "x", "--workers", "2"], [("--out", "--output-dir"), ("--workers", "--jobs")]),
+    ("make_demo_data.py", ["--out", "x"], [("--out", "--output-dir")]),
+    ("evaluate_matcher.py", ["--out-dir", "x", "--workers", "1"],
+     [("--out-dir", "--output-dir"), ("--workers", "--match-workers")]),
+    ("generate_authentic_augmented.py", ["--multiplier", "2", "--workers", "1"],
+     [("--multiplier", "--copies"), ("--workers", "--jobs")]),
+    ("generate_forged_augmented.py", ["--workers", "1"], [("--workers", "--jobs")]),
+    ("benchmark_inference.py", ["--limit", "4"], [("--limit", "--images")]),
+    ("benchmark_matcher.py", ["--workers", "1"], [("--workers", "--match-workers")]),
+    ("train_match_verifier.py", ["--workers", "1"], [("--workers", "--match-workers")]),
+    ("match_copy_move.py", ["--workers", "1"], [("--workers", "--match-workers")]),
+    ("script_3_train_v4.py", ["--models", "highres_no_ela", "hard_negative"], [("--models", "--model")]),
+]
+
+
+def test_old_spellings_of_flags_are_still_accepted_with_a_warning(tmp_path):
+    answers = help_of([[script, *args] for script, args, _ in OLD_SPELLINGS], tmp_path)
+    for (script, _, renamed), answer in zip(OLD_SPELLINGS, answers):
+        assert answer["code"] in (0, None) and answer["usage"], (script, answer)
+        warned = [line for line in answer["stderr"].splitlines() if "is now" in line]
+        assert warned == [f"warning: {old} is now {new}; the old spelling goes in the next release"
+                          for old, new in renamed], (script, answer["stderr"])
 
 
 def test_check_submission_accepts_valid_and_rejects_invalid(tmp_path):
@@ -55,7 +91,7 @@ def test_check_submission_accepts_valid_and_rejects_invalid(tmp_path):
 
     bad = tmp_path / "bad.csv"
     write_csv(bad, ["case_id", "annotation"], [("7", "[500, 2]"), ("8", "authentic")])
-    result = run_script("check_submission.py", bad, "--test-dir", tmp_path / "test_images", cwd=tmp_path)
+    result = run_script("check_submission.py", bad, "--input-dir", tmp_path / "test_images", cwd=tmp_path)
     assert result.returncode == 1
     assert "case 7, instance 1: run ends at pixel 501, past the 20x25 image" in result.stdout
     assert "case 100: no row for this test image" in result.stdout
@@ -64,7 +100,7 @@ def test_check_submission_accepts_valid_and_rejects_invalid(tmp_path):
 
 
 def test_missing_file_is_one_line_error_not_traceback(tmp_path):
-    result = run_script("check_submission.py", tmp_path / "nope.csv", "--test-dir", tmp_path, cwd=tmp_path)
+    result = run_script("check_submission.py", tmp_path / "nope.csv", "--input-dir", tmp_path, cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: {tmp_path / 'nope.csv'}: file not found"
     assert "Traceback" not in result.stderr
@@ -106,7 +142,7 @@ def test_inspect_data_summarises_layout_and_problems(tmp_path):
 
 
 def test_demo_solution_scores_one_and_all_authentic_scores_the_authentic_fraction(tmp_path):
-    result = run_script("make_demo_data.py", "--out", "demo", "--n-forged", "6", "--n-test", "10",
+    result = run_script("make_demo_data.py", "--output-dir", "demo", "--n-forged", "6", "--n-test", "10",
                         "--n-supplemental", "1", "--max-size", "320", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     demo = tmp_path / "demo"
@@ -123,5 +159,5 @@ def test_demo_solution_scores_one_and_all_authentic_scores_the_authentic_fractio
     assert result.stdout.startswith(f"score {n_authentic / 10:.4f} | rows 10")
 
     result = run_script("check_submission.py", demo / "sample_submission.csv",
-                        "--test-dir", demo / "test_images", cwd=tmp_path)
+                        "--input-dir", demo / "test_images", cwd=tmp_path)
     assert result.returncode == 0 and "OK" in result.stdout

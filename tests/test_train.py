@@ -210,7 +210,7 @@ def test_v4_starts_from_the_v3_checkpoint_with_the_v4_recipe(demo, caplog):
 
 def test_train_v4_script_needs_its_inputs(demo):
     root = demo / "v4script"
-    common = ["--models", "enhanced_aug", "--epochs", "1", "--img-size", "64", "--limit", "8", "--workers", "0",
+    common = ["--model", "enhanced_aug", "--epochs", "1", "--img-size", "64", "--limit", "8", "--workers", "0",
               "--no-progress", "--data-dir", demo / "data", "--models-dir", root / "models",
               "--logs-dir", root / "logs"]
     (demo / "data" / "hard_negative_ids.txt").unlink(missing_ok=True)
