@@ -35,7 +35,7 @@ def main() -> int:
                         help="probability that an image is JPEG re-compressed (default: 0.2)")
     add_shared(parser, "seed", 0)
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace the generated folders and CSVs of a non-empty --out")
+                        help="replace the generated folders and CSVs of a non-empty --output-dir")
     args = parser.parse_args()
     from lib.demo import format_summary, make_demo_dataset
     start = time.perf_counter()
