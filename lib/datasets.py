@@ -196,21 +196,20 @@ def sample_weights(rows: pd.DataFrame, weights: SampleWeights,
     return out.astype(np.float64)
 
 
-def make_sampler(weights: np.ndarray, num_samples: int | None = None, seed: int = 0, rank: int = 0,
-                 world_size: int = 1) -> WeightedRandomSampler | ShardedWeightedSampler:
-    """A reproducible weighted sampler with replacement (`num_samples` defaults to one epoch
-    of len(weights) draws); reseed per epoch through `sampler.generator.manual_seed`. Under
-    torchrun (world_size > 1) every rank gets its share of the same draw."""
+def make_sampler(weights: np.ndarray, seed: int = 0, rank: int = 0, world_size: int = 1
+                 ) -> WeightedRandomSampler | ShardedWeightedSampler:
+    """A reproducible weighted sampler with replacement, len(weights) draws an epoch; reseed per
+    epoch through `sampler.generator.manual_seed`. Under torchrun (world_size > 1) every rank
+    gets its share of the same draw."""
     weights = np.asarray(weights, dtype=np.float64)
     if weights.ndim != 1 or not len(weights):
         raise ValueError(f"weights must be a non-empty 1-D array, got shape {weights.shape}")
     if not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
         raise ValueError("weights must be finite, >= 0 and not all zero")
     if world_size > 1:
-        return ShardedWeightedSampler(weights, rank, world_size, num_samples, seed)
+        return ShardedWeightedSampler(weights, rank, world_size, seed=seed)
     generator = torch.Generator().manual_seed(seed)
-    return WeightedRandomSampler(torch.from_numpy(weights), len(weights) if num_samples is None else num_samples,
-                                 replacement=True, generator=generator)
+    return WeightedRandomSampler(torch.from_numpy(weights), len(weights), replacement=True, generator=generator)
 
 
 # --- the hard-negative file ------------------------------------------------------------------

@@ -173,9 +173,3 @@ SPECIALIST = Variant(
     weights=SampleWeights(tiny=5.0, medium=2.0, large=2.0, tiny_below=0.005, medium_below=0.02),
     augment="no_crop", epochs=40, lr=1e-4, stage="", small=SmallForgeries())
 
-
-def get_variant(name: str, registry: dict[str, Variant] = V3_VARIANTS) -> Variant:
-    """Look up a variant by name; unknown names list the known ones."""
-    if name not in registry:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(registry)}")
-    return registry[name]
