@@ -3,7 +3,7 @@ form instances.
 
 The ground truth holds one instance per duplication event (source and copy together); a
 probability map alone does not say which regions belong together, so the default is one
-instance holding every kept region (see COMPETITION.md: splitting an event into two
+instance holding every kept region (see docs/competition.md: splitting an event into two
 instances halves its score). Two alternatives are kept for comparison on validation:
 `similar` groups regions whose image patches look alike (normalised cross-correlation over
 the eight flips/rotations) into events, `components` makes every region its own instance.

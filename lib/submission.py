@@ -1,6 +1,6 @@
 """submission.csv: build annotations from instance masks, write atomically, read, validate.
 
-Format (COMPETITION.md): header `case_id,annotation`, one row per test image,
+Format (docs/competition.md): header `case_id,annotation`, one row per test image,
 `authentic` or the instances' RLEs joined by ';'. Every CSV reader of the project goes
 through `read_csv_strict`, which keeps every field a string and has no field-size limit
 (the RLE of a large image is far longer than the csv module's default 131,072 characters).

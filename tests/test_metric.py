@@ -21,7 +21,7 @@ def score(truth, pred, shape=SHAPE):
     return score_frame(frame(truth, shape), frame(pred))[0].score
 
 
-# --- the worked values of COMPETITION.md (the metric's own doctests) -----------------------
+# --- the worked values of docs/competition.md (the metric's own doctests) -----------------------
 
 def test_worked_value_all_authentic():
     assert score(["authentic"] * 3, ["authentic"] * 3, "authentic") == 1.0
