@@ -6,8 +6,9 @@
 
 Training images: forged ones whose forgery covers less than --max-fraction of the image (tiny,
 < 0.5%, sampled 5x; small 2x), and the authentic ones as negatives (hard negatives 5x when
-<data-dir>/hard_negative_ids.txt exists). Three draws in four crop around one forgery instance
-(2-4x its extent, at least 128 px, the instance whole inside) and resize the crop to the training
+<data-dir>/hard_negative_ids.txt exists). Three draws in four crop around one forged region (a
+connected component of the mask; 2-4x its extent, at least 128 px, the region whole inside) and
+resize the crop to the training
 size, so a 0.3% forgery fills several percent of the input; the rest use the whole image, as
 inference does. Focal alpha 0.85 / gamma 4, lr 1e-4. Validated, and its best checkpoint chosen,
 on the held-out small forgeries and authentic images, whole. Writes

@@ -252,15 +252,24 @@ def sweep(results: Sequence[ImageResult], truths: Sequence[Truth], adaptive: boo
                               "min_area"], ascending=False, kind="stable", na_position="last").reset_index(drop=True)
 
 
-def best_config(table: pd.DataFrame, base: PostConfig) -> PostConfig:
-    """`base` with the sweep's best fusion and thresholds (those the sweep left alone kept)."""
-    best = table.iloc[0]
+SWEPT = (("matcher_threshold", float), ("classifier_threshold", float), ("seg_threshold", float), ("min_area", int))
+
+
+def swept_config(best: dict, base: PostConfig) -> PostConfig:
+    """`base` with a sweep's best row applied: its fusion and thresholds (those the sweep left
+    alone, empty or NaN, kept) and the sweep's instance forming. The one reader of a sweep's
+    best row, from the table (best_config) or from its JSON (lib.kaggle.thresholds_from_sweep)."""
     changes = {"fusion": str(best["fusion"]), "instance_mode": "all"}
-    for key, kind in (("matcher_threshold", float), ("classifier_threshold", float), ("seg_threshold", float),
-                      ("min_area", int)):
-        if not pd.isna(best[key]):
-            changes[key] = kind(best[key])
+    for key, kind in SWEPT:
+        value = best.get(key)
+        if value is not None and not pd.isna(value):
+            changes[key] = kind(value)
     return PostConfig(**{**base.as_dict(), **changes})
+
+
+def best_config(table: pd.DataFrame, base: PostConfig) -> PostConfig:
+    """`base` with the best row of a sweep table (sweep()) applied."""
+    return swept_config(table.iloc[0].to_dict(), base)
 
 
 def write_sweep(table: pd.DataFrame, stem: Path, info: dict) -> list[Path]:

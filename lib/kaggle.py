@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import platform
 import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
 from .errors import ProjectError, first_line
+from .evaluate import swept_config
 from .fileio import atomic_write_text
 from .infer import predictor_checkpoints
 from .integrity import PACKAGE_FILE, sha256
@@ -79,15 +79,9 @@ def thresholds_from_sweep(path: Path, base: PostConfig) -> tuple[PostConfig, dic
     try:
         info = json.loads(Path(path).read_text(encoding="utf-8"))
         best = info["best"]
-        changes = {"fusion": str(best["fusion"])}
-        for key, kind in (("matcher_threshold", float), ("classifier_threshold", float),
-                          ("seg_threshold", float), ("min_area", int)):
-            value = best.get(key)
-            if value is not None and not (isinstance(value, float) and math.isnan(value)):
-                changes[key] = kind(value)
         if "adaptive" in info:
-            changes["adaptive"] = bool(info["adaptive"])
-        config = PostConfig(**{**base.as_dict(), **changes})
+            base = replace(base, adaptive=bool(info["adaptive"]))
+        config = swept_config(best, base)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ProjectError(f"{path}: not a sweep result of validate_test.py --sweep ({first_line(exc)})") from None
     record = {"source": str(path), "score": float(best["score"]), "images": info.get("images"),

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .imageio import list_images
-from .paths import BEST_SUFFIX, LEGACY_BEST_SUFFIX, best_checkpoint
+from .paths import BEST_SUFFIX, HARD_NEGATIVES_FILE, LEGACY_BEST_SUFFIX, best_checkpoint
 from .postprocess import AUTO
 from .variants import V3_VARIANTS
 
@@ -219,6 +219,9 @@ def input_problems(phases: Sequence[int], data_dir: Path, models_dir: Path, test
             problems[phase] = f"no training images under {data_dir / 'train_images'}"
         elif phase in (2, 3) and not trains_first and not any(p.is_file() for p in v3):
             problems[phase] = f"no v3 checkpoints in {models_dir}: run --phase 1 first{convert}"
+        elif phase == 3 and 2 not in phases and not (data_dir / HARD_NEGATIVES_FILE).is_file():
+            # script_3_train_v4.py stops without the mined list: say so before anything runs
+            problems[phase] = f"no hard-negative file {data_dir / HARD_NEGATIVES_FILE}: run --phase 2 first"
         elif phase == 4:
             if not list_images(test_dir):
                 problems[phase] = f"no test images in {test_dir}"
@@ -228,7 +231,4 @@ def input_problems(phases: Sequence[int], data_dir: Path, models_dir: Path, test
             elif fusion != "matcher" and not trains_first and not any(models_dir.glob(f"*_v[34]{BEST_SUFFIX}")):
                 problems[phase] = (f"no segmentation checkpoints in {models_dir}: run --phase 1 first "
                                    f"(or --fusion matcher, which needs none){convert}")
-    if 3 in phases and 2 not in phases and not (data_dir / "hard_negative_ids.txt").is_file():
-        log.warning("%s: no hard-negative file; phase 3 retrains without (run --phase 2 first)",
-                    data_dir / "hard_negative_ids.txt")
     return problems

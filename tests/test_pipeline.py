@@ -81,6 +81,13 @@ def test_missing_inputs_fail_the_phase_before_it_runs(tmp_path):
                                    "matcher")                    # the matcher needs no checkpoint
     assert input_problems([1, 2, 3, 4], tmp_path / "data", tmp_path / "models",
                           tmp_path / "data" / "test_images", "network") == {}   # phase 1 feeds the others
+    (tmp_path / "models" / "highres_no_ela_v3_best.safetensors").write_bytes(b"{}")
+    problems = input_problems([3], tmp_path / "data", tmp_path / "models", tmp_path / "data" / "test_images",
+                              "network")                      # v4 fine-tuning stops without the mined list
+    assert problems == {3: f"no hard-negative file {tmp_path / 'data' / 'hard_negative_ids.txt'}: run --phase 2 first"}
+    (tmp_path / "data" / "hard_negative_ids.txt").write_text("authentic/1\n")
+    assert input_problems([3], tmp_path / "data", tmp_path / "models", tmp_path / "data" / "test_images",
+                          "network") == {}
     results, failed = execute({3: [Fake("never")]}, stop_on_failure=True, checks={3: "no v3 checkpoints"})
     assert failed and results[0].status == "failed" and results[0].note == "no v3 checkpoints"
 
