@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from .augment import MAPS, build_transforms
+from .augment import IMAGENET_MEAN, IMAGENET_STD, MAPS, build_transforms
 from .device import Amp, resolve_device
 from .errors import DataError, ProjectError, first_line
 from .fusion import (MatchCache, MatchOutput, chosen_fusion, fuse, matcher_from_args,
@@ -88,10 +88,28 @@ def load_member(path: Path, device: torch.device, weight: float = 1.0, task: str
     arch = checkpoint["model_config"].get("arch")
     if task == "segmentation" and arch == "classifier" or task == "classification" and arch != "classifier":
         raise ProjectError(f"{path}: is a {arch} checkpoint, not a {task} model")
+    check_normalization(path, checkpoint)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     return Member(Path(path), model, int(checkpoint.get("img_size", 512)), float(weight), sha256(path)[:16],
                   checkpoint["model_config"].get("inputs", RGB_INPUTS))
+
+
+def check_normalization(path: Path, checkpoint: dict) -> None:
+    """The predictor feeds every network the image normalised by ImageNet's mean and std, as
+    training does (lib.augment); a checkpoint that records another normalisation would be fed
+    wrong inputs, so it is refused by name. Checkpoints without the record predate it."""
+    recorded = checkpoint.get("normalization")
+    if recorded is None:
+        return
+    try:
+        same = (np.allclose(recorded["mean"], IMAGENET_MEAN, atol=1e-6)
+                and np.allclose(recorded["std"], IMAGENET_STD, atol=1e-6))
+    except (KeyError, TypeError, ValueError):
+        same = False
+    if not same:
+        raise ProjectError(f"{path}: trained on inputs normalised with {recorded}; this predictor normalises "
+                           f"with ImageNet's mean {list(IMAGENET_MEAN)} and std {list(IMAGENET_STD)}")
 
 
 def default_ensemble(models_dir: Path, stage: str = "v4") -> list[tuple[Path, float]]:

@@ -188,3 +188,22 @@ def test_an_interrupted_prediction_writes_no_csv_and_its_cache_serves_the_rerun(
     assert computed == [images[2]]                                         # only the unfinished one runs
     write_predictions(results, PostConfig(), output)
     assert len(read_submission(output)) == 3
+
+
+def test_a_checkpoint_trained_on_other_normalisation_is_refused(tmp_path):
+    """The checkpoint records the normalisation its network was trained on; the predictor reads
+    it back and refuses a network it would feed wrong inputs (ImageNet's is what it feeds)."""
+    from lib.augment import IMAGENET_MEAN, IMAGENET_STD
+    from lib.errors import ProjectError
+    from lib.infer import load_member
+    from tests.helpers import changed_checkpoint, save_tiny_segmenter
+
+    source = save_tiny_segmenter(tmp_path / "net_best.safetensors")
+    imagenet = changed_checkpoint(source, tmp_path / "imagenet_best.safetensors",
+                                  normalization={"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)})
+    assert load_member(imagenet, torch.device("cpu")).img_size == 64
+    assert load_member(source, torch.device("cpu")).img_size == 64             # older checkpoints: no record
+    other = changed_checkpoint(source, tmp_path / "other_best.safetensors",
+                               normalization={"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]})
+    with pytest.raises(ProjectError, match="other_best.safetensors: trained on inputs normalised with"):
+        load_member(other, torch.device("cpu"))
