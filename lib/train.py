@@ -232,6 +232,25 @@ def training_rows(variant: Variant, options: TrainOptions, paths: Paths) -> tupl
 
 # --- the loop --------------------------------------------------------------------------------
 
+@dataclass
+class RunData:
+    """A run's data: the split's rows, the datasets and their loaders, the sampler."""
+
+    train_rows: pd.DataFrame
+    val_rows: pd.DataFrame
+    hard_negatives: set[str]
+    train_set: Dataset
+    sampler: torch.utils.data.Sampler
+    loader_generator: torch.Generator
+    train_loader: DataLoader
+    val_loader: DataLoader
+
+    @property
+    def baseline(self) -> float:
+        """What the curves must beat: every validation image answered `authentic`."""
+        return float((self.val_rows["label"] != FORGED).mean())
+
+
 def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
                   on_data: Callable[[Dataset], None] | None = None) -> RunResult:
     """Train one variant on the split's training rows, validate every epoch on its held-out rows,
@@ -248,37 +267,9 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = options.cudnn_benchmark
     seed_everything(options.seed)
-    dataset_cls, evaluate = _TASKS[variant.task]
 
-    if ctx.is_main:              # rank 0 writes the manifest cache, the split and the matcher's cache first
-        train_rows, val_rows = training_rows(variant, options, paths)
-        maps = selfcorr_source(variant, paths, [train_rows, val_rows], options.progress)
-    ctx.barrier()
-    if not ctx.is_main:
-        train_rows, val_rows = training_rows(variant, options, paths)
-        maps = selfcorr_source(variant, paths, [train_rows, val_rows], False)
-    hard_negatives = _hard_negatives(paths, options.use_hard_negatives)
-
-    train_set = training_dataset(variant, paths.data_dir, train_rows, maps)
-    if on_data is not None and ctx.is_main:
-        on_data(train_set)
-    val_transform = build_transforms(variant.augment, variant.img_size, train=False, maps=maps is not None)
-    val_set = (SegmentationDataset(paths.data_dir, val_rows, val_transform, maps) if maps is not None
-               else dataset_cls(paths.data_dir, val_rows, val_transform))
-    weights = sample_weights(train_rows, variant.weights, hard_negatives)
-    sampler = make_sampler(weights, seed=options.seed, rank=ctx.rank, world_size=ctx.world_size)
-    loader_generator = torch.Generator().manual_seed(options.seed)
-    common = dict(batch_size=variant.batch_size, num_workers=options.workers,
-                  pin_memory=device.type == "cuda", worker_init_fn=_seed_worker if options.workers else None,
-                  persistent_workers=options.persistent_workers and options.workers > 0)
-    train_loader = DataLoader(train_set, sampler=sampler, drop_last=len(sampler) > variant.batch_size,
-                              generator=loader_generator, **common)
-    val_loader = DataLoader(val_set, shuffle=False, **common)
-
-    if variant.init_from:     # (a resumed run then loads its own last weights over these)
-        core, variant = _initial_weights(variant, paths, device)
-    else:
-        core = build_model(variant.model, options.encoder_weights).to(device)
+    data = _run_data(variant, options, paths, device, on_data)
+    core, variant = _build_model(variant, options, paths, device)
     channels_last = device.type == "cuda" and options.channels_last
     if channels_last:
         core = core.to(memory_format=torch.channels_last)
@@ -286,61 +277,31 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
     optimizer = torch.optim.AdamW(core.parameters(), lr=variant.lr, weight_decay=variant.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=variant.epochs)
     amp = Amp(device, options.amp)
-
     best_path = best_checkpoint(paths.models_dir, variant.run_name)
     last_path = last_checkpoint(paths.models_dir, variant.run_name)
     if ctx.is_main:
-        paths.models_dir.mkdir(parents=True, exist_ok=True)
-        for stale in remove_stale_temporaries(paths.models_dir):
-            log.info("removed %s, left by a run killed while writing", stale.name)
-        if not options.resume:
-            _keep_earlier_run(paths.models_dir, variant.run_name, options.overwrite)
-        run_info = {"variant": variant.as_dict(), "options": {k: str(v) if isinstance(v, Path) else v
-                                                              for k, v in asdict(options).items()},
-                    "train_images": len(train_rows), "val_images": len(val_rows),
-                    "hard_negatives": len(hard_negatives), "device": str(device), "world_size": ctx.world_size}
-        atomic_write_text(paths.models_dir / f"{variant.run_name}_args.json", json.dumps(run_info, indent=2))
+        _start_run_files(variant, options, paths, data, device)
 
     start_epoch, best_score, best_val_loss, history = 0, -math.inf, math.inf, []
     if options.resume:
         start_epoch, history = _resume(last_path, core, optimizer, scheduler, amp)
         best_score, best_val_loss = _best_so_far(best_path, history)
-    # what the training step runs: the model, under DistributedDataParallel and/or torch.compile;
-    # validation and checkpoints use `core` itself
-    model = core
-    if ctx.enabled:
-        unused = freeze_unused(core, torch.zeros(1, 3, variant.img_size, variant.img_size, device=device))
-        if unused:
-            log.info("%d parameter(s) no forward pass uses, frozen for DistributedDataParallel: %s", len(unused),
-                     ", ".join(unused))
-        model = DistributedDataParallel(core, device_ids=[device.index] if device.type == "cuda" else None)
-    if options.compile:
-        model = torch.compile(model)
+    model = _training_module(core, variant, options, device)
+    _log_start(variant, data, device, amp, channels_last, options)
 
-    log.info("training %s (%s) on %s%s: %d train / %d val images, %d hard negatives, %d epochs, "
-             "img %d, batch %d%s, lr %g%s", variant.run_name, variant.description, device,
-             f" x {ctx.world_size} processes" if ctx.enabled else "", len(train_rows), len(val_rows),
-             len(hard_negatives), variant.epochs, variant.img_size, variant.batch_size,
-             " per process" if ctx.enabled else "", variant.lr,
-             f" | amp {amp.dtype if amp.enabled else 'off'}, channels-last {channels_last}, compile {options.compile}"
-             if device.type == "cuda" else "")
-    # what the curves must beat: every validation image answered `authentic` (AUC 0.5 for the classifier)
-    baseline = float((val_rows["label"] != FORGED).mean()) if variant.task == "segmentation" else 0.5
+    baseline = data.baseline if variant.task == "segmentation" else 0.5   # AUC 0.5 for the classifier
+    evaluate = _TASKS[variant.task][1]
     board = TensorBoard(paths.logs_dir, variant.run_name, options.tensorboard and ctx.is_main)
     for epoch in range(start_epoch, variant.epochs):
         started = time.perf_counter()
-        epoch_seed = options.seed + epoch
-        seed_everything(epoch_seed + 1000 * ctx.rank)   # each rank its own augmentation stream
-        sampler.generator.manual_seed(epoch_seed)       # the same draw on every rank
-        loader_generator.manual_seed(epoch_seed + 1000 * ctx.rank)
-        train_set.transform.set_random_seed(epoch_seed + 1000 * ctx.rank)
-        total, count = _train_one_epoch(model, train_loader, loss_fn, optimizer, amp, device, channels_last,
+        _reseed_epoch(options.seed + epoch, data, ctx.rank)
+        total, count = _train_one_epoch(model, data.train_loader, loss_fn, optimizer, amp, device, channels_last,
                                         f"{variant.run_name} {epoch + 1}/{variant.epochs}", options.progress)
         train_loss = ctx.mean(total, count)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         if ctx.is_main:
-            metrics = evaluate(core, val_loader, val_rows, paths.data_dir, loss_fn, device, amp,
+            metrics = evaluate(core, data.val_loader, data.val_rows, paths.data_dir, loss_fn, device, amp,
                                VAL_THRESHOLD)
             # ties (early epochs that predict nothing all score the authentic fraction) go to the
             # lower validation loss; NaN (undefined AUC) never counts as better
@@ -369,6 +330,103 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
     board.close()
     log.info("%s done: best val score %.4f -> %s", variant.run_name, best_score, best_path)
     return RunResult(best_path, last_path, best_score, history, core)
+
+
+def _run_data(variant: Variant, options: TrainOptions, paths: Paths, device: torch.device,
+              on_data: Callable[[Dataset], None] | None) -> RunData:
+    """The split's rows, the datasets (with the self-correlation maps where the variant reads
+    them), the weighted sampler and the loaders."""
+    ctx = context()
+    dataset_cls = _TASKS[variant.task][0]
+    if ctx.is_main:              # rank 0 writes the manifest cache, the split and the matcher's cache first
+        train_rows, val_rows = training_rows(variant, options, paths)
+        maps = selfcorr_source(variant, paths, [train_rows, val_rows], options.progress)
+    ctx.barrier()
+    if not ctx.is_main:
+        train_rows, val_rows = training_rows(variant, options, paths)
+        maps = selfcorr_source(variant, paths, [train_rows, val_rows], False)
+    hard_negatives = _hard_negatives(paths, options.use_hard_negatives)
+
+    train_set = training_dataset(variant, paths.data_dir, train_rows, maps)
+    if on_data is not None and ctx.is_main:
+        on_data(train_set)
+    val_transform = build_transforms(variant.augment, variant.img_size, train=False, maps=maps is not None)
+    val_set = (SegmentationDataset(paths.data_dir, val_rows, val_transform, maps) if maps is not None
+               else dataset_cls(paths.data_dir, val_rows, val_transform))
+    weights = sample_weights(train_rows, variant.weights, hard_negatives)
+    sampler = make_sampler(weights, seed=options.seed, rank=ctx.rank, world_size=ctx.world_size)
+    loader_generator = torch.Generator().manual_seed(options.seed)
+    common = dict(batch_size=variant.batch_size, num_workers=options.workers,
+                  pin_memory=device.type == "cuda", worker_init_fn=_seed_worker if options.workers else None,
+                  persistent_workers=options.persistent_workers and options.workers > 0)
+    train_loader = DataLoader(train_set, sampler=sampler, drop_last=len(sampler) > variant.batch_size,
+                              generator=loader_generator, **common)
+    val_loader = DataLoader(val_set, shuffle=False, **common)
+    return RunData(train_rows, val_rows, hard_negatives, train_set, sampler, loader_generator, train_loader,
+                   val_loader)
+
+
+def _build_model(variant: Variant, options: TrainOptions, paths: Paths, device: torch.device
+                 ) -> tuple[nn.Module, Variant]:
+    """The network to train: fresh (encoder weights per --encoder-weights), or the best
+    checkpoint of the stage the variant starts from (a resumed run then loads its own last
+    weights over these)."""
+    if variant.init_from:
+        return _initial_weights(variant, paths, device)
+    return build_model(variant.model, options.encoder_weights).to(device), variant
+
+
+def _start_run_files(variant: Variant, options: TrainOptions, paths: Paths, data: RunData,
+                     device: torch.device) -> None:
+    """Rank 0, before the first epoch: the models folder, stale temporaries gone, an earlier run
+    of the same name kept aside (or refused), and `<run>_args.json`."""
+    paths.models_dir.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_temporaries(paths.models_dir):
+        log.info("removed %s, left by a run killed while writing", stale.name)
+    if not options.resume:
+        _keep_earlier_run(paths.models_dir, variant.run_name, options.overwrite)
+    run_info = {"variant": variant.as_dict(), "options": {k: str(v) if isinstance(v, Path) else v
+                                                          for k, v in asdict(options).items()},
+                "train_images": len(data.train_rows), "val_images": len(data.val_rows),
+                "hard_negatives": len(data.hard_negatives), "device": str(device),
+                "world_size": context().world_size}
+    atomic_write_text(paths.models_dir / f"{variant.run_name}_args.json", json.dumps(run_info, indent=2))
+
+
+def _training_module(core: nn.Module, variant: Variant, options: TrainOptions, device: torch.device) -> nn.Module:
+    """What the training step runs: `core` under DistributedDataParallel (torchrun) and/or
+    torch.compile; validation and checkpoints use `core` itself."""
+    ctx, model = context(), core
+    if ctx.enabled:
+        unused = freeze_unused(core, torch.zeros(1, 3, variant.img_size, variant.img_size, device=device))
+        if unused:
+            log.info("%d parameter(s) no forward pass uses, frozen for DistributedDataParallel: %s", len(unused),
+                     ", ".join(unused))
+        model = DistributedDataParallel(core, device_ids=[device.index] if device.type == "cuda" else None)
+    if options.compile:
+        model = torch.compile(model)
+    return model
+
+
+def _log_start(variant: Variant, data: RunData, device: torch.device, amp: Amp, channels_last: bool,
+               options: TrainOptions) -> None:
+    ctx = context()
+    log.info("training %s (%s) on %s%s: %d train / %d val images, %d hard negatives, %d epochs, "
+             "img %d, batch %d%s, lr %g%s", variant.run_name, variant.description, device,
+             f" x {ctx.world_size} processes" if ctx.enabled else "", len(data.train_rows), len(data.val_rows),
+             len(data.hard_negatives), variant.epochs, variant.img_size, variant.batch_size,
+             " per process" if ctx.enabled else "", variant.lr,
+             f" | amp {amp.dtype if amp.enabled else 'off'}, channels-last {channels_last}, compile {options.compile}"
+             if device.type == "cuda" else "")
+
+
+def _reseed_epoch(epoch_seed: int, data: RunData, rank: int) -> None:
+    """Every random stream of an epoch from its seed: the sampler draws the same on every rank,
+    augmentation differs per rank (and is the same again when a run resumes at this epoch)."""
+    seed_everything(epoch_seed + 1000 * rank)
+    data.sampler.generator.manual_seed(epoch_seed)
+    data.loader_generator.manual_seed(epoch_seed + 1000 * rank)
+    data.train_set.transform.set_random_seed(epoch_seed + 1000 * rank)
 
 
 def _train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
