@@ -82,11 +82,14 @@ def test_known_configs_pass_the_check():
         check_model_config(config)
 
 
-def test_offline_imagenet_download_says_what_to_do():
-    # HF_HUB_OFFLINE makes the hub fail at once, exactly as a machine without internet does
+def test_offline_imagenet_download_says_what_to_do(tmp_path):
+    # HF_HUB_OFFLINE makes the hub fail at once, exactly as a machine without internet does; the
+    # caches point at an empty folder, so weights downloaded earlier on this machine cannot serve
     code = ("from lib.models import build_model\n"
             "build_model({'arch': 'attention_fpn', 'encoder': 'timm-efficientnet-b2'}, 'imagenet')\n")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    empty = str(tmp_path / "cache")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": empty, "HF_HUB_CACHE": empty, "TORCH_HOME": empty,
+           "XDG_CACHE_HOME": empty}
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode != 0
