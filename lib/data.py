@@ -20,6 +20,7 @@ from .errors import DataError
 from .fileio import WriteError, atomic_path
 from .imageio import list_images, load_mask, read_image_size
 from .paths import Paths
+from .variants import SampleWeights
 
 log = logging.getLogger(__name__)
 
@@ -205,13 +206,16 @@ def load_manifest(paths: Paths, progress: bool = True, include_problems: bool = 
     return usable.reset_index(drop=True)
 
 
-AREA_BUCKETS = (0.0, 0.01, 0.05, 1.0)   # the sampler's small / medium / large forgeries
+# Two bucketings of the forged area, no more: the sampler's three (SampleWeights' edges, which the
+# held-out split also stratifies by) and the reports' five (lib.metric.AREA_BUCKET_EDGES).
+AREA_BUCKETS = (0.0, SampleWeights.tiny_below, SampleWeights.medium_below, 1.0)
 
 
 def area_bucket(fraction: pd.Series) -> pd.Series:
-    """Label forged-area fractions as '<1%', '1-5%' or '>5%'."""
-    return pd.cut(fraction, bins=list(AREA_BUCKETS), labels=["<1%", "1-5%", ">5%"],
-                  include_lowest=True).astype(str)
+    """Label forged-area fractions by the sampler's buckets: '<1%', '1-5%' or '>5%'."""
+    labels = [f"<{AREA_BUCKETS[1]:.0%}", f"{AREA_BUCKETS[1]:.0%}-{AREA_BUCKETS[2]:.0%}".replace("%-", "-"),
+              f">{AREA_BUCKETS[2]:.0%}"]
+    return pd.cut(fraction, bins=list(AREA_BUCKETS), labels=labels, include_lowest=True).astype(str)
 
 
 def summarize_manifest(manifest: pd.DataFrame) -> str:
