@@ -160,6 +160,7 @@ def test_the_gallery_shows_the_worst_failures_with_the_matchers_pictures(bench, 
     assert "texture" in page and "jpeg" in page                       # meta and events in the captions
 
 
+@pytest.mark.slow
 def test_validate_test_reports_groups_and_writes_the_gallery(bench, tmp_path, monkeypatch, capsys):
     import logging
     import runpy
@@ -225,6 +226,7 @@ def test_evaluate_matcher_set_reads_values_as_json_and_refuses_unknown_keys():
         match_config(["dense_method=fast"])
 
 
+@pytest.mark.slow
 def test_the_networks_table_chooses_on_validation_and_a_useless_network_costs_nothing(bench, tmp_path):
     """bin/evaluate_networks.py's table: answering authentic scores the authentic share; a random
     network (useless: it marks whole figures) loses to the matcher on the validation split, so its

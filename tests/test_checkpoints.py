@@ -133,6 +133,7 @@ def test_a_crafted_pickle_is_refused_and_never_run(tmp_path):
     assert not path.with_suffix(".safetensors").exists()
 
 
+@pytest.mark.slow
 def test_the_crafted_pickle_as_a_users_models_folder_is_refused_by_predict(tmp_path):
     """The report's scenario: the crafted file as models/highres_no_ela_v3_best.pth, then predict."""
     target = tmp_path / "PWNED"

@@ -40,6 +40,7 @@ def test_amp_modes():
         Amp(cpu, "fp8")
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_train_with_torchrun(tmp_path):
     make_demo_dataset(tmp_path / "data", n_forged=12, n_test=1, n_supplemental=0, max_size=256, seed=5, progress=False)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

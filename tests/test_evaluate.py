@@ -151,6 +151,7 @@ def script(demo, name, *args):
                       "--logs-dir", demo / "logs", "--no-progress", "--workers", "0", cwd=demo)
 
 
+@pytest.mark.slow
 def test_validate_test_sweep_end_to_end(demo):
     first = script(demo, "validate_test.py", "--sweep")
     assert first.returncode == 0, first.stderr[-3000:]
@@ -169,6 +170,7 @@ def test_validate_test_sweep_end_to_end(demo):
     assert bad.returncode == 1 and "min_area" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 def test_find_hard_negatives_writes_the_file_training_reads(demo):
     result = script(demo, "find_hard_negatives.py", "--classifier-threshold", "0", "--seg-threshold", "0",
                     "--min-area", "0", "--no-adaptive")
@@ -185,6 +187,7 @@ def test_find_hard_negatives_writes_the_file_training_reads(demo):
     assert ids == expected and ids
 
 
+@pytest.mark.slow
 def test_predict_script_writes_a_valid_submission_and_reuses_the_cache(demo):
     output = demo / "submission.csv"
     first = script(demo, "script_5_predict.py", "--output", output, "--seg-threshold", "0.15", "--min-area", "10")
@@ -204,6 +207,7 @@ def test_predict_script_writes_a_valid_submission_and_reuses_the_cache(demo):
     assert bad.returncode == 1 and "thresholds must lie in [0, 1]" in bad.stderr
 
 
+@pytest.mark.slow
 def test_validate_test_compares_fusions_and_sweeps_the_matcher(demo):
     result = script(demo, "validate_test.py", "--fusion", "first", "--sweep", "--compare-fusion",
                     "--match-workers", "1")

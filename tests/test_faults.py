@@ -366,6 +366,7 @@ def assert_row_per_image_and_warnings(result, output, folder, warning):
         assert BAD_IMAGES[kind][1] in warned[0]
 
 
+@pytest.mark.slow
 def test_predict_writes_a_row_per_image_and_one_warning_per_bad_file(test_folder, models, tmp_path):
     output = tmp_path / "out" / "submission.csv"
     result = predict(tmp_path, test_folder, models / "good", output)
@@ -375,6 +376,7 @@ def test_predict_writes_a_row_per_image_and_one_warning_per_bad_file(test_folder
 
 @pytest.mark.parametrize("case", ["empty input folder", "no checkpoint", "corrupt checkpoint",
                                   "other architecture"])
+@pytest.mark.slow
 def test_predict_refuses_with_one_line_and_writes_nothing(test_folder, models, tmp_path, case):
     input_dir, models_dir = test_folder, models / "good"
     if case == "empty input folder":
@@ -442,6 +444,7 @@ def test_checkpoint_of_an_unknown_architecture_is_a_one_line_error(models, tmp_p
     assert code == 1 and len(err.strip().splitlines()) == 1 and err.startswith(f"error: {path}: ")
 
 
+@pytest.mark.slow
 def test_cached_unreadable_image_is_warned_again(test_folder, models, tmp_path, caplog):
     predictor = load_predictor(models / "good", "cpu", stage="v3", use_classifier=False, workers=0)
     cache = ResultCache(tmp_path / "cache", predictor.key())
@@ -510,6 +513,7 @@ def test_large_image_through_the_matcher_is_bounded(large_image):
 
 # --- 4. the matcher script -------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_match_copy_move_writes_a_row_per_image_and_one_warning_per_bad_file(test_folder, tmp_path):
     output = tmp_path / "matcher.csv"
     result = run_script("match_copy_move.py", "--input-dir", test_folder, "--output", output,
@@ -520,6 +524,7 @@ def test_match_copy_move_writes_a_row_per_image_and_one_warning_per_bad_file(tes
 
 # --- 5. hard negatives -----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_v4_training_stops_on_an_unreadable_hard_negative_file(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
@@ -664,6 +669,7 @@ def test_training_skips_unreadable_images_with_a_warning_and_runs(train_data, tm
     assert not no_temporaries(tmp_path)
 
 
+@pytest.mark.slow
 def test_training_on_a_truncated_png_is_a_clear_data_error_or_a_skip(train_data, tmp_path, caplog):
     paths = copy_data(train_data, tmp_path)
     bad = write_truncated_png(paths.data_dir / "train_images" / "authentic" / "5.png", seed=9, hw=(64, 64))
@@ -710,6 +716,7 @@ def _train_args(paths, epochs, *extra):
             "--models-dir", paths.models_dir, "--logs-dir", paths.logs_dir, *extra]
 
 
+@pytest.mark.slow
 def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_last_complete_one(train_data, tmp_path, caplog):
     """SIGKILL while epoch 2's resume state is being written (held there by the test hook of
     lib.fileio, not raced with a timer): both earlier checkpoints load, --resume continues after
@@ -748,6 +755,7 @@ def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_last_complete_
     assert not no_temporaries(paths.models_dir)
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_training_is_one_line_and_keeps_the_earlier_checkpoints(train_data, tmp_path):
     """RLIMIT_FSIZE (SIGXFSZ ignored) is a full disk without mount rights: a second run, resumed,
     cannot write its checkpoint; the first run's files stay whole, no temporary is left."""
@@ -771,6 +779,7 @@ def test_a_full_disk_during_training_is_one_line_and_keeps_the_earlier_checkpoin
     assert not no_temporaries(paths.models_dir)
 
 
+@pytest.mark.slow
 def test_two_predictions_over_one_folder_and_cache_at_once_agree(test_folder, models, tmp_path):
     """Two script_5_predict runs started together on the same images, models and caches (network
     and matcher): both finish, with byte-identical submissions, one log file each."""

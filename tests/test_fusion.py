@@ -107,6 +107,7 @@ def test_sweep_with_the_matcher_equals_evaluation_image_by_image():
     assert list(table["fusion"]) == ["network", "matcher", "first", "union"]
 
 
+@pytest.mark.slow
 def test_match_copy_move_script(images, tmp_path):
     folder, _ = images
     output, debug = tmp_path / "sub.csv", tmp_path / "debug"

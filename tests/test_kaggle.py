@@ -75,6 +75,7 @@ def _offline(root, *args, cwd):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_the_notebook_script_runs_offline_in_kaggles_layout(package):
     test_dir = _kaggle_input(package)
     cwd = package / "elsewhere"
@@ -93,6 +94,7 @@ def test_the_notebook_script_runs_offline_in_kaggles_layout(package):
     assert not list((package / "pkg").rglob("cache"))                # nothing written into the package
 
 
+@pytest.mark.slow
 def test_the_same_script_takes_input_dir_and_output(package):
     test_dir = _kaggle_input(package)
     output = package / "anywhere" / "sub.csv"
@@ -167,6 +169,7 @@ def test_a_tampered_packaged_verifier_is_refused(package):
     assert matcher_from_args(args, package / "pkg" / "models")[1].path == verifier
 
 
+@pytest.mark.slow
 def test_packaged_wheels_install_only_what_differs(package, tmp_path):
     # versions as installed here: nothing to install, the run goes on with no wheel file present
     import importlib.metadata

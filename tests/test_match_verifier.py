@@ -168,6 +168,7 @@ def test_the_cache_key_follows_the_matchers_code_not_its_comments_or_the_verifie
     assert matcher_source_hash(folder) != before
 
 
+@pytest.mark.slow
 def test_train_match_verifier_fits_caches_and_is_then_used(tmp_path, caplog):
     data, models, logs = tmp_path / "data", tmp_path / "models", tmp_path / "logs"
     make_demo_dataset(data, n_forged=8, n_test=2, n_supplemental=0, min_size=128, max_size=160, seed=3,

@@ -128,6 +128,7 @@ def test_bad_flags_and_missing_data_are_clear_errors(tmp_path):
     assert "--demo" in empty.stderr and "Traceback" not in empty.stderr
 
 
+@pytest.mark.slow
 def test_demo_makes_missing_demo_data_then_plans_on_it(tmp_path):
     data = tmp_path / "demo"
     result = run_script("full_pipeline.py", "--demo", "--inference-only", "--fusion", "matcher",

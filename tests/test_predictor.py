@@ -37,6 +37,7 @@ def predictor(**changes):
     return Predictor(**options)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tta,aggregate,chunk", [(True, "max", None), (True, "mean", 3), (False, "max", None)])
 def test_batched_predictor_equals_the_per_image_per_flip_loop(images, tta, aggregate, chunk):
     model = predictor(tta=tta, aggregate=aggregate, forward_chunk=chunk)
@@ -48,6 +49,7 @@ def test_batched_predictor_equals_the_per_image_per_flip_loop(images, tta, aggre
         assert result.classifier_prob == pytest.approx(cls, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_specialist_joins_by_union(images):
     full = predictor().run(images, progress=False)
     alone = predictor(specialist=None).run(images, progress=False)
@@ -61,6 +63,7 @@ def test_specialist_joins_by_union(images):
     assert (full[0].prob_map >= alone[0].prob_map).all()
 
 
+@pytest.mark.slow
 def test_classifier_gate_skips_pass_two(images):
     model = predictor()
     probs = [r.classifier_prob for r in model.run(images, progress=False)]
@@ -159,6 +162,7 @@ def test_two_events_are_grouped_by_similarity():
     assert score(form_instances(mask, "components"), truths) < 0.5
 
 
+@pytest.mark.slow
 def test_an_interrupted_prediction_writes_no_csv_and_its_cache_serves_the_rerun(images, tmp_path, monkeypatch):
     model = predictor(batch_size=1)
     cache = ResultCache(tmp_path / "cache", model.key())

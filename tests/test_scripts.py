@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from lib.submission import write_csv
 from tests.helpers import ROOT, make_layout, run_script
@@ -106,6 +107,7 @@ def test_missing_file_is_one_line_error_not_traceback(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_score_submission_prints_the_metric(tmp_path):
     solution = tmp_path / "solution.csv"
     write_csv(solution, ["case_id", "annotation", "shape"],
@@ -141,6 +143,7 @@ def test_inspect_data_summarises_layout_and_problems(tmp_path):
     assert len(list((tmp_path / "logs").glob("inspect_data_*.log"))) == 1
 
 
+@pytest.mark.slow
 def test_demo_solution_scores_one_and_all_authentic_scores_the_authentic_fraction(tmp_path):
     result = run_script("make_demo_data.py", "--output-dir", "demo", "--n-forged", "6", "--n-test", "10",
                         "--n-supplemental", "1", "--max-size", "320", cwd=tmp_path)

@@ -99,6 +99,7 @@ def demo(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_a_selfcorr_run_trains_on_cached_maps_and_predicts_with_them(demo, caplog):
     paths = Paths(data_dir=demo / "data", models_dir=demo / "models", logs_dir=demo / "logs")
     variant = V3_VARIANTS["selfcorr"].with_overrides(model=TINY_SELFCORR)

@@ -45,6 +45,7 @@ def paths_in(root, name):
     return Paths(data_dir=root / "data", models_dir=root / name / "models", logs_dir=root / name / "logs")
 
 
+@pytest.mark.slow
 def test_training_steps_lower_the_loss_on_a_fixed_batch():
     torch.manual_seed(0)
     model = build_model(TINY_SEG).train()
@@ -75,6 +76,7 @@ def assert_steps_lower_the_loss(model, loss_fn, images, targets, steps=8):
     assert losses[-1] < losses[0] * 0.9, losses
 
 
+@pytest.mark.slow
 def test_segmentation_smoke_run_writes_reloadable_checkpoints(demo, caplog):
     variant = V3_VARIANTS["highres_no_ela"].with_overrides(model=TINY_SEG)
     options = TrainOptions(epochs=2, img_size=64, batch_size=4, workers=0, encoder_weights="none",
@@ -114,6 +116,7 @@ def test_segmentation_smoke_run_writes_reloadable_checkpoints(demo, caplog):
     assert (paths.data_dir / "split.csv").is_file()
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights(demo):
     variant = V3_VARIANTS["high_recall"].with_overrides(model=TINY_SEG)
     options = TrainOptions(epochs=1, img_size=64, batch_size=4, workers=0, encoder_weights="none",
@@ -125,6 +128,7 @@ def test_same_seed_same_weights(demo):
         assert torch.equal(value, b["model_state_dict"][key]), key
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly_where_the_run_stopped(demo, monkeypatch):
     variant = V3_VARIANTS["hard_negative"].with_overrides(model=TINY_SEG)
     options = TrainOptions(epochs=2, img_size=64, batch_size=4, workers=0, encoder_weights="none",
@@ -165,6 +169,7 @@ def test_classifier_smoke_run_selects_on_auc(demo):
         assert model(torch.randn(2, 3, 64, 64)).shape == (2,)
 
 
+@pytest.mark.slow
 def test_train_v3_script_end_to_end(demo):
     root = demo / "script"
     result = run_script("script_1_train_v3.py", "--model", "enhanced_aug", "--epochs", "1", "--img-size", "64",
@@ -217,6 +222,7 @@ def test_v4_starts_from_the_v3_checkpoint_with_the_v4_recipe(own_demo, caplog):
     assert recipe["loss_config"]["fp_penalty"] == 4.0 and recipe["init_from"] == "v3"
 
 
+@pytest.mark.slow
 def test_train_v4_script_needs_its_inputs(demo):
     root = demo / "v4script"
     common = ["--model", "enhanced_aug", "--epochs", "1", "--img-size", "64", "--limit", "8", "--workers", "0",
@@ -231,6 +237,7 @@ def test_train_v4_script_needs_its_inputs(demo):
     assert "Traceback" not in no_v3.stderr
 
 
+@pytest.mark.slow
 def test_specialist_trains_on_small_forgeries_with_hard_negatives_and_joins_the_predictor(own_demo):
     from lib.data import load_manifest
     from lib.datasets import write_hard_negatives
@@ -296,6 +303,7 @@ def test_a_new_run_never_replaces_an_earlier_one_silently(demo):
     assert (archived[0] / "enhanced_aug_v3_best.safetensors").read_bytes() == before   # kept, not deleted
 
 
+@pytest.mark.slow
 def test_the_best_checkpoint_is_never_replaced_by_a_worse_one(demo, monkeypatch):
     scores = iter([0.6, 0.4, 0.5, 0.3])
 
@@ -315,6 +323,7 @@ def test_the_best_checkpoint_is_never_replaced_by_a_worse_one(demo, monkeypatch)
     assert read_checkpoint(resumed.best_path)["epoch"] == 1 and resumed.best_score == 0.6
 
 
+@pytest.mark.slow
 def test_a_resume_takes_the_best_score_from_the_best_checkpoint(demo, monkeypatch):
     """Killed after epoch 2's best checkpoint was written but before its resume state: the resume
     state says epoch 1 (score 0.4), the best checkpoint epoch 2 (0.6). The resumed epoch 2 scores
