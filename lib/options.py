@@ -40,7 +40,7 @@ SHARED = {"progress": PROGRESS, "cache": CACHE, "workers": WORKERS, "match_worke
 def add_switches(parser, *names: str) -> None:
     """The shared on/off flags `names` ("progress": --no-progress, "cache": --no-cache), on by default."""
     for name in names:
-        add_flag(parser, name, SHARED[name], True)
+        add_shared(parser, name, True)
 
 
 def add_shared(parser, name: str, default, *old: str) -> None:
