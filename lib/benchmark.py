@@ -2,6 +2,8 @@
 images, with a check that both give the same probabilities (bin/benchmark_inference.py)."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -136,22 +138,17 @@ def startup_seconds(root: Path, scripts: Sequence[str], repeat: int = 3, args: S
                     ) -> dict[str, float]:
     """Wall seconds of `python <root>/bin/<script> --help` for each script, the best of `repeat`
     runs (what a user waits for before the usage appears); a script that fails or is missing: nan."""
-    import subprocess
-    import sys
-
     times = {}
     for script in scripts:
-        path, best = Path(root) / "bin" / script, float("nan")
-        if path.is_file():
-            for _ in range(repeat):
-                started = time.perf_counter()
-                done = subprocess.run([sys.executable, str(path), *args], capture_output=True, cwd=root)
-                seconds = time.perf_counter() - started
-                if done.returncode != 0:
-                    best = float("nan")
-                    break
-                best = seconds if best != best else min(best, seconds)
-        times[script] = best
+        path, runs = Path(root) / "bin" / script, []
+        for _ in range(repeat if path.is_file() else 0):
+            started = time.perf_counter()
+            done = subprocess.run([sys.executable, str(path), *args], capture_output=True, cwd=root)
+            if done.returncode != 0:
+                runs = []
+                break
+            runs.append(time.perf_counter() - started)
+        times[script] = min(runs) if runs else float("nan")
     return times
 
 
