@@ -34,9 +34,9 @@ def main() -> int:
     add_inference_args(parser, post=False)
     add_path_args(parser)
     args = parser.parse_args()
-    from lib.benchmark import benchmark, random_predictor
     from lib.device import resolve_device
-    from lib.infer import folder_images, predictor_from_args
+    from lib.inference.infer import folder_images, predictor_from_args
+    from lib.tools.benchmark import benchmark, random_predictor
     paths = resolve_paths(args)
     log_file = setup_logging("benchmark_inference", paths.logs_dir)
     if args.images < 1 or args.repeat < 1:

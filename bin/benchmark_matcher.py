@@ -32,7 +32,7 @@ def main() -> int:
     add_switches(parser, "progress")
     add_path_args(parser)
     args = parser.parse_args()
-    from lib.benchmark import benchmark_matcher
+    from lib.tools.benchmark import benchmark_matcher
     if args.images < 1 or args.match_workers < 1 or min(args.sizes) < 96:
         raise ProjectError("--images and --match-workers must be at least 1, --sizes at least 96")
     log_file = setup_logging("benchmark_matcher", resolve_paths(args).logs_dir)

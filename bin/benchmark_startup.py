@@ -35,7 +35,7 @@ def main() -> int:
         raise ProjectError(f"--repeat {args.repeat}: must be at least 1")
     if args.against is not None and not (args.against / "bin").is_dir():
         raise ProjectError(f"{args.against}: not a checkout of this repository (no bin/ folder)")
-    from lib.benchmark import startup_seconds, startup_table
+    from lib.tools.benchmark import startup_seconds, startup_table
 
     log_file = setup_logging("benchmark_startup", resolve_paths(args).logs_dir)
     scripts = args.script or sorted(p.name for p in (ROOT / "bin").glob("*.py"))

@@ -26,8 +26,8 @@ def main() -> int:
                         help="check ids and bounds against a solution CSV instead of a test folder")
     add_path_args(parser)
     args = parser.parse_args()
-    from lib.metric import AUTHENTIC
-    from lib.submission import read_submission, validate_submission_file
+    from lib.competition.metric import AUTHENTIC
+    from lib.competition.submission import read_submission, validate_submission_file
 
     test_dir = args.input_dir
     if test_dir is None and args.solution is None:

@@ -24,7 +24,7 @@ def main() -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing .safetensors of the same name")
     args = parser.parse_args()
 
-    from lib.checkpoints import convert_checkpoint, describe
+    from lib.models.checkpoints import convert_checkpoint, describe
     for path in args.checkpoints:
         output = convert_checkpoint(path, overwrite=args.overwrite)
         print(f"{path} -> {output}: {describe(output)}")

@@ -50,7 +50,7 @@ def main() -> int:
     add_switches(parser, "progress")
     add_path_args(parser)
     args = parser.parse_args()
-    from lib.matching.evaluation import compare_matchers, comparison_table
+    from lib.evaluation.matcher import compare_matchers, comparison_table
     paths = resolve_paths(args)
     if args.candidates is not None:
         return measure_candidates(paths, args)
@@ -77,8 +77,8 @@ def main() -> int:
 
 
 def measure_candidates(paths, args) -> int:
-    from lib.groups import format_event_report
-    from lib.matching.evaluation import candidate_coverage, match_config
+    from lib.evaluation.groups import format_event_report
+    from lib.evaluation.matcher import candidate_coverage, match_config
     config = match_config(args.set)
     require_benchmark(paths, ("meta.csv", "train_images"))
     log_file = setup_logging("evaluate_matcher", paths.logs_dir)

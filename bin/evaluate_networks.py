@@ -9,7 +9,7 @@
 Rows: all authentic, matcher v2 alone, each network alone, each network fused with the matcher;
 columns: score, image recall, FP rate, pixel F1 of the forged figures, and the forged figures'
 score by texture group. Thresholds and the fusion rule are chosen on the validation split (the
-held-out split of the training images), never on the test split (lib/comparison.py). The networks
+held-out split of the training images), never on the test split (lib/evaluation/comparison.py). The networks
 are each variant's checkpoint at --stage (v4, falling back to v3), or those given with --ensemble.
 Writes <logs-dir>/networks_<time>.csv.
 """
@@ -37,10 +37,10 @@ def main() -> int:
     require_benchmark(paths, ("meta.csv", "solution.csv", "test_images", "train_images"))
     log_file = setup_logging("evaluate_networks", paths.logs_dir)
 
-    from lib.comparison import compare_on_benchmark, format_table
     from lib.device import resolve_device
+    from lib.evaluation.comparison import compare_on_benchmark, format_table
     from lib.fileio import atomic_write_text
-    from lib.infer import default_ensemble, parse_member_spec
+    from lib.inference.infer import default_ensemble, parse_member_spec
     checkpoints = ([parse_member_spec(s)[0] for s in args.ensemble] if args.ensemble
                    else [path for path, _ in default_ensemble(paths.models_dir, args.stage)])
     for path in checkpoints:

@@ -36,11 +36,11 @@ def main() -> int:
     add_inference_args(parser)
     add_path_args(parser)
     args = parser.parse_args()
-    from lib.data import AUTHENTIC, load_manifest
-    from lib.datasets import write_hard_negatives
-    from lib.evaluate import describe_false_positives, false_positives
-    from lib.infer import folder_images, post_config_from_args, predict_paths
-    from lib.split import load_or_make_split, split_rows
+    from lib.data.manifest import AUTHENTIC, load_manifest
+    from lib.data.split import load_or_make_split, split_rows
+    from lib.evaluation.evaluate import describe_false_positives, false_positives
+    from lib.inference.infer import folder_images, post_config_from_args, predict_paths
+    from lib.training.datasets import write_hard_negatives
     paths = resolve_paths(args)
     log_file = setup_logging("find_hard_negatives", paths.logs_dir)
     config = post_config_from_args(args, paths.logs_dir)

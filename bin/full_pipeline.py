@@ -27,11 +27,10 @@ from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.flags import add_args, add_renamed, from_args, to_argv  # noqa: E402
 from lib.imageio import list_images  # noqa: E402
-from lib.options import PredictorOptions, TrainOptions  # noqa: E402
+from lib.options import AUTO, PostConfig, PredictorOptions, TrainOptions  # noqa: E402  # noqa: E402
 from lib.paths import ROOT, add_path_args, resolve_paths  # noqa: E402
-from lib.pipeline import (PHASES, banner, build_plan, duration, execute, input_problems, parse_phases,  # noqa: E402
-                          relative, select_phases, summary_table)
-from lib.postprocess import AUTO, PostConfig  # noqa: E402
+from lib.tools.pipeline import (PHASES, banner, build_plan, duration, execute, input_problems, parse_phases, relative,  # noqa: E402
+                                select_phases, summary_table)
 
 log = logging.getLogger("full_pipeline")
 DEMO_DIR = ROOT / "demo"
@@ -90,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def demo_setup(args: argparse.Namespace) -> None:
     """Point every folder at demo/, make the demo data if it is missing, shrink the training."""
-    from lib.demo import format_summary, make_demo_dataset
+    from lib.data.demo import format_summary, make_demo_dataset
 
     args.data_dir = args.data_dir or DEMO_DIR
     args.models_dir = args.models_dir or args.data_dir / "models"
@@ -137,8 +136,8 @@ def main() -> int:
     log.info("\n%s", summary_table(results))
     log.info("Total time %s; log %s", duration(time.perf_counter() - started), log_file)
     if args.demo and 4 in plan and not args.dry_run and output.is_file():
-        from lib.metric import score_frame
-        from lib.submission import read_solution, read_submission
+        from lib.competition.metric import score_frame
+        from lib.competition.submission import read_solution, read_submission
 
         report, _ = score_frame(read_solution(paths.data_dir / "solution.csv"), read_submission(output))
         log.info("demo submission %s against %s: %s", output, paths.data_dir / "solution.csv", report.summary())

@@ -33,7 +33,7 @@ def main() -> int:
     add_generation_args(parser)
     add_path_args(parser)
     args = parser.parse_args()
-    from lib.augmented_data import finish, generate_authentic, parse_strengths
+    from lib.data.augmented_data import finish, generate_authentic, parse_strengths
     paths = resolve_paths(args)
     strengths = parse_strengths(args.strengths)
     log_file = setup_logging("generate_authentic_augmented", paths.logs_dir)

@@ -29,7 +29,7 @@ def main() -> int:
     add_generation_args(parser)
     add_path_args(parser)
     args = parser.parse_args()
-    from lib.augmented_data import finish, generate_forged
+    from lib.data.augmented_data import finish, generate_forged
     paths = resolve_paths(args)
     log_file = setup_logging("generate_forged_augmented", paths.logs_dir)
     report = generate_forged(paths, args.copies, args.seed, args.jobs, args.overwrite, args.limit,

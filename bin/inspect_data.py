@@ -18,7 +18,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_path_args(parser)
     args = parser.parse_args()
-    from lib.data import load_manifest, summarize_manifest
+    from lib.data.manifest import load_manifest, summarize_manifest
     paths = resolve_paths(args)
     setup_logging("inspect_data", paths.logs_dir)
     manifest = load_manifest(paths, include_problems=True)

@@ -120,7 +120,7 @@ def main() -> int:
 
     def predict() -> int:
         args = parser.parse_args()
-        from lib.infer import folder_images, post_config_from_args, predict_paths, write_predictions
+        from lib.inference.infer import folder_images, post_config_from_args, predict_paths, write_predictions
         # packaged checkpoints are recorded relative to the package
         args.ensemble = [str(package / spec) if spec.startswith("models/") else spec
                          for spec in args.ensemble or []] or None

@@ -14,6 +14,7 @@ duplication event). The same generator as make_demo_data.py (lib/demo), in its B
 """
 import sys
 from pathlib import Path
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse  # noqa: E402
@@ -43,7 +44,7 @@ def main() -> int:
                         help="replace the generated folders and CSVs of a non-empty --output-dir")
     add_switches(parser, "progress")
     args = parser.parse_args()
-    from lib.demo import make_benchmark
+    from lib.data.demo import make_benchmark
     start = time.perf_counter()
     summary = make_benchmark(args.output_dir, n=args.n, seed=args.seed, test_fraction=args.test_fraction,
                              forged_fraction=args.forged_fraction, twin_fraction=args.twin_fraction,

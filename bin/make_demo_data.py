@@ -6,6 +6,7 @@ solution.csv), to run the whole pipeline without the competition data.
 """
 import sys
 from pathlib import Path
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse  # noqa: E402
@@ -37,7 +38,7 @@ def main() -> int:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the generated folders and CSVs of a non-empty --output-dir")
     args = parser.parse_args()
-    from lib.demo import format_summary, make_demo_dataset
+    from lib.data.demo import format_summary, make_demo_dataset
     start = time.perf_counter()
     summary = make_demo_dataset(
         args.output_dir, n_forged=args.n_forged, twin_fraction=args.twin_fraction, n_test=args.n_test,

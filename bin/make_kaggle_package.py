@@ -50,8 +50,8 @@ def main() -> int:
     add_post_args(parser)
     add_path_args(parser)
     args = parser.parse_args()
-    from lib.infer import post_config_from_args
-    from lib.kaggle import PackageOptions, build_package, describe, latest_sweep, thresholds_from_sweep
+    from lib.inference.infer import post_config_from_args
+    from lib.tools.kaggle import PackageOptions, build_package, describe, latest_sweep, thresholds_from_sweep
     paths = resolve_paths(args)
     setup_logging("make_kaggle_package", paths.logs_dir)
     config, validation = post_config_from_args(args, paths.logs_dir), None

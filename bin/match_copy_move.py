@@ -23,9 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.options import add_matcher_args, add_shared, add_switches  # noqa: E402
+from lib.options import (  # noqa: E402
+    PostConfig,  # noqa: E402
+    add_matcher_args,
+    add_shared,
+    add_switches,
+)
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
-from lib.postprocess import PostConfig  # noqa: E402
 
 log = logging.getLogger("match_copy_move")
 
@@ -45,8 +49,8 @@ def main() -> int:
     add_matcher_args(parser)
     add_path_args(parser)
     args = parser.parse_args()
-    from lib.fusion import MatchCache, matcher_from_args, run_matcher
-    from lib.infer import folder_images, result_of_match, write_predictions
+    from lib.inference.fusion import MatchCache, matcher_from_args, run_matcher
+    from lib.inference.infer import folder_images, result_of_match, write_predictions
     if args.match_workers < 1:
         raise ProjectError(f"--match-workers {args.match_workers}: must be at least 1")
     if args.no_dense and args.no_keypoints:

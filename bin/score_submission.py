@@ -30,10 +30,10 @@ def main() -> int:
     parser.add_argument("--images", type=Path, default=None,
                         help="the scored images, for --gallery (default: test_images beside the solution)")
     args = parser.parse_args()
-    from lib.gallery import write_gallery
-    from lib.groups import report_by_group
-    from lib.metric import AUTHENTIC, score_frame
-    from lib.submission import read_solution, read_submission, solution_shapes, validate_frame, write_csv
+    from lib.competition.metric import AUTHENTIC, score_frame
+    from lib.competition.submission import read_solution, read_submission, solution_shapes, validate_frame, write_csv
+    from lib.evaluation.gallery import write_gallery
+    from lib.evaluation.groups import report_by_group
 
     solution, submission = read_solution(args.solution), read_submission(args.submission, allow_extra=True)
     # the metric never decodes a prediction on an authentic truth row: validate every row first

@@ -4,7 +4,7 @@
     python bin/script_1_train_v3.py                                  # all five
     python bin/script_1_train_v3.py --model highres_no_ela --epochs 2 --img-size 128 --encoder-weights none
 
-Each variant's recipe is in lib/variants.py; checkpoints go to <models-dir>/<name>_v3_best.safetensors
+Each variant's recipe is in lib/models/variants.py; checkpoints go to <models-dir>/<name>_v3_best.safetensors
 (and _last.pth, the resume state).
 """
 import argparse
@@ -14,9 +14,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
+from lib.models.variants import V3_VARIANTS  # noqa: E402
 from lib.options import add_training_args, options_from_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
-from lib.variants import V3_VARIANTS  # noqa: E402
 
 
 def main() -> int:
@@ -26,7 +26,7 @@ def main() -> int:
     add_training_args(parser)
     add_path_args(parser)
     args = parser.parse_args()
-    from lib.train import train_variants
+    from lib.training.train import train_variants
     paths = resolve_paths(args)
     log_file = setup_logging("script_1_train_v3", paths.logs_dir)
     options = options_from_args(args)

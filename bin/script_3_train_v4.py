@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.flags import add_renamed  # noqa: E402
+from lib.models.variants import V4_VARIANTS  # noqa: E402
 from lib.options import add_training_args, options_from_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
-from lib.variants import V4_VARIANTS  # noqa: E402
 
 
 def main() -> int:
@@ -31,7 +31,7 @@ def main() -> int:
     add_training_args(parser)
     add_path_args(parser)
     args = parser.parse_args()
-    from lib.train import require_hard_negatives, train_variants
+    from lib.training.train import require_hard_negatives, train_variants
     paths = resolve_paths(args)
     log_file = setup_logging("script_3_train_v4", paths.logs_dir)
     options = options_from_args(args)

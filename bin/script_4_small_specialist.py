@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.imageio import write_png  # noqa: E402
+from lib.models.variants import SPECIALIST  # noqa: E402
 from lib.options import add_training_args, options_from_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
-from lib.variants import SPECIALIST  # noqa: E402
 
 log = logging.getLogger("script_4_small_specialist")
 
@@ -45,8 +45,8 @@ def main() -> int:
     add_training_args(parser)
     add_path_args(parser)
     args = parser.parse_args()
-    from lib.datasets import crop_sheet
-    from lib.train import train_variants
+    from lib.training.datasets import crop_sheet
+    from lib.training.train import train_variants
     if not 0 < args.max_fraction <= 1:
         raise ProjectError(f"--max-fraction {args.max_fraction}: must be in (0, 1]")
     paths = resolve_paths(args)

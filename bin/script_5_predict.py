@@ -8,7 +8,7 @@
 Pass 1 (the classifier) gates each image; pass 2 runs the segmentation ensemble with flip
 TTA, the specialist union, the brightness-adaptive threshold and the min-area filter. With
 --fusion matcher|first|union the training-free copy-move matcher runs too (alone, first, or
-in union; see lib/fusion.py). Per-image results of the networks and of the matcher are
+in union; see lib/inference/fusion.py). Per-image results of the networks and of the matcher are
 cached under <models-dir>/cache, so a re-run with other thresholds runs neither again.
 
     python bin/script_5_predict.py --fusion matcher --input-dir demo/test_images --output matcher.csv
@@ -33,7 +33,7 @@ def main() -> int:
     add_inference_args(parser)
     add_path_args(parser)
     args = parser.parse_args()
-    from lib.infer import folder_images, post_config_from_args, predict_paths, write_predictions
+    from lib.inference.infer import folder_images, post_config_from_args, predict_paths, write_predictions
     paths = resolve_paths(args)
     log_file = setup_logging("script_5_predict", paths.logs_dir)
     config = post_config_from_args(args, paths.logs_dir)

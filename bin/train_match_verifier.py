@@ -51,7 +51,7 @@ def main() -> int:
     add_switches(parser, "cache", "progress")
     add_path_args(parser)
     args = parser.parse_args()
-    from lib.matching.training import train_from_layout
+    from lib.training.verifier import train_from_layout
     if args.forged_share is not None and not 0 < args.forged_share < 1:
         raise ProjectError(f"--forged-share {args.forged_share}: must lie in (0, 1)")
     if args.folds < 2 or args.match_workers < 1 or args.negatives < 0:

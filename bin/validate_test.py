@@ -25,9 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.options import add_inference_args  # noqa: E402
+from lib.options import (  # noqa: E402
+    FUSIONS,
+    PostConfig,
+    add_inference_args,  # noqa: E402
+)
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
-from lib.postprocess import FUSIONS, PostConfig  # noqa: E402
 
 TOP_ROWS = 15
 log = logging.getLogger("validate_test")
@@ -59,16 +62,17 @@ def main() -> int:
     args = parser.parse_args()
     import pandas as pd
 
-    from lib.data import load_manifest
-    from lib.evaluate import (best_config, bucket_recall, compare_fusions, compare_instance_modes, evaluate, sweep,
-                              truths_from_manifest, truths_from_solution, write_sweep)
-    from lib.fusion import matcher_from_args, write_fusion_choice
-    from lib.gallery import write_gallery
-    from lib.groups import report_by_group
-    from lib.infer import folder_images, post_config_from_args, predict_annotations, predict_paths
-    from lib.metric import score_frame
-    from lib.split import load_or_make_split, split_rows
-    from lib.submission import read_solution
+    from lib.competition.metric import score_frame
+    from lib.competition.submission import read_solution
+    from lib.data.manifest import load_manifest
+    from lib.data.split import load_or_make_split, split_rows
+    from lib.data.truths import truths_from_manifest, truths_from_solution
+    from lib.evaluation.evaluate import (best_config, bucket_recall, compare_fusions, compare_instance_modes, evaluate,
+                                         sweep, write_sweep)
+    from lib.evaluation.gallery import write_gallery
+    from lib.evaluation.groups import report_by_group
+    from lib.inference.fusion import matcher_from_args, write_fusion_choice
+    from lib.inference.infer import folder_images, post_config_from_args, predict_annotations, predict_paths
     if args.forged_share is not None and not 0 < args.forged_share < 1:
         raise ProjectError(f"--forged-share {args.forged_share}: must lie in (0, 1)")
     if (args.meta is not None or args.gallery is not None) and args.solution is None:

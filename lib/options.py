@@ -3,18 +3,18 @@
 A script builds its parser from these groups and parses its command line before it imports
 torch, albumentations or scikit-learn, so `--help` and a mistyped flag answer at once. The
 option dataclasses and constants that the flags' defaults and help read live here too
-(TrainOptions; the mixed-precision modes, TTA aggregations, matcher versions, the verifier's file
-name); the modules that use them import them from here.
+(TrainOptions, PredictorOptions, the post-processing's PostConfig; the mixed-precision modes,
+TTA aggregations, matcher versions, the verifier's file name); the modules that use them import
+them from here, so this module sits at the bottom of lib's import graph (flags and paths only).
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .paths import BEST_SUFFIX, HARD_NEGATIVES_FILE, LAST_SUFFIX
 from .flags import Flag, add_args, add_flag, flag, flagged, from_args
-from .postprocess import PostConfig
+from .paths import BEST_SUFFIX, HARD_NEGATIVES_FILE, LAST_SUFFIX
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")    # --amp
 AGGREGATIONS = ("max", "mean")                 # --aggregate: how flip-TTA probabilities combine
@@ -22,8 +22,61 @@ MATCHERS = ("v2", "v1")                        # --matcher
 VERIFIER_NAME = "match_verifier.json"          # the fitted verifier in the models dir
 DEFAULT_VERIFIER = Path(__file__).parent / "matching" / "default_verifier.json"   # the committed one
 VERIFIER_NEGATIVES = 200                       # synthetic hard negatives added to the verifier's training figures
-AUTHENTIC_STRENGTHS = ("light", "medium", "strong")   # authentic augmentation presets (lib.augment)
+AUTHENTIC_STRENGTHS = ("light", "medium", "strong")   # authentic augmentation presets (lib.data.augment)
 KAGGLE_PYTHON = "3.11"                         # Python of Kaggle's notebook image (make_kaggle_package.py)
+
+# post-processing: the choices lib.inference.postprocess applies, here so that flags need not import cv2
+INSTANCE_MODES = ("all", "similar", "components")
+FUSIONS = ("network", "matcher", "first", "union")   # see lib.inference.fusion
+AUTO = "auto"          # --fusion auto: the rule the held-out split preferred (lib.inference.fusion.chosen_fusion)
+
+
+@dataclass(frozen=True)
+class PostConfig:
+    """Every post-processing choice of the pipeline, with the seeds' inference defaults."""
+
+    classifier_threshold: float = flag(0.25, "--classifier-threshold",
+                                       "pass 1 gate: below this probability of forgery the image is authentic")
+    seg_threshold: float = flag(0.35, "--seg-threshold", "base pixel threshold, adapted by brightness")
+    min_area: int = flag(300, "--min-area", "drop regions smaller than this many pixels (original size)")
+    adaptive: bool = flag(True, "--no-adaptive", "no brightness-adaptive threshold (adaptive_threshold)")
+    instance_mode: str = flag("all", "--instances", "instance forming: one instance of all regions, regions "
+                              "grouped by similarity, or one per region", choices=INSTANCE_MODES)
+    similarity: float = 0.5              # NCC above which two regions are one event (`similar`)
+    fusion: str = flag("network", "--fusion", "segmentation networks alone, the copy-move matcher alone, the "
+                       "matcher first with the networks where it finds nothing, their union (lib.inference.fusion), or "
+                       "auto: the rule the newest validate_test.py --compare-fusion preferred on the held-out "
+                       "split (network when there is none)", choices=(*FUSIONS, AUTO))
+    matcher_threshold: float | None = flag(None, "--matcher-threshold", "matcher events of at least this "
+                                           "probability of being a real copy count (default: the verifier's own "
+                                           "threshold, chosen on held-out figures when it was fitted; --matcher "
+                                           "v1: the fine-detail correlation, 0.85)", type=float)
+
+    def __post_init__(self):
+        if self.instance_mode not in INSTANCE_MODES:
+            raise ValueError(f"unknown instance mode {self.instance_mode!r}; known: {', '.join(INSTANCE_MODES)}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"unknown fusion {self.fusion!r}; known: {', '.join(FUSIONS)}")
+        thresholds = (self.seg_threshold, self.classifier_threshold,
+                      0.5 if self.matcher_threshold is None else self.matcher_threshold)
+        if not all(0.0 <= t <= 1.0 for t in thresholds):
+            raise ValueError("thresholds must lie in [0, 1]")
+        if self.min_area < 0:
+            raise ValueError(f"min_area must be >= 0, got {self.min_area}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One line for logs and reports."""
+        seg = f"seg {self.seg_threshold:g}" + (" (brightness-adaptive)" if self.adaptive else "")
+        network = (f"classifier {self.classifier_threshold:g} | {seg} | min area {self.min_area} | "
+                   f"instances {self.instance_mode}")
+        matcher = ("matcher: the verifier's threshold" if self.matcher_threshold is None
+                   else f"matcher score >= {self.matcher_threshold:g}")
+        return {"network": network, "matcher": matcher}.get(self.fusion,
+                                                            f"fusion {self.fusion}: {matcher} | {network}")
+
 
 # flags several option sets and scripts share, each declared here once
 PROGRESS = Flag("--no-progress", "no progress bars")

@@ -20,7 +20,7 @@ ENV_DATA_DIR = "FORGERY_DATA_DIR"
 ENV_MODELS_DIR = "FORGERY_MODELS_DIR"
 ENV_LOGS_DIR = "FORGERY_LOGS_DIR"
 
-# a training run's files in the models dir (lib.checkpoints writes and reads them)
+# a training run's files in the models dir (lib.models.checkpoints writes and reads them)
 BEST_SUFFIX = "_best.safetensors"        # the model checkpoint: what the predictor loads and people share
 LAST_SUFFIX = "_last.pth"                # the resume state (optimizer etc.), read only by the run itself
 HARD_NEGATIVES_FILE = "hard_negative_ids.txt"   # in the data dir: authentic images mined as hard negatives
@@ -67,7 +67,7 @@ class Paths:
 
     @property
     def manifest(self) -> Path:
-        """The cached table of every training image (see lib.data.load_manifest)."""
+        """The cached table of every training image (see lib.data.manifest.load_manifest)."""
         return self.data_dir / "train_manifest.csv"
 
 

@@ -67,8 +67,8 @@ def save_tiny_segmenter(path: Path, img_size: int = 64, seed: int = 0) -> Path:
     """A freshly initialised resnet18 AttentionFPN saved as a pipeline checkpoint (no network)."""
     import torch
 
-    from lib.checkpoints import save_checkpoint
-    from lib.models import build_model
+    from lib.models.checkpoints import save_checkpoint
+    from lib.models.networks import build_model
     torch.manual_seed(seed)
     save_checkpoint(path, build_model(TINY_SEGMENTER), TINY_SEGMENTER, img_size=img_size, epoch=1)
     return path

@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 import torch
 
-from lib.augment import AUGMENT_PRESETS, IMAGENET_MEAN, IMAGENET_STD, build_transforms, compose
-from lib.data import load_manifest
-from lib.datasets import (ClassifierDataset, SampleWeights, SegmentationDataset, make_sampler,
-                          read_hard_negatives, sample_weights, write_hard_negatives)
+from lib.data.augment import AUGMENT_PRESETS, IMAGENET_MEAN, IMAGENET_STD, build_transforms, compose
+from lib.data.manifest import load_manifest
 from lib.errors import DataError
 from lib.paths import Paths
+from lib.training.datasets import (ClassifierDataset, SampleWeights, SegmentationDataset, make_sampler,
+                                   read_hard_negatives, sample_weights, write_hard_negatives)
 from tests.helpers import box_mask, random_rgb, write_png
 
 SIZE = 64

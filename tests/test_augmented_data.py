@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib.augment import AUTHENTIC_PRESETS, forged_copy_transforms
-from lib.augmented_data import Copy, _make_copy, generate_authentic, generate_forged, parse_strengths
-from lib.data import load_manifest
-from lib.datasets import CropAroundForgeryDataset, crop_sheet, crop_window, forged_region_box
+from lib.data.augment import AUTHENTIC_PRESETS, forged_copy_transforms
+from lib.data.augmented_data import Copy, _make_copy, generate_authentic, generate_forged, parse_strengths
+from lib.data.manifest import load_manifest
+from lib.data.split import load_or_make_split, split_rows
 from lib.errors import ProjectError
 from lib.imageio import load_image, load_mask
+from lib.models.variants import SmallForgeries
 from lib.paths import Paths
-from lib.split import load_or_make_split, split_rows
-from lib.variants import SmallForgeries
+from lib.training.datasets import CropAroundForgeryDataset, crop_sheet, crop_window, forged_region_box
 from tests.helpers import write_png
 
 GEOMETRIC = (A.HorizontalFlip, A.VerticalFlip, A.RandomRotate90, A.Rotate, A.RandomResizedCrop, A.RandomScale,
@@ -209,9 +209,9 @@ def test_crop_sheet_draws_crops(tmp_path):
 
 
 def test_training_uses_the_copies_unless_told_not_to(paths):
+    from lib.models.variants import V3_VARIANTS
     from lib.options import TrainOptions
-    from lib.train import training_rows
-    from lib.variants import V3_VARIANTS
+    from lib.training.train import training_rows
 
     generate_forged(paths, copies=1, progress=False)
     generate_authentic(paths, multiplier=1, progress=False)
@@ -224,5 +224,5 @@ def test_training_uses_the_copies_unless_told_not_to(paths):
 
 
 def test_the_flags_name_the_authentic_presets():
-    from lib.options import AUTHENTIC_STRENGTHS      # what --strengths offers without importing albumentations
+    from lib.options import AUTHENTIC_STRENGTHS  # what --strengths offers without importing albumentations
     assert tuple(AUTHENTIC_PRESETS) == AUTHENTIC_STRENGTHS

@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib.demo import make_benchmark
-from lib.demo.saving import TEXTURE_GROUPS
-from lib.gallery import write_gallery
-from lib.groups import event_matches, event_report, figure_report, read_meta
+from lib.competition.metric import AUTHENTIC, score_frame, score_row
+from lib.competition.rle import rle_decode_instances, rle_encode_instances
+from lib.competition.submission import read_solution
+from lib.data.demo import make_benchmark
+from lib.data.demo.saving import TEXTURE_GROUPS
+from lib.evaluation.gallery import write_gallery
+from lib.evaluation.groups import event_matches, event_report, figure_report, read_meta
 from lib.imageio import load_image
-from lib.metric import AUTHENTIC, score_frame, score_row
-from lib.rle import rle_decode_instances, rle_encode_instances
-from lib.submission import read_solution
 
 SMALL = dict(n=24, min_size=192, max_size=320)
 META_COLUMNS = ["case_id", "image", "split", "label", "twin", "events", "gray", "jpeg", "rescale", "noise", "hard",
@@ -196,8 +196,8 @@ def test_candidate_coverage_counts_the_events_some_candidate_covers(bench, tmp_p
     """The tuning measure of the candidate stages: every event of the drawn forged training
     figures counted once per column; none covered by a matcher without detectors, and at least
     as many covered by the full matcher as by its dense stage alone."""
+    from lib.evaluation.matcher import candidate_coverage
     from lib.matching import MatchConfig
-    from lib.matching.evaluation import candidate_coverage
     from lib.paths import Paths
 
     out, _ = bench
@@ -216,7 +216,7 @@ def test_candidate_coverage_counts_the_events_some_candidate_covers(bench, tmp_p
 
 
 def test_evaluate_matcher_set_reads_values_as_json_and_refuses_unknown_keys():
-    from lib.matching.evaluation import match_config
+    from lib.evaluation.matcher import match_config
 
     config = match_config(["dense_max_grid=512", "fill_hull=false", "dense_method=kdtree"])
     assert (config.dense_max_grid, config.fill_hull, config.dense_method) == (512, False, "kdtree")
@@ -233,9 +233,9 @@ def test_the_networks_table_chooses_on_validation_and_a_useless_network_costs_no
     fused row is the matcher's row exactly; a self-correlation network gets its maps."""
     import torch
 
-    from lib.checkpoints import save_checkpoint
-    from lib.comparison import AUTHENTIC_ROW, MATCHER_ROW, compare_on_benchmark, run_labels
-    from lib.models import build_model
+    from lib.evaluation.comparison import AUTHENTIC_ROW, MATCHER_ROW, compare_on_benchmark, run_labels
+    from lib.models.checkpoints import save_checkpoint
+    from lib.models.networks import build_model
     from lib.paths import Paths
     from tests.helpers import save_tiny_segmenter
     from tests.test_selfcorr import TINY_SELFCORR

@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 import torch
 
-from lib.checkpoints import (FORMAT, convert_checkpoint, find_best, load_model, read_checkpoint, read_resume_state,
-                             save_checkpoint, save_resume_state)
 from lib.errors import CheckpointError
 from lib.fileio import WriteError, atomic_write_text, remove_stale_temporaries
-from lib.models import build_model
+from lib.models.checkpoints import (FORMAT, convert_checkpoint, find_best, load_model, read_checkpoint,
+                                    read_resume_state, save_checkpoint, save_resume_state)
+from lib.models.networks import build_model
 from tests.helpers import ROOT, TINY_SEGMENTER, changed_checkpoint, run_script
 
 SEG = TINY_SEGMENTER

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from lib import data as data_mod
-from lib.data import group_of, load_manifest
+from lib.data import manifest as data_mod
+from lib.data.manifest import group_of, load_manifest
 from lib.errors import DataError
 from lib.imageio import load_image, load_mask, read_image_size
 from lib.paths import Paths

@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from lib import demo
-from lib.rle import rle_decode_instances
+from lib.competition.rle import rle_decode_instances
+from lib.data import demo
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(min_size=128, max_size=320, progress=False)
@@ -44,7 +44,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _forge_samples(n_seeds: int = 40):
-    """(content, masks, events, panels) of forged figures drawn straight from lib.demo."""
+    """(content, masks, events, panels) of forged figures drawn straight from lib.data.demo."""
     for seed in range(n_seeds):
         rng = np.random.default_rng([11, seed])
         h, w = (int(s) for s in rng.integers(160, 400, 2))

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from lib.datasets import make_sampler
-from lib.demo import make_demo_dataset
+from lib.data.demo import make_demo_dataset
 from lib.device import Amp
-from lib.distributed import ShardedWeightedSampler
 from lib.errors import ProjectError
-from lib.checkpoints import read_resume_state
+from lib.models.checkpoints import read_resume_state
+from lib.training.datasets import make_sampler
+from lib.training.distributed import ShardedWeightedSampler
 from tests.helpers import ROOT
 
 

@@ -8,14 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib.datasets import read_hard_negatives
+from lib.competition.submission import annotation_from_instances, validate_submission_file
+from lib.data.demo import make_demo_dataset
+from lib.data.truths import Truth
+from lib.evaluation.evaluate import (AREA_BUCKET_NAMES, area_bucket_names, best_config, bucket_recall,
+                                     describe_false_positives, evaluate, false_positives, sweep, write_sweep)
+from lib.inference.infer import ImageResult
+from lib.options import PostConfig
 from lib.paths import HARD_NEGATIVES_FILE
-from lib.demo import make_demo_dataset
-from lib.evaluate import (AREA_BUCKET_NAMES, Truth, area_bucket_names, best_config, bucket_recall,
-                          describe_false_positives, evaluate, false_positives, sweep, write_sweep)
-from lib.infer import ImageResult
-from lib.postprocess import PostConfig
-from lib.submission import annotation_from_instances, validate_submission_file
+from lib.training.datasets import read_hard_negatives
 from tests.helpers import run_script, save_tiny_segmenter
 
 HW = (96, 96)

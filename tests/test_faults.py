@@ -19,46 +19,46 @@ truncated PNG                                    | lib.imageio.read_image_size  
 zero-byte .png / text file named .png            | load_image, read_image_size                 | DataError "<file>: empty file (0 bytes)" / "not a readable image"
 grayscale, RGBA, 16-bit, 64x74 PNG               | load_image                                  | RGB uint8 (H, W, 3)
 mask: complex, object, str dtype; 4-D; wrong H,W | lib.imageio.load_mask                       | DataError naming the .npy and the problem
-zero-byte / text .png, forged without mask,      | bin/inspect_data.py, lib.data.load_manifest | exit 0; one "<file>: <problem> (skipped)" warning each, listed
+zero-byte / text .png, forged without mask,      | bin/inspect_data.py, lib.data.manifest.load_manifest | exit 0; one "<file>: <problem> (skipped)" warning each, listed
   mask wrong H,W / dtype / ndim / unreadable     |                                             |   in the summary, row left out of training
-truncated PNG in the training data               | bin/inspect_data.py, lib.data.load_manifest | "(skipped)" warning, left out like the other broken files
+truncated PNG in the training data               | bin/inspect_data.py, lib.data.manifest.load_manifest | "(skipped)" warning, left out like the other broken files
 truncated / zero-byte / non-image test image     | bin/script_5_predict.py                     | exit 0, a row `authentic` each, one warning line naming each
-same, on a re-run that hits the result cache     | lib.infer.Predictor.run                     | row `authentic`, the warning said again ("cached")
+same, on a re-run that hits the result cache     | lib.inference.infer.Predictor.run                     | row `authentic`, the warning said again ("cached")
 empty test folder                                | bin/script_5_predict.py                     | exit 1 "error: <dir>: no images found", no output
 no checkpoint in --models-dir                    | bin/script_5_predict.py                     | exit 1 "error: <models>: no segmentation checkpoints", no output
 random bytes in the .safetensors                 | bin/script_5_predict.py                     | exit 1 "error: <file>: not a readable safetensors checkpoint", no output
 checkpoint whose model_config is another encoder | bin/script_5_predict.py                     | exit 1 "error: <file>: weights do not fit model", no output
-missing --ensemble path, truncated checkpoint,   | lib.infer.load_predictor                    | CheckpointError / ProjectError naming the file, one line
+missing --ensemble path, truncated checkpoint,   | lib.inference.infer.load_predictor                    | CheckpointError / ProjectError naming the file, one line
   tensors without metadata, in_channels          |                                             |
   mismatch, classifier given as a segmenter      |                                             |
-checkpoint naming an unknown encoder / backbone, | lib.infer.load_predictor via lib.cli.run    | exit 1, "error: <file>: unknown encoder ..." / "not a plain
+checkpoint naming an unknown encoder / backbone, | lib.inference.infer.load_predictor via lib.cli.run    | exit 1, "error: <file>: unknown encoder ..." / "not a plain
   a hub name (tu-hf-hub:...), a non-dict         |                                             |   encoder name" / "no model_config" / "not JSON", one line;
   model_config, a metadata field not JSON        |                                             |   nothing is built, fetched or read by that name
-4000x4000 RGB PNG                                | lib.infer Predictor.run + write_predictions | completes, prob map 64x64, full-size row; peak RSS bounded
-4000x4000 RGB PNG                                | lib.fusion.match_file (lib.matching)        | completes at <= 1024 px, masks at 4000x4000; peak RSS bounded
+4000x4000 RGB PNG                                | lib.inference.infer Predictor.run + write_predictions | completes, prob map 64x64, full-size row; peak RSS bounded
+4000x4000 RGB PNG                                | lib.inference.fusion.match_file (lib.matching)        | completes at <= 1024 px, masks at 4000x4000; peak RSS bounded
 truncated / zero-byte / non-image test image     | bin/match_copy_move.py                      | exit 0, a row `authentic` each, one warning line naming each
 invalid UTF-8 hard_negative_ids.txt              | bin/script_3_train_v4.py                    | exit 1 "error: <file>: cannot be read (...)", nothing written
-hard-negative line with two words                | lib.train.require_hard_negatives + cli.run  | exit 1 "error: <file>, line 2: expected one image id"
-hard-negative line with two words                | lib.train.train_variant (v3 reads it too)   | DataError naming the file and line, before any checkpoint
-empty hard-negative file                         | lib.train.require_hard_negatives            | warning "lists no hard negatives", goes on
+hard-negative line with two words                | lib.training.train.require_hard_negatives + cli.run  | exit 1 "error: <file>, line 2: expected one image id"
+hard-negative line with two words                | lib.training.train.train_variant (v3 reads it too)   | DataError naming the file and line, before any checkpoint
+empty hard-negative file                         | lib.training.train.require_hard_negatives            | warning "lists no hard negatives", goes on
 odd count, non-numeric, string, float, start < 1,| bin/check_submission.py                     | exit 1, "case N, instance k: <problem>" per row, INVALID: n
   length < 1, unsorted, overlapping, bad 2nd     |                                             |
   instance, run past the image                   |                                             |
 non-numeric, negative start, run past the image, | bin/score_submission.py                     | exit 1 "error: <sub>: case N, instance k: <problem>"
   unsorted, overlapping RLE                      |                                             |
 malformed RLE on a row whose truth is authentic  | bin/score_submission.py                     | exit 1, the same one-line error (validated before scoring)
-row with more fields than the header             | lib.submission.read_submission              | SubmissionError "<file>: a row has more fields than the header"
-zero-byte / non-image training image             | lib.train.train_variant                     | skipped with a warning by the manifest; training runs
-truncated PNG in the validation split            | lib.train.train_variant (workers=0)         | DataError "<file>: not a readable image" (or skipped)
-corrupt image read in a DataLoader worker        | lib.train.train_variant (workers=1) cli.run | exit 1, one line "error: <file>: not a readable image"
+row with more fields than the header             | lib.competition.submission.read_submission              | SubmissionError "<file>: a row has more fields than the header"
+zero-byte / non-image training image             | lib.training.train.train_variant                     | skipped with a warning by the manifest; training runs
+truncated PNG in the validation split            | lib.training.train.train_variant (workers=0)         | DataError "<file>: not a readable image" (or skipped)
+corrupt image read in a DataLoader worker        | lib.training.train.train_variant (workers=1) cli.run | exit 1, one line "error: <file>: not a readable image"
 crafted pickle (os.system on load) placed as     | bin/script_5_predict.py                     | exit 1 "error: <pth>: a torch pickle file; ... python
   models/highres_no_ela_v3_best.pth              |   (test_checkpoints.py)                     |   bin/convert_checkpoint.py <pth>", the payload never runs
 the same pickle to convert, or as a resume state | convert_checkpoint.py, read_resume_state    | refused by torch.load(weights_only=True), nothing runs
-crafted safetensors header: pickle bytes in a    | lib.checkpoints.load_model                  | CheckpointError naming the file, one line; nothing runs,
+crafted safetensors header: pickle bytes in a    | lib.models.checkpoints.load_model                  | CheckpointError naming the file, one line; nothing runs,
   field, hf-hub: / local-dir: encoder, foreign   |   (test_checkpoints.py)                     |   nothing is fetched
   format                                         |                                             |
 a packaged checkpoint with one byte changed, or  | bin/kaggle_predict.py (test_kaggle.py),     | exit 1 "error: <file>: sha256 X but package.json records Y;
-  swapped for another of other size              |   lib.infer.load_predictor                  |   ..." (or the sizes), before any install; no submission
+  swapped for another of other size              |   lib.inference.infer.load_predictor                  |   ..." (or the sizes), before any install; no submission
 SIGKILL while epoch 2's resume state is written  | bin/script_1_train_v3.py, then --resume     | earlier best and last load whole; the next start removes
   (held there by lib.fileio's test hook)         |                                             |   the orphaned temporary and resumes after epoch 1 with the
                                                  |                                             |   best score of the best checkpoint (found: orphans were
@@ -92,23 +92,21 @@ import pytest
 import torch
 
 from lib.cli import run
-from lib.data import load_manifest
+from lib.competition.submission import read_submission, validate_submission_file, write_csv
+from lib.data.manifest import load_manifest
 from lib.errors import DataError, ProjectError, SubmissionError
 from lib.fileio import PAUSE_ENV
-from lib.fusion import match_file
 from lib.imageio import load_image, load_mask, read_image_size
-from lib.infer import ResultCache, load_predictor, write_predictions
+from lib.inference.fusion import match_file
+from lib.inference.infer import ResultCache, load_predictor, write_predictions
 from lib.matching import MatchConfig
-from lib.checkpoints import read_checkpoint, read_resume_state, save_checkpoint
-from lib.models import build_model
+from lib.models.checkpoints import read_checkpoint, read_resume_state, save_checkpoint
+from lib.models.networks import build_model
+from lib.models.variants import V3_VARIANTS
+from lib.options import PostConfig, TrainOptions
 from lib.paths import Paths, best_checkpoint, last_checkpoint
-from lib.postprocess import PostConfig
-from lib.submission import read_submission, validate_submission_file, write_csv
-from lib.options import TrainOptions
-from lib.train import require_hard_negatives, train_variant
-from lib.variants import V3_VARIANTS
-from tests.helpers import (ROOT, TINY_SEGMENTER, box_mask, changed_checkpoint, random_rgb, run_script,
-                           save_tiny_segmenter, write_png)
+from lib.training.train import require_hard_negatives, train_variant
+from tests.helpers import ROOT, TINY_SEGMENTER, box_mask, changed_checkpoint, random_rgb, run_script, save_tiny_segmenter, write_png
 
 TINY_CLASSIFIER = {"arch": "classifier", "encoder": "resnet18", "in_channels": 3}
 SEGMENTER_NAME = "highres_no_ela_v3_best.safetensors"    # what `--stage v3` looks for first

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from lib.flags import add_args, add_renamed, flag, from_args, record, to_argv
-from lib.options import PredictorOptions, TrainOptions, add_inference_args, add_training_args
-from lib.postprocess import PostConfig
+from lib.options import PostConfig, PredictorOptions, TrainOptions, add_inference_args, add_training_args
 
 
 @dataclass

@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lib.evaluate import compare_fusions, evaluate, sweep
-from lib.fusion import MatchCache, MatchOutput, fuse, run_matcher
-from lib.infer import ImageResult, result_instances
+from lib.competition.submission import read_submission, validate_submission_file
+from lib.evaluation.evaluate import compare_fusions, evaluate, sweep
+from lib.inference.fusion import MatchCache, MatchOutput, fuse, run_matcher
+from lib.inference.infer import ImageResult, result_instances
 from lib.matching import MatchConfig
-from lib.postprocess import PostConfig
-from lib.submission import read_submission, validate_submission_file
+from lib.options import PostConfig
 from tests.helpers import run_script, write_png
 from tests.test_evaluate import HW, square, truth
 from tests.test_matching import copy_region, texture
@@ -132,8 +132,8 @@ def test_fusion_auto_takes_the_rule_the_held_out_split_preferred(tmp_path):
 
     import pandas as pd
 
-    from lib.fusion import chosen_fusion, write_fusion_choice
-    from lib.infer import post_config_from_args
+    from lib.inference.fusion import chosen_fusion, write_fusion_choice
+    from lib.inference.infer import post_config_from_args
     from lib.options import add_post_args
 
     parser = argparse.ArgumentParser()

@@ -10,16 +10,15 @@ import textwrap
 import numpy as np
 import pytest
 
+from lib.competition.submission import read_submission, validate_submission_file
 from lib.errors import ProjectError
-from lib.fusion import matcher_from_args
-from lib.infer import load_predictor
+from lib.inference.fusion import matcher_from_args
+from lib.inference.infer import load_predictor
 from lib.integrity import verify_package
-from lib.kaggle import (COMPETITION, ENTRY, NOTEBOOK, PACKAGE_FILE, PackageOptions, build_package, latest_sweep,
-                        sha256, thresholds_from_sweep)
 from lib.matching import DEFAULT_VERIFIER
-from lib.options import PredictorOptions
-from lib.postprocess import PostConfig
-from lib.submission import read_submission, validate_submission_file
+from lib.options import PostConfig, PredictorOptions
+from lib.tools.kaggle import (COMPETITION, ENTRY, NOTEBOOK, PACKAGE_FILE, PackageOptions, build_package, latest_sweep,
+                              sha256, thresholds_from_sweep)
 from tests.helpers import random_rgb, run_script, save_tiny_segmenter, write_png
 
 NO_NETWORK = textwrap.dedent("""
@@ -119,7 +118,7 @@ def test_the_package_records_what_it_holds(package):
                                              "models/high_recall_v3_best.safetensors:1"]
     assert meta["thresholds"]["seg_threshold"] == 0.45 and meta["thresholds"]["fusion"] == "first"
     assert meta["validation"]["score"] is None and meta["versions"]["torch"]
-    assert (pkg / "lib" / "infer.py").is_file() and not list(pkg.rglob("__pycache__"))
+    assert (pkg / "lib" / "inference" / "infer.py").is_file() and not list(pkg.rglob("__pycache__"))
     notebook = json.loads((pkg / "notebook" / NOTEBOOK).read_text())
     assert notebook["nbformat"] == 4 and ENTRY in "".join(notebook["cells"][1]["source"])
     kernel = json.loads((pkg / "notebook" / "kernel-metadata.json").read_text())

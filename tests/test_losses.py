@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from lib.losses import CombinedLoss, LossConfig, build_loss, fp_penalty_loss, soft_dice_loss
+from lib.models.losses import CombinedLoss, LossConfig, build_loss, fp_penalty_loss, soft_dice_loss
 
 
 def logits(*probs):

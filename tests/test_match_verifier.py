@@ -12,15 +12,15 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
-from lib.demo import make_demo_dataset
-from lib.fusion import MatchOutput, matcher_source_hash
+from lib.competition.metric import score_instances, weighted_score
+from lib.data.demo import make_demo_dataset
+from lib.inference.fusion import MatchOutput, matcher_source_hash
 from lib.matching import (DEFAULT_VERIFIER, FEATURES, VERIFIER_NAME, MatchConfig, Verifier, VerifierError,
                           find_candidates)
-from lib.matching.training import THRESHOLDS, fit_verifier, label_events, train_from_layout
 from lib.matching.treemodel import export_hgb
-from lib.metric import score_instances, weighted_score
 from lib.paths import Paths
-from tests.helpers import run_script
+from lib.training.verifier import THRESHOLDS, fit_verifier, label_events, train_from_layout
+from tests.helpers import ROOT, run_script
 from tests.test_matching import copy_region, texture
 
 
@@ -156,7 +156,7 @@ def test_the_committed_default_verifier_is_small_current_and_rebuildable():
 
 def test_the_cache_key_follows_the_matchers_code_not_its_comments_or_the_verifier(tmp_path):
     folder = tmp_path / "matching"
-    shutil.copytree(Path(matcher_source_hash.__code__.co_filename).with_name("matching"), folder,
+    shutil.copytree(ROOT / "lib" / "matching", folder,
                     ignore=shutil.ignore_patterns("__pycache__", "*.json"))
     before = matcher_source_hash(folder)
     (folder / "verifier.py").write_text((folder / "verifier.py").read_text() + "\n# a new verifier\n")
@@ -204,7 +204,7 @@ def test_train_match_verifier_fits_caches_and_is_then_used(tmp_path, caplog):
 def test_the_comparison_table_puts_each_variant_beside_the_others():
     import pandas as pd
 
-    from lib.matching.evaluation import comparison_table
+    from lib.evaluation.matcher import comparison_table
 
     def result(score, found):
         return {"figures": pd.DataFrame([{"column": "label", "group": "forged", "score": score, "recall": 0.4,

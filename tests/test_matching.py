@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
+from lib.competition.metric import score_instances
 from lib.matching import MatchConfig, debug_image, match_image
-from lib.metric import score_instances
 
 
 def texture(h, w, seed):

@@ -3,9 +3,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lib.competition.metric import of1_score, pixel_f1, score_frame, score_instances, score_row
+from lib.competition.rle import rle_encode
 from lib.errors import SubmissionError
-from lib.metric import of1_score, pixel_f1, score_frame, score_instances, score_row
-from lib.rle import rle_encode
 
 SHAPE = "[720, 960]"
 

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from lib.models import AttentionFPN, ForgeryClassifier, WeightsError, build_model, check_model_config
+from lib.models.networks import AttentionFPN, ForgeryClassifier, WeightsError, build_model, check_model_config
 from tests.helpers import ROOT
 
 SEG = {"arch": "attention_fpn", "encoder": "resnet18", "in_channels": 3}
@@ -85,7 +85,7 @@ def test_known_configs_pass_the_check():
 def test_offline_imagenet_download_says_what_to_do(tmp_path):
     # HF_HUB_OFFLINE makes the hub fail at once, exactly as a machine without internet does; the
     # caches point at an empty folder, so weights downloaded earlier on this machine cannot serve
-    code = ("from lib.models import build_model\n"
+    code = ("from lib.models.networks import build_model\n"
             "build_model({'arch': 'attention_fpn', 'encoder': 'timm-efficientnet-b2'}, 'imagenet')\n")
     empty = str(tmp_path / "cache")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": empty, "HF_HUB_CACHE": empty, "TORCH_HOME": empty,

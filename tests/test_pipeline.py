@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from lib.cli import setup_logging
-from lib.pipeline import Step, banner, execute, input_problems, parse_phases, select_phases, summary_table
+from lib.tools.pipeline import Step, banner, execute, input_problems, parse_phases, select_phases, summary_table
 from tests.helpers import make_layout, run_script
 
 

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from lib.infer import Member, Predictor, ResultCache, reference_probabilities, write_predictions
-from lib.metric import score_row
-from lib.models import build_model
-from lib.postprocess import PostConfig, adaptive_threshold, form_instances, postprocess
-from lib.submission import annotation_from_instances, read_submission
+from lib.competition.metric import score_row
+from lib.competition.submission import annotation_from_instances, read_submission
+from lib.inference.infer import Member, Predictor, ResultCache, reference_probabilities, write_predictions
+from lib.inference.postprocess import adaptive_threshold, form_instances, postprocess
+from lib.models.networks import build_model
+from lib.options import PostConfig
 from tests.helpers import TINY_SEGMENTER, random_rgb, write_png
 
 TINY_CLASSIFIER = {"arch": "classifier", "encoder": "resnet18", "in_channels": 3}
@@ -197,9 +198,9 @@ def test_an_interrupted_prediction_writes_no_csv_and_its_cache_serves_the_rerun(
 def test_a_checkpoint_trained_on_other_normalisation_is_refused(tmp_path):
     """The checkpoint records the normalisation its network was trained on; the predictor reads
     it back and refuses a network it would feed wrong inputs (ImageNet's is what it feeds)."""
-    from lib.augment import IMAGENET_MEAN, IMAGENET_STD
+    from lib.data.augment import IMAGENET_MEAN, IMAGENET_STD
     from lib.errors import ProjectError
-    from lib.infer import load_member
+    from lib.inference.infer import load_member
     from tests.helpers import changed_checkpoint, save_tiny_segmenter
 
     source = save_tiny_segmenter(tmp_path / "net_best.safetensors")

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
+from lib.competition.rle import check_rle, rle_decode, rle_decode_instances, rle_encode, rle_encode_instances
 from lib.errors import RLEError
-from lib.rle import check_rle, rle_decode, rle_decode_instances, rle_encode, rle_encode_instances
 
 
 def reference_encode(mask: np.ndarray) -> str:

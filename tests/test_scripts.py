@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lib.submission import write_csv
+from lib.competition.submission import write_csv
 from tests.helpers import ROOT, make_layout, run_script
 
 SCRIPTS = sorted(p.name for p in (ROOT / "bin").glob("*.py") if not p.name.startswith("_"))

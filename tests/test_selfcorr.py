@@ -1,4 +1,4 @@
-"""The self-correlation input (lib.selfcorr): maps that mark a copy, that move with the image under
+"""The self-correlation input (lib.inference.selfcorr): maps that mark a copy, that move with the image under
 augmentation, that a training run reads from the matcher's cache, and that the predictor computes
 the same way at inference."""
 import logging
@@ -9,19 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-from lib.augment import MAPS, build_transforms
-from lib.datasets import SegmentationDataset
-from lib.demo import make_demo_dataset
+from lib.data.augment import MAPS, build_transforms
+from lib.data.demo import make_demo_dataset
 from lib.errors import DataError, ProjectError
-from lib.fusion import MatchCache, MatchOutput, match_file
-from lib.infer import Predictor, load_member, reference_probabilities
+from lib.inference.fusion import MatchCache, MatchOutput, match_file
+from lib.inference.infer import Predictor, load_member, reference_probabilities
+from lib.inference.selfcorr import SelfCorrSource, normalize_maps, selfcorr_maps
 from lib.matching import FIELD_MAPS, MatchConfig, default_verifier, field_maps, find_candidates
-from lib.models import check_model_config
-from lib.paths import Paths
-from lib.selfcorr import SelfCorrSource, normalize_maps, selfcorr_maps
+from lib.models.networks import check_model_config
+from lib.models.variants import SELFCORR_CHANNELS, SELFCORR_INPUTS, V3_VARIANTS, input_channels
 from lib.options import TrainOptions
-from lib.train import train_variant
-from lib.variants import SELFCORR_CHANNELS, SELFCORR_INPUTS, V3_VARIANTS, input_channels
+from lib.paths import Paths
+from lib.training.datasets import SegmentationDataset
+from lib.training.train import train_variant
 from tests.helpers import write_png
 from tests.test_matching import copy_region, texture
 

@@ -6,10 +6,10 @@ import warnings
 import pandas as pd
 import pytest
 
-from lib.data import FORGED, MANIFEST_COLUMNS, area_bucket, group_of, load_manifest
+from lib.data.manifest import FORGED, MANIFEST_COLUMNS, area_bucket, group_of, load_manifest
+from lib.data.split import SPLIT_FILE, load_or_make_split, make_split, split_rows
 from lib.errors import DataError
 from lib.paths import Paths
-from lib.split import SPLIT_FILE, load_or_make_split, make_split, split_rows
 from tests.helpers import make_layout
 
 FRACTIONS = (0.005, 0.02, 0.2)   # one per area bucket
@@ -124,14 +124,14 @@ def test_split_on_a_real_layout(tmp_path):
 
 def test_file_is_written_once_and_then_wins(tmp_path, manifest, caplog):
     paths = paths_for(tmp_path)
-    with caplog.at_level(logging.INFO, logger="lib.split"):
+    with caplog.at_level(logging.INFO, logger="lib.data.split"):
         first = load_or_make_split(paths, manifest, seed=42)
     path = tmp_path / SPLIT_FILE
     assert path.is_file() and "new split" in caplog.text
     assert pd.read_csv(path, dtype=str).equals(first)
     text = path.read_text()
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="lib.split"):
+    with caplog.at_level(logging.INFO, logger="lib.data.split"):
         again = load_or_make_split(paths, manifest, val_fraction=0.25, seed=7)
     assert again.equals(first) and path.read_text() == text
     assert "using the existing split" in caplog.text
@@ -143,7 +143,7 @@ def test_new_groups_train_with_one_warning(tmp_path, manifest, caplog):
     load_or_make_split(paths, manifest)
     grown = pd.concat([manifest, synthetic_manifest(320, 0).iloc[-40:]], ignore_index=True)
     new = set(grown["group"]) - set(manifest["group"])
-    with caplog.at_level(logging.WARNING, logger="lib.split"):
+    with caplog.at_level(logging.WARNING, logger="lib.data.split"):
         split = load_or_make_split(paths, grown)
     assert (split.set_index("group")["split"][sorted(new)] == "train").all()
     warnings_ = [r for r in caplog.records if r.levelno == logging.WARNING]

@@ -5,12 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib import submission as sub_mod
+from lib.competition import submission as sub_mod
+from lib.competition.rle import rle_decode_instances
+from lib.competition.submission import (annotation_from_instances, image_shapes, read_submission, sort_case_ids,
+                                        validate_frame, validate_submission_file, write_submission)
 from lib.errors import SubmissionError
-from lib.rle import rle_decode_instances
-from lib.submission import (annotation_from_instances, image_shapes, read_submission,
-                            sort_case_ids, validate_frame, validate_submission_file,
-                            write_submission)
 from tests.helpers import box_mask, make_layout
 
 

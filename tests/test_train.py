@@ -1,8 +1,8 @@
 """The shared training loop: a step lowers the loss, a smoke run writes checkpoints that reload
 to the same outputs, validation uses the competition score, the scripts run end to end."""
 import json
-import shutil
 import logging
+import shutil
 import sys
 from dataclasses import replace
 
@@ -11,16 +11,15 @@ import pandas as pd
 import pytest
 import torch
 
-import lib.train
-
-from lib.checkpoints import load_model, read_checkpoint, read_resume_state
-from lib.demo import make_demo_dataset
-from lib.losses import CombinedLoss, LossConfig, build_loss
-from lib.models import build_model
-from lib.paths import Paths
+import lib.training.train
+from lib.data.demo import make_demo_dataset
+from lib.models.checkpoints import load_model, read_checkpoint, read_resume_state
+from lib.models.losses import CombinedLoss, LossConfig, build_loss
+from lib.models.networks import build_model
+from lib.models.variants import CLASSIFIER, V3_VARIANTS
 from lib.options import TrainOptions
-from lib.train import train_variant
-from lib.variants import CLASSIFIER, V3_VARIANTS
+from lib.paths import Paths
+from lib.training.train import train_variant
 from tests.helpers import run_script, save_tiny_segmenter
 
 TINY_SEG = {"arch": "attention_fpn", "encoder": "resnet18", "in_channels": 3}
@@ -135,7 +134,7 @@ def test_resume_continues_exactly_where_the_run_stopped(demo, monkeypatch):
                            limit=8, progress=False)
     straight = read_resume_state(train_variant(variant, options, paths_in(demo, "straight")).last_path)
 
-    real_epoch, calls = lib.train._train_one_epoch, []
+    real_epoch, calls = lib.training.train._train_one_epoch, []
 
     def killed_in_epoch_2(*args, **kwargs):
         calls.append(1)
@@ -144,10 +143,10 @@ def test_resume_continues_exactly_where_the_run_stopped(demo, monkeypatch):
         return real_epoch(*args, **kwargs)
 
     paths = paths_in(demo, "stopped")
-    monkeypatch.setattr(lib.train, "_train_one_epoch", killed_in_epoch_2)
+    monkeypatch.setattr(lib.training.train, "_train_one_epoch", killed_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         train_variant(variant, options, paths)
-    monkeypatch.setattr(lib.train, "_train_one_epoch", real_epoch)
+    monkeypatch.setattr(lib.training.train, "_train_one_epoch", real_epoch)
     resumed = read_resume_state(train_variant(variant, replace(options, resume=True), paths).last_path)
     assert resumed["epoch"] == 2 and [h["epoch"] for h in resumed["history"]] == [1, 2]
     assert list(pd.read_csv(paths.models_dir / "hard_negative_v3_history.csv")["epoch"]) == [1, 2]   # continued
@@ -188,11 +187,11 @@ def test_train_v3_script_end_to_end(demo):
 
 
 def test_v4_starts_from_the_v3_checkpoint_with_the_v4_recipe(own_demo, caplog):
-    from lib.datasets import write_hard_negatives
-    from lib.paths import HARD_NEGATIVES_FILE
     from lib.errors import ProjectError
-    from lib.train import require_hard_negatives
-    from lib.variants import V4_VARIANTS
+    from lib.models.variants import V4_VARIANTS
+    from lib.paths import HARD_NEGATIVES_FILE
+    from lib.training.datasets import write_hard_negatives
+    from lib.training.train import require_hard_negatives
 
     paths = paths_in(own_demo, "v4")
     options = TrainOptions(epochs=1, img_size=64, batch_size=4, workers=0, encoder_weights="none", limit=8,
@@ -239,11 +238,11 @@ def test_train_v4_script_needs_its_inputs(demo):
 
 @pytest.mark.slow
 def test_specialist_trains_on_small_forgeries_with_hard_negatives_and_joins_the_predictor(own_demo):
-    from lib.data import load_manifest
-    from lib.datasets import write_hard_negatives
+    from lib.data.manifest import load_manifest
+    from lib.inference.infer import load_predictor
+    from lib.models.variants import SPECIALIST
     from lib.paths import HARD_NEGATIVES_FILE
-    from lib.infer import load_predictor
-    from lib.variants import SPECIALIST
+    from lib.training.datasets import write_hard_negatives
 
     demo = own_demo
     root = demo / "specialist"
@@ -271,8 +270,8 @@ def test_specialist_trains_on_small_forgeries_with_hard_negatives_and_joins_the_
 
 def test_specialist_refuses_without_enough_small_forgeries(demo):
     from lib.errors import ProjectError
-    from lib.train import training_rows
-    from lib.variants import SPECIALIST, SmallForgeries
+    from lib.models.variants import SPECIALIST, SmallForgeries
+    from lib.training.train import training_rows
 
     few = SPECIALIST.with_overrides(small=SmallForgeries(below=1e-6))
     with pytest.raises(ProjectError, match=r"only 0 training image\(s\) have a forgery under 0.0% .* --max-fraction"):
@@ -310,7 +309,8 @@ def test_the_best_checkpoint_is_never_replaced_by_a_worse_one(demo, monkeypatch)
     def scripted(*args, **kwargs):
         return {"val_loss": 1.0, "score": next(scores)}
 
-    monkeypatch.setitem(lib.train._TASKS, "segmentation", (lib.train._TASKS["segmentation"][0], scripted))
+    tasks = lib.training.train._TASKS
+    monkeypatch.setitem(tasks, "segmentation", (tasks["segmentation"][0], scripted))
     variant = V3_VARIANTS["high_recall"].with_overrides(model=TINY_SEG)
     options = TrainOptions(epochs=3, img_size=64, batch_size=4, workers=0, encoder_weights="none", limit=8,
                            progress=False)
@@ -333,22 +333,23 @@ def test_a_resume_takes_the_best_score_from_the_best_checkpoint(demo, monkeypatc
     def scripted(*args, **kwargs):
         return {"val_loss": 1.0, "score": next(scores)}
 
-    real_save = lib.train.save_resume_state
+    real_save = lib.training.train.save_resume_state
 
     def killed_at_epoch_2(path, *args, **fields):
         if fields["epoch"] == 2:
             raise KeyboardInterrupt
         real_save(path, *args, **fields)
 
-    monkeypatch.setitem(lib.train._TASKS, "segmentation", (lib.train._TASKS["segmentation"][0], scripted))
-    monkeypatch.setattr(lib.train, "save_resume_state", killed_at_epoch_2)
+    tasks = lib.training.train._TASKS
+    monkeypatch.setitem(tasks, "segmentation", (tasks["segmentation"][0], scripted))
+    monkeypatch.setattr(lib.training.train, "save_resume_state", killed_at_epoch_2)
     variant = V3_VARIANTS["high_recall"].with_overrides(model=TINY_SEG)
     options = TrainOptions(epochs=3, img_size=64, batch_size=4, workers=0, encoder_weights="none", limit=8,
                            progress=False)
     paths = paths_in(demo, "kill_between")
     with pytest.raises(KeyboardInterrupt):
         train_variant(variant, options, paths)
-    monkeypatch.setattr(lib.train, "save_resume_state", real_save)
+    monkeypatch.setattr(lib.training.train, "save_resume_state", real_save)
     assert read_resume_state(paths.models_dir / "high_recall_v3_last.pth")["epoch"] == 1
     resumed = train_variant(variant, replace(options, resume=True), paths)
     best = read_checkpoint(resumed.best_path)

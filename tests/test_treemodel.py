@@ -7,8 +7,7 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
-from lib.matching.treemodel import (MAX_DEPTH, TREEMODEL_FORMAT, export_hgb, predict_proba_json,
-                                    validate_model)
+from lib.matching.treemodel import MAX_DEPTH, TREEMODEL_FORMAT, export_hgb, predict_proba_json, validate_model
 
 WHERE = "models/gbm.json"
 

@@ -1,0 +1,234 @@
+"""The matcher's quality on a benchmark (bin/make_benchmark.py): v1's cascade beside v2's
+verifier and its ablations, scored on the test split by the competition metric and by group.
+
+The verifier variants are fitted on the benchmark's training figures (all of them: the test
+split is the held-out one) and judged once on its test figures. Ablations refit the verifier:
+without panels and text (their features held constant), without the PatchMatch stage (its
+candidates removed from training and test), and, with `leave_out`, without the figures of one
+content kind in training, judged on the test figures of that kind (does it generalise beyond
+the generator's kinds?).
+
+candidate_coverage is the measure to tune the candidate stages and masks by, on training
+figures: the share of true events that some candidate covers, before any verifier."""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from sklearn.inspection import permutation_importance
+from sklearn.metrics import roc_auc_score
+
+from ..competition.metric import score_frame
+from ..competition.submission import annotation_from_instances, read_solution
+from ..data.manifest import FORGED, load_manifest
+from ..data.truths import truths_from_manifest, truths_from_solution
+from ..errors import ProjectError
+from ..inference.fusion import V1_THRESHOLD, MatchCache, MatchOutput, rescore, run_matcher
+from ..matching.config import MatchConfig
+from ..matching.features import FEATURES
+from ..paths import Paths
+from ..training.verifier import CandidateSet, candidate_set, fit_verifier, training_figures
+from .groups import event_report, figure_report, read_meta
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+PANEL_FEATURES = ("text", "same_panel", "panel_cover")
+
+
+@dataclass
+class Variant:
+    """A way to turn candidates into instances: which candidates it sees, which features."""
+
+    name: str
+    keep_event: Callable[[np.ndarray], np.ndarray] = lambda features: np.ones(len(features), bool)
+    blank: tuple[str, ...] = ()          # features held constant (0)
+
+
+VARIANTS = (Variant("v2"), Variant("v2 without panels/text", blank=PANEL_FEATURES),
+            Variant("v2 without PatchMatch", keep_event=lambda f: f[:, FEATURES.index("dense")] == 0))
+
+
+def _restricted(output: MatchOutput, variant: Variant) -> MatchOutput:
+    """`output` with only the variant's events, its blanked features zero."""
+    if not len(output.scores):
+        return output
+    keep = variant.keep_event(output.features)
+    features = output.features[keep].copy()
+    for name in variant.blank:
+        features[:, FEATURES.index(name)] = 0
+    return replace(output, packed=output.packed[keep], features=features,
+                   scores=[s for s, k in zip(output.scores, keep) if k])
+
+
+def _rows(solution: pd.DataFrame, outputs: list[MatchOutput], threshold: float) -> pd.DataFrame:
+    """The per-row table of metric.score_frame for the instances above `threshold`."""
+    annotations = {o.path.stem: annotation_from_instances(o.above(threshold)) for o in outputs}
+    submission = pd.DataFrame({"case_id": list(annotations), "annotation": list(annotations.values())})
+    return score_frame(solution, submission)[1]
+
+
+def reliability_diagram(probabilities: np.ndarray, forged: np.ndarray, path: Path, title: str) -> Path:
+    """Per figure: the verifier's best probability against the share of figures truly forged,
+    in ten bins, with the count in each bin."""
+    bins = np.linspace(0, 1, 11)
+    which = np.clip(np.digitize(probabilities, bins) - 1, 0, 9)
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", label="calibrated")
+    centres, shares, counts = [], [], []
+    for b in range(10):
+        inside = which == b
+        if inside.any():
+            centres.append(probabilities[inside].mean())
+            shares.append(forged[inside].mean())
+            counts.append(int(inside.sum()))
+    ax.plot(centres, shares, marker="o", label="figures")
+    for x, y, n in zip(centres, shares, counts):
+        ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(4, -10), fontsize=8)
+    ax.set_xlabel("best candidate's probability (figure)")
+    ax.set_ylabel("share of figures forged")
+    ax.set_xlim(0, 1), ax.set_ylim(0, 1)
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def compare_matchers(paths: Paths, out_dir: Path, leave_out: str | None = None, seed: int = 0, workers: int = 2,
+                     progress: bool = True) -> dict:
+    """The comparison on the benchmark under paths.data_dir: per variant its per-figure and
+    per-event reports on the test split, the verifier's grouped out-of-fold AUCs, the test AUCs,
+    the reliability diagram and the permutation importance of the features (test candidates)."""
+    bench = paths.data_dir
+    meta, events = read_meta(bench / "meta.csv")
+    solution = read_solution(bench / "solution.csv")
+    test_paths = [bench / "test_images" / f"{case}.png" for case in solution["case_id"]]
+    truths = truths_from_solution(bench / "solution.csv", test_paths)
+    trues = [t.instances() for t in truths]
+    forged = np.array([t.forged for t in truths])
+    cache_root = paths.models_dir / "cache"
+    train_outputs, train_trues, train_ids = training_figures(paths, True, workers, True, progress)
+    v2_config, v1_config = MatchConfig(), MatchConfig.cascade()
+    test_v2 = run_matcher(test_paths, v2_config, MatchCache(cache_root, v2_config), workers, progress,
+                          desc="test: match (v2)", score=False)
+    test_v1 = run_matcher(test_paths, v1_config, MatchCache(cache_root, v1_config), workers, progress,
+                          desc="test: match (v1)")
+    results = {"v1": {"threshold": V1_THRESHOLD, "rows": _rows(solution, test_v1, V1_THRESHOLD)}}
+    # a case's kinds: every kind its images show (a forged figure and its authentic twin share a case_id)
+    kinds = meta.groupby("case_id")["content"].agg(lambda v: set("+".join(map(str, v)).split("+")))
+
+    def shows(case_id: str) -> bool:
+        return leave_out in kinds.get(case_id, set())
+
+    fits = [(v, train_ids, False) for v in VARIANTS]
+    if leave_out:
+        fits.append((Variant(f"v2 trained without {leave_out}"), [c for c in train_ids if not shows(c)], True))
+    for variant, ids, judged_on_kind in fits:
+        chosen = set(ids)
+        pick = [k for k, c in enumerate(train_ids) if c in chosen]
+        verifier, report = fit_verifier([_restricted(train_outputs[k], variant) for k in pick],
+                                        [train_trues[k] for k in pick], [train_ids[k] for k in pick], seed)
+        tested = [_restricted(o, variant) for o in test_v2]
+        rescore(tested, verifier)
+        best = np.array([o.best for o in tested])
+        rows = _rows(solution, tested, verifier.threshold)
+        if judged_on_kind:
+            rows = rows[[shows(c) for c in rows["case_id"]]]
+        results[variant.name] = {"threshold": verifier.threshold, "rows": rows,
+                                 "oof_candidate_auc": report["candidate_auc"], "oof_figure_auc": report["figure_auc"],
+                                 "test_figure_auc": float(roc_auc_score(forged, best)), "best": best,
+                                 "verifier": verifier, "model": report["model"], "tested": tested}
+    v2 = results["v2"]
+    v2["diagram"] = reliability_diagram(v2["best"], forged, out_dir / "v2_reliability.png",
+                                        f"v2 on the benchmark's test split ({len(forged)} figures)")
+    v2["importance"] = _importance(v2["model"], candidate_set(v2["tested"], trues, list(solution["case_id"])), seed)
+    for result in results.values():
+        result["figures"], result["events"] = figure_report(result["rows"], meta), event_report(result["rows"], events)
+    return results
+
+
+def _importance(model, test: CandidateSet, seed: int) -> pd.Series:
+    """Mean drop of the candidate ROC AUC on the test candidates when a feature is shuffled."""
+    found = permutation_importance(model, test.features, test.labels, scoring="roc_auc", n_repeats=5,
+                                   random_state=seed)
+    return pd.Series(found.importances_mean, index=list(FEATURES)).sort_values(ascending=False)
+
+
+def _block(results: dict, key: str, columns, cell) -> list[str]:
+    """One line per group of `columns` in each variant's `key` report, a cell per variant."""
+    names = list(results)
+    lines = [f"{'group':<34}" + "".join(f"{n[:26]:>28}" for n in names)]
+    first = results[names[0]][key]
+    for column in columns:
+        for group in first.loc[first["column"] == column, "group"]:
+            rows = [results[n][key] for n in names]
+            rows = [t[(t["column"] == column) & (t["group"] == group)] for t in rows]
+            cells = ["-" if row.empty else cell(row.iloc[0]) for row in rows]
+            lines.append(f"{column + ' ' + str(group):<34}" + "".join(f"{c:>28}" for c in cells))
+    return lines
+
+
+def comparison_table(results: dict, figure_columns=("label", "content", "panels", "size"),
+                     event_columns=("texture_group", "area_bucket", "operation")) -> str:
+    """One text table: each variant's score / recall / FP rate per figure group, and event
+    recall per event group."""
+    lines = ["figures: score / image recall / FP rate per variant"]
+    lines += _block(results, "figures", figure_columns,
+                    lambda r: f"{r.score:.3f} / {r.recall:.2f} / {r.fp_rate:.2f}")
+    overall = [f"{r['rows']['score'].mean():.3f} ({len(r['rows'])} img)" for r in results.values()]
+    lines.append(f"{'all figures':<34}" + "".join(f"{c:>28}" for c in overall))
+    lines += ["", "events: found / events (event recall) per variant"]
+    lines += _block(results, "events", event_columns,
+                    lambda r: f"{r.found}/{r.events} ({r.event_recall:.2f})")
+    return "\n".join(lines)
+
+
+def candidate_coverage(paths: Paths, config: MatchConfig, figures: int = 100, seed: int = 0, workers: int = 2,
+                       progress: bool = True) -> pd.DataFrame:
+    """Per event column and group of <data-dir>/events.csv: how many true events of `figures`
+    forged training figures (drawn with `seed`) some candidate of `config` covers with pixel F1
+    at least FOUND_F1, every candidate counted, before any verifier: what the candidate stages
+    and masks offer the verifier. Tune them by this on the training split, not on the test
+    split. Nothing cached: a changed config is the point."""
+    _, events = read_meta(paths.data_dir / "meta.csv")
+    manifest = load_manifest(paths, progress=progress)
+    rows = manifest[(manifest["label"] == FORGED) & ~manifest["augmented"].astype(bool)]
+    if not len(rows):
+        raise ValueError(f"{paths.data_dir}: no forged training figures")
+    truths = truths_from_manifest(paths.data_dir, rows.sample(min(figures, len(rows)), random_state=seed))
+    outputs = run_matcher([t.image_path for t in truths], config, None, workers, progress, desc="candidates",
+                          score=False)
+    table = pd.DataFrame({"case_id": [t.case_id for t in truths], "shape": [json.dumps(list(t.hw)) for t in truths],
+                          "annotation": [annotation_from_instances(t.instances()) for t in truths],
+                          "prediction": [annotation_from_instances(o.masks()) for o in outputs]})
+    return event_report(table, events)
+
+
+def match_config(settings: list[str]) -> MatchConfig:
+    """MatchConfig with `KEY=VALUE` changes (VALUE read as JSON where it parses: 512, true, 0.5)."""
+    names = {f.name for f in fields(MatchConfig)}
+    changes = {}
+    for setting in settings:
+        key, sep, text = setting.partition("=")
+        if not sep or key not in names:
+            raise ProjectError(f"--set {setting}: not KEY=VALUE with KEY a MatchConfig field "
+                               f"(lib/matching/config.py), e.g. dense_max_grid=512")
+        try:
+            changes[key] = json.loads(text)
+        except ValueError:
+            changes[key] = text
+    try:
+        return MatchConfig(**changes)
+    except (TypeError, ValueError) as exc:
+        raise ProjectError(f"--set: {exc}") from None

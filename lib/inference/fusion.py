@@ -1,0 +1,315 @@
+"""The matcher as a member of the pipeline: run it over a folder (in parallel, cached), and fuse
+its instances with the segmentation networks'.
+
+Fusion rules (PostConfig.fusion):
+  network  the segmentation ensemble alone (the seeds' pipeline);
+  matcher  the matcher alone (no network is loaded);
+  first    the matcher's instances where it finds any, the networks' elsewhere;
+  union    the matcher's instances, each absorbing the network regions it touches, plus the
+           remaining network regions as one more instance.
+Matcher events carry a score (the verifier's probability that the event is a real copy; v1's
+cascade: the correlation of the fine detail of source and copy); events at or above
+PostConfig.matcher_threshold form the matcher's instances, and they count even
+where the classifier gate says authentic: the gate is there to stop networks hallucinating,
+and a verified copy is direct evidence.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..errors import DataError, ProjectError, first_line
+from ..fileio import NpzCache, atomic_write_text
+from ..imageio import load_image, write_png
+from ..integrity import package_of, verify_package
+from ..matching import (FEATURES, MatchConfig, Verifier, debug_image, default_verifier, field_maps, find_candidates,
+                        load_verifier, merge_events, resolve_verifier, score_events)
+from ..options import FUSIONS
+
+log = logging.getLogger(__name__)
+
+V1_THRESHOLD = 0.85                      # v1's default: the fine-detail correlation of an exact copy
+
+
+@dataclass
+class MatchOutput:
+    """What the pipeline keeps of the matcher's work on one image: every candidate event's mask
+    (bit-packed: a liberal matcher proposes many), features and score (the verifier's
+    probability, or v1's fine-detail correlation under the cascade)."""
+
+    path: Path
+    hw: tuple[int, int]
+    packed: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.uint8))   # (events, bits)
+    features: np.ndarray = field(default_factory=lambda: np.zeros((0, len(FEATURES)), np.float32))
+    scores: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str = ""
+    threshold: float = 0.5               # the decision's own threshold (the verifier's; v1: V1_THRESHOLD)
+    dense_maps: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.uint8))  # dense.field_maps
+
+    @classmethod
+    def of(cls, path: Path, hw: tuple[int, int], masks: Sequence[np.ndarray], scores: Sequence[float],
+           features: np.ndarray | None = None, seconds: float = 0.0, dense_maps: np.ndarray | None = None
+           ) -> MatchOutput:
+        packed = (np.packbits(np.stack([m.ravel() for m in masks]).astype(bool), axis=1) if len(masks)
+                  else np.zeros((0, 0), np.uint8))
+        if features is None:
+            features = np.zeros((len(masks), len(FEATURES)), np.float32)
+        output = cls(Path(path), tuple(hw), packed, np.asarray(features, np.float32), [float(s) for s in scores],
+                     seconds)
+        if dense_maps is not None:
+            output.dense_maps = np.asarray(dense_maps, np.uint8)
+        return output
+
+    def masks(self) -> list[np.ndarray]:
+        if not len(self.scores):
+            return []
+        bits = np.unpackbits(self.packed, axis=1, count=self.hw[0] * self.hw[1])
+        return [row.reshape(self.hw).astype(bool) for row in bits]
+
+    def above(self, threshold: float) -> list[np.ndarray]:
+        """The instances of the events scoring at least `threshold` (sharing pixels: merged)."""
+        if not any(s >= threshold for s in self.scores):
+            return []
+        return merge_events(self.masks(), self.scores, threshold)[0]
+
+    @property
+    def best(self) -> float:
+        """The best event's score (0 without events): the figure's evidence of a copy."""
+        return max(self.scores, default=0.0)
+
+
+# files of lib/matching that do not change what the matcher finds (the verifier is applied on reading)
+_NOT_MATCHING = {"__init__.py", "debug.py", "evaluation.py", "training.py", "treemodel.py", "verifier.py"}
+
+
+def matcher_source_hash(folder: Path = Path(__file__).parents[1] / "matching") -> str:
+    """A hash of the matcher's code (its source files parsed, docstrings dropped: comments, layout
+    and documentation do not count): a changed matcher never serves stale cached results."""
+    digest = hashlib.sha1()
+    for file in sorted(Path(folder).glob("*.py")):
+        if file.name in _NOT_MATCHING:
+            continue
+        tree = ast.parse(file.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                    and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+                node.body = body[1:] or [ast.Pass()]
+        digest.update(file.name.encode() + ast.dump(tree).encode())
+    return digest.hexdigest()[:16]
+
+
+def match_config_key(config: MatchConfig) -> str:
+    spec = {"source": matcher_source_hash(), **asdict(config)}
+    return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class MatchCache(NpzCache):
+    """Matcher outputs on disk under `root/matcher-<key>/`, one .npz per image, keyed by the
+    matcher's config and source code, not by the verifier (applied when read: a new verifier
+    needs no re-matching); written atomically."""
+
+    def __init__(self, root: Path, config: MatchConfig):
+        super().__init__(Path(root) / f"matcher-{match_config_key(config)}")
+
+    def get(self, path: Path) -> MatchOutput | None:
+        data = self.read(path)
+        try:
+            return MatchOutput(Path(path), tuple(int(v) for v in data["hw"]), data["masks"],
+                               data["features"].reshape(-1, len(FEATURES)), [float(s) for s in data["scores"]],
+                               float(data["seconds"]), str(data["error"]), dense_maps=data["dense_maps"])
+        except (TypeError, KeyError, ValueError):
+            return None   # no entry, or one of another layout: recompute it
+
+    def put(self, output: MatchOutput) -> None:
+        self.write(output.path, hw=np.array(output.hw), masks=output.packed, features=output.features,
+                   scores=np.array(output.scores, np.float32), seconds=output.seconds, error=output.error,
+                   dense_maps=output.dense_maps)
+
+
+def matcher_from_args(args, models_dir: Path) -> tuple[MatchConfig, Verifier | None, str]:
+    """(config, verifier, one-line description) the flags of add_matcher_args ask for."""
+    if args.matcher == "v1":
+        if args.match_verifier is not None:
+            raise ProjectError("--match-verifier: v1 (--matcher v1) uses no verifier")
+        return MatchConfig.cascade(), None, "copy-move matcher v1 (cascade)"
+    path = resolve_verifier(models_dir, args.match_verifier)
+    package = package_of(models_dir)
+    if package is not None and path.resolve().parent == Path(models_dir).resolve():
+        verify_package(package, [path])     # a packaged verifier is the one package.json records
+    verifier = load_verifier(path)
+    return MatchConfig(), verifier, f"copy-move matcher v2 (verifier {path.name}, threshold {verifier.threshold:g})"
+
+
+def match_file(path: Path, config: MatchConfig, debug_dir: Path | None = None,
+               verifier: Verifier | None = None) -> MatchOutput:
+    """The matcher on one image file (and its debug picture `debug_dir/<stem>.png`); an
+    unreadable file is an output with `error` set."""
+    try:
+        image = load_image(Path(path))
+    except DataError as exc:
+        return MatchOutput(Path(path), (0, 0), error=first_line(exc))
+    started = time.perf_counter()
+    result = find_candidates(image, config)
+    seconds = time.perf_counter() - started
+    if debug_dir is not None:
+        if config.decision == "verifier":
+            score_events(result, verifier or default_verifier())
+        write_png(Path(debug_dir) / f"{Path(path).stem}.png", debug_image(image, result))
+    return MatchOutput.of(path, image.shape[:2], [e.mask for e in result.events], [e.score for e in result.events],
+                          np.stack([e.features for e in result.events]) if result.events else None, seconds,
+                          field_maps(result.dense))
+
+
+def _keep(outputs: list, index: int, output: MatchOutput, cache: MatchCache | None) -> None:
+    if output.error:
+        log.warning("%s: unreadable, no match (%s)", output.path, output.error)
+    elif cache is not None:
+        cache.put(output)
+    outputs[index] = output
+
+
+@contextmanager
+def _single_threaded_libraries():
+    """OpenCV and torch one thread each while images are matched in parallel threads (the
+    heavy work releases the GIL); their settings are restored afterwards."""
+    cv2_threads, torch_threads = cv2.getNumThreads(), torch.get_num_threads()
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(cv2_threads)
+        torch.set_num_threads(torch_threads)
+
+
+def run_matcher(paths: Sequence[Path], config: MatchConfig = MatchConfig(), cache: MatchCache | None = None,
+                workers: int = 2, progress: bool = True, desc: str = "match",
+                debug_dir: Path | None = None, verifier: Verifier | None = None, score: bool = True
+                ) -> list[MatchOutput]:
+    """The matcher's outputs for `paths` (in order): cached ones reused (not with `debug_dir`,
+    whose pictures need the matcher's intermediate results), the rest computed `workers`
+    images at a time in threads; every event scored by `verifier` (the default one when None)
+    unless config.decision is the v1 cascade or `score` is False (fitting a verifier). Threads,
+    not processes: no start-up (a spawned process re-imports torch and the calling script,
+    5-10 s), no fork after threads have run, and
+    measured on 2 cores 2.1 img/s at 512 px against 1.7 img/s for one image at a time."""
+    paths = [Path(p) for p in paths]
+    outputs: list[MatchOutput | None] = [cache.get(p) if cache and debug_dir is None else None for p in paths]
+    todo = [i for i, o in enumerate(outputs) if o is None]
+    if len(todo) < len(paths):
+        log.info("%s: %d of %d images from the cache %s", desc, len(paths) - len(todo), len(paths),
+                 cache.folder if cache else "")
+    if todo:
+        started = time.perf_counter()
+        with tqdm(total=len(todo), desc=desc, unit="img", disable=not progress) as bar:
+            if workers <= 1:
+                for index in todo:
+                    _keep(outputs, index, match_file(paths[index], config, debug_dir, verifier), cache)
+                    bar.update()
+            else:
+                with _single_threaded_libraries(), ThreadPoolExecutor(workers) as pool:
+                    done = pool.map(lambda index: (index, match_file(paths[index], config, debug_dir, verifier)),
+                                    todo)
+                    for index, output in done:
+                        _keep(outputs, index, output, cache)
+                        bar.update()
+        elapsed = time.perf_counter() - started
+        log.info("%s: %d images matched in %.1fs (%.2f img/s with %d thread(s))", desc, len(todo), elapsed,
+                 len(todo) / max(elapsed, 1e-9), max(1, workers))
+    if config.decision == "verifier" and score:
+        rescore(outputs, verifier or default_verifier())   # cached events: scored by this verifier
+    elif config.decision == "cascade":
+        for output in outputs:
+            output.threshold = V1_THRESHOLD
+    return outputs  # type: ignore[return-value]
+
+
+def rescore(outputs: Sequence[MatchOutput], verifier: Verifier) -> None:
+    """Score every event of `outputs` with `verifier` (in place)."""
+    for output in outputs:
+        output.threshold = verifier.threshold
+        if len(output.scores):
+            output.scores = [float(p) for p in verifier.probabilities(output.features)]
+
+
+# --- which fusion: the one the held-out split prefers ----------------------------------------
+
+CHOICE_GLOB = "fusion_*.json"
+
+
+def _ranked(table) -> list[dict]:
+    """compare_fusions' rows, best first: highest score; ties go to the simpler rule, in FUSIONS order."""
+    return sorted(table.to_dict("records"), key=lambda r: (-r["score"], FUSIONS.index(r["fusion"])))
+
+
+def best_fusion(table) -> str:
+    """The rule a table of lib.evaluation.evaluate.compare_fusions prefers."""
+    return str(_ranked(table)[0]["fusion"])
+
+
+def write_fusion_choice(table, path: Path, info: dict) -> str:
+    """Write validate_test.py --compare-fusion's table (lib.evaluation.evaluate.compare_fusions) and its best
+    rule (best_fusion) to `path`; returns the rule."""
+    ranked = _ranked(table)
+    best = str(ranked[0]["fusion"])
+    atomic_write_text(Path(path), json.dumps({"best": best, "table": ranked, **info}, indent=2, default=str))
+    return best
+
+
+def chosen_fusion(logs_dir: Path | None) -> tuple[str, str]:
+    """(rule, why) for --fusion auto: the best rule of the newest fusion_*.json in `logs_dir`, or
+    `network` (saying so) when there is none."""
+    found = sorted(Path(logs_dir).glob(CHOICE_GLOB), key=lambda p: p.stat().st_mtime) if logs_dir else []
+    if not found:
+        return "network", (f"no fusion comparison in {logs_dir} (python bin/validate_test.py --compare-fusion "
+                           "writes one): using network")
+    try:
+        info = json.loads(found[-1].read_text(encoding="utf-8"))
+        best = str(info["best"])
+        score = next(r["score"] for r in info["table"] if r["fusion"] == best)
+    except (OSError, ValueError, KeyError, TypeError, StopIteration) as exc:
+        raise ProjectError(f"{found[-1]}: not a fusion comparison of validate_test.py ({first_line(exc)})") from None
+    if best not in FUSIONS:
+        raise ProjectError(f"{found[-1]}: unknown fusion {best!r}")
+    return best, f"{found[-1]} prefers {best} (score {score:.4f} on {info.get('images', '?')} held-out images)"
+
+
+def fuse(network: list[np.ndarray], matched: list[np.ndarray], mode: str) -> list[np.ndarray]:
+    """Combine the networks' instances and the matcher's under fusion rule `mode` (FUSIONS)."""
+    if mode not in FUSIONS:
+        raise ValueError(f"unknown fusion {mode!r}; known: {', '.join(FUSIONS)}")
+    if mode == "network":
+        return network
+    if mode == "matcher" or (mode == "first" and matched):
+        return matched
+    if mode == "first" or not matched:
+        return network
+    # union: network regions touching a matched instance join it; the others form one instance
+    instances = [m.copy() for m in matched]
+    rest = np.zeros_like(matched[0])
+    regions = np.any(network, axis=0) if network else rest
+    count, labels = cv2.connectedComponents(regions.astype(np.uint8), connectivity=8)
+    for label in range(1, count):
+        region = labels == label
+        touching = [k for k, m in enumerate(matched) if (m & region).any()]
+        if touching:
+            best = max(touching, key=lambda k: int((matched[k] & region).sum()))
+            instances[best] |= region
+        else:
+            rest |= region
+    return instances + ([rest] if rest.any() else [])
