@@ -6,6 +6,7 @@ code 1, never a traceback.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -59,15 +60,17 @@ def setup_logging(name: str, logs_dir: Path | None = None, level: int = logging.
 
 def _new_log_file(logs_dir: Path, name: str) -> Path:
     """`<name>_<timestamp>.log`, created here; a run started in the same second as another gets
-    `_<pid>` added, so that two runs never write into one file."""
+    `_<pid>` added, and a second run of one process in that second `_<pid>_<k>`, so that two
+    runs never write into one file."""
     stamp = time.strftime("%Y%m%d_%H%M%S")
-    for candidate in (logs_dir / f"{name}_{stamp}.log", logs_dir / f"{name}_{stamp}_{os.getpid()}.log"):
+    first = [logs_dir / f"{name}_{stamp}.log", logs_dir / f"{name}_{stamp}_{os.getpid()}.log"]
+    more = (logs_dir / f"{name}_{stamp}_{os.getpid()}_{k}.log" for k in itertools.count(2))
+    for candidate in itertools.chain(first, more):
         try:
             with open(candidate, "x", encoding="utf-8"):
                 return candidate
         except FileExistsError:
             continue
-    raise FileExistsError(f"{candidate}: exists")
 
 
 def one_line(exc: BaseException) -> str:

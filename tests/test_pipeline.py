@@ -105,6 +105,11 @@ def test_the_log_has_banners_commands_child_output_and_the_summary(tmp_path):
     assert not failed
 
 
+def test_runs_of_one_process_in_one_second_log_to_their_own_files(tmp_path):
+    files = [setup_logging("script", tmp_path) for _ in range(3)]     # well within one second
+    assert len(set(files)) == 3 and all(path.parent == tmp_path for path in files)
+
+
 def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
     make_layout(tmp_path / "data")
     result = run_script("full_pipeline.py", "--dry-run", "--skip-initial", "--data-dir", tmp_path / "data",
