@@ -21,7 +21,7 @@ from lib.paths import add_path_args, resolve_paths  # noqa: E402
 log = logging.getLogger("benchmark_inference")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input-dir", type=Path, default=None, help="images (default: <data-dir>/test_images)")
     add_renamed(parser, "--limit", "--images", type=int, default=16, help="number of images (default 16)")
@@ -33,7 +33,7 @@ def main() -> int:
     parser.add_argument("--img-size", type=int, default=512, help="segmentation size with --random-models")
     add_inference_args(parser, post=False)
     add_path_args(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from lib.device import resolve_device
     from lib.inference.infer import folder_images, predictor_from_args
     from lib.tools.benchmark import benchmark, random_predictor

@@ -23,7 +23,7 @@ from lib.paths import add_path_args, resolve_paths  # noqa: E402
 log = logging.getLogger("benchmark_matcher")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 2000], help="image sides in pixels")
     parser.add_argument("--images", type=int, default=8, help="images per size (default 8)")
@@ -31,7 +31,7 @@ def main() -> int:
     add_shared(parser, "seed", 0)
     add_switches(parser, "progress")
     add_path_args(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from lib.tools.benchmark import benchmark_matcher
     if args.images < 1 or args.match_workers < 1 or min(args.sizes) < 96:
         raise ProjectError("--images and --match-workers must be at least 1, --sizes at least 96")

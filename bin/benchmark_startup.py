@@ -22,7 +22,7 @@ from lib.paths import ROOT, add_path_args, resolve_paths  # noqa: E402
 log = logging.getLogger("benchmark_startup")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--against", type=Path, default=None, metavar="DIR",
                         help="another checkout of this repository (e.g. a git worktree of an earlier commit)")
@@ -30,7 +30,7 @@ def main() -> int:
     parser.add_argument("--script", action="append", default=None, metavar="NAME",
                         help="only this bin/ script (repeatable; default: all of this checkout's)")
     add_path_args(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.repeat < 1:
         raise ProjectError(f"--repeat {args.repeat}: must be at least 1")
     if args.against is not None and not (args.against / "bin").is_dir():

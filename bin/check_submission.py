@@ -17,7 +17,7 @@ from lib.paths import add_path_args, resolve_paths  # noqa: E402
 MAX_LINES = 50
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submission", type=Path, help="the CSV to check")
     add_renamed(parser, "--test-dir", "--input-dir", type=Path, default=None,
@@ -25,7 +25,7 @@ def main() -> int:
     parser.add_argument("--solution", type=Path, default=None,
                         help="check ids and bounds against a solution CSV instead of a test folder")
     add_path_args(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from lib.competition.metric import AUTHENTIC
     from lib.competition.submission import read_submission, validate_submission_file
 

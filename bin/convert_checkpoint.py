@@ -18,11 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lib.cli import run  # noqa: E402
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoints", type=Path, nargs="+", help="the .pth best checkpoints to convert")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing .safetensors of the same name")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     from lib.models.checkpoints import convert_checkpoint, describe
     for path in args.checkpoints:

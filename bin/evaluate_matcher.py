@@ -32,7 +32,7 @@ from lib.paths import add_path_args, require_benchmark, resolve_paths  # noqa: E
 log = logging.getLogger("evaluate_matcher")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_renamed(parser, "--out-dir", "--output-dir", type=Path, default=None,
                 help="where the table and plots go (default: <logs-dir>/matcher_eval)")
@@ -49,7 +49,7 @@ def main() -> int:
     add_shared(parser, "match_workers", 2, "--workers")
     add_switches(parser, "progress")
     add_path_args(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from lib.evaluation.matcher import compare_matchers, comparison_table
     paths = resolve_paths(args)
     if args.candidates is not None:

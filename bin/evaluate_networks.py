@@ -28,11 +28,11 @@ from lib.paths import add_path_args, require_benchmark, resolve_paths  # noqa: E
 log = logging.getLogger("evaluate_networks")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_inference_args(parser, post=False)
     add_path_args(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     paths = resolve_paths(args)
     require_benchmark(paths, ("meta.csv", "solution.csv", "test_images", "train_images"))
     log_file = setup_logging("evaluate_networks", paths.logs_dir)

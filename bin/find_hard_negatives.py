@@ -24,7 +24,7 @@ from lib.paths import HARD_NEGATIVES_FILE, add_path_args, resolve_paths  # noqa:
 log = logging.getLogger("find_hard_negatives")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, default=None,
                         help=f"hard-negative file to write (default: <data-dir>/{HARD_NEGATIVES_FILE})")
@@ -35,7 +35,7 @@ def main() -> int:
                         help="also mine the generated authentic_augmented images")
     add_inference_args(parser)
     add_path_args(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from lib.data.manifest import AUTHENTIC, load_manifest
     from lib.data.split import load_or_make_split, split_rows
     from lib.evaluation.evaluate import describe_false_positives, false_positives

@@ -102,8 +102,8 @@ def demo_setup(args: argparse.Namespace) -> None:
         print(format_summary(summary, relative(args.data_dir), time.perf_counter() - started), flush=True)
 
 
-def main() -> int:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if args.demo:
         demo_setup(args)
     paths = resolve_paths(args)

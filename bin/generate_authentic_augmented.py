@@ -24,7 +24,7 @@ from lib.options import AUTHENTIC_STRENGTHS, add_generation_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_renamed(parser, "--multiplier", "--copies", type=int, default=3,
                 help="augmented copies per authentic image (default: 3)")
@@ -32,7 +32,7 @@ def main() -> int:
                         help=f"comma-separated, cycled over the copies (default: {','.join(AUTHENTIC_STRENGTHS)})")
     add_generation_args(parser)
     add_path_args(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from lib.data.augmented_data import finish, generate_authentic, parse_strengths
     paths = resolve_paths(args)
     strengths = parse_strengths(args.strengths)

@@ -23,12 +23,12 @@ from lib.options import add_generation_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--copies", type=int, default=3, help="augmented copies per forged image (default: 3)")
     add_generation_args(parser)
     add_path_args(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from lib.data.augmented_data import finish, generate_forged
     paths = resolve_paths(args)
     log_file = setup_logging("generate_forged_augmented", paths.logs_dir)

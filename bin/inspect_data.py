@@ -14,10 +14,10 @@ from lib.cli import run, setup_logging  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_path_args(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from lib.data.manifest import load_manifest, summarize_manifest
     paths = resolve_paths(args)
     setup_logging("inspect_data", paths.logs_dir)

@@ -25,7 +25,7 @@ from lib.flags import add_renamed  # noqa: E402
 from lib.options import add_shared, add_switches  # noqa: E402
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_renamed(parser, "--out", "--output-dir", type=Path, required=True,
                 help="output folder (relative to the current directory)")
@@ -43,7 +43,7 @@ def main() -> int:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the generated folders and CSVs of a non-empty --output-dir")
     add_switches(parser, "progress")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from lib.data.demo import make_benchmark
     start = time.perf_counter()
     summary = make_benchmark(args.output_dir, n=args.n, seed=args.seed, test_fraction=args.test_fraction,

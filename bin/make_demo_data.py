@@ -17,7 +17,7 @@ from lib.flags import add_renamed  # noqa: E402
 from lib.options import add_shared  # noqa: E402
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_renamed(parser, "--out", "--output-dir", type=Path, required=True,
@@ -37,7 +37,7 @@ def main() -> int:
     add_shared(parser, "seed", 0)
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the generated folders and CSVs of a non-empty --output-dir")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from lib.data.demo import format_summary, make_demo_dataset
     start = time.perf_counter()
     summary = make_demo_dataset(

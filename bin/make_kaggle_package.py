@@ -30,7 +30,7 @@ from lib.options import KAGGLE_PYTHON, PACKAGED, PredictorOptions, add_post_args
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_renamed(parser, "--output", "--output-dir", type=Path, required=True, help="package folder to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing package folder")
@@ -49,7 +49,7 @@ def main() -> int:
     kaggle.add_argument("--dataset-slug", default="copy-move-forgery-package", help="the dataset's name on Kaggle")
     add_post_args(parser)
     add_path_args(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from lib.inference.infer import post_config_from_args
     from lib.tools.kaggle import PackageOptions, build_package, describe, latest_sweep, thresholds_from_sweep
     paths = resolve_paths(args)

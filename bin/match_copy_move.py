@@ -34,7 +34,7 @@ from lib.paths import add_path_args, resolve_paths  # noqa: E402
 log = logging.getLogger("match_copy_move")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input-dir", type=Path, required=True, help="folder of images")
     parser.add_argument("--output", type=Path, required=True, help="submission file to write")
@@ -48,7 +48,7 @@ def main() -> int:
     add_switches(parser, "cache", "progress")
     add_matcher_args(parser)
     add_path_args(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from lib.inference.fusion import MatchCache, matcher_from_args, run_matcher
     from lib.inference.infer import folder_images, result_of_match, write_predictions
     if args.match_workers < 1:

@@ -15,7 +15,7 @@ from lib.cli import run  # noqa: E402
 from lib.errors import SubmissionError  # noqa: E402
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submission", type=Path, help="submission CSV (case_id,annotation)")
     parser.add_argument("--solution", type=Path, required=True,
@@ -29,7 +29,7 @@ def main() -> int:
                              "the matcher's debug pictures")
     parser.add_argument("--images", type=Path, default=None,
                         help="the scored images, for --gallery (default: test_images beside the solution)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from lib.competition.metric import AUTHENTIC, score_frame
     from lib.competition.submission import read_solution, read_submission, solution_shapes, validate_frame, write_csv
     from lib.evaluation.gallery import write_gallery

@@ -19,13 +19,13 @@ from lib.options import add_training_args, options_from_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", choices=list(V3_VARIANTS), default=None,
                         help="variant to train (repeatable; default: all five)")
     add_training_args(parser)
     add_path_args(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from lib.training.train import train_variants
     paths = resolve_paths(args)
     log_file = setup_logging("script_1_train_v3", paths.logs_dir)

@@ -24,13 +24,13 @@ from lib.options import add_training_args, options_from_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_renamed(parser, "--models", "--model", action="append", choices=list(V4_VARIANTS), default=None,
                 help="variant to fine-tune (repeatable; default: all five)", old_nargs="+")
     add_training_args(parser)
     add_path_args(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from lib.training.train import require_hard_negatives, train_variants
     paths = resolve_paths(args)
     log_file = setup_logging("script_3_train_v4", paths.logs_dir)

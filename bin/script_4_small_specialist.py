@@ -35,7 +35,7 @@ from lib.paths import add_path_args, resolve_paths  # noqa: E402
 log = logging.getLogger("script_4_small_specialist")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-fraction", type=float, default=SPECIALIST.small.below,
                         help=f"train on forgeries under this fraction of the image "
@@ -44,7 +44,7 @@ def main() -> int:
                         help="crops drawn in the sample sheet (default: 12; 0: none)")
     add_training_args(parser)
     add_path_args(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from lib.training.datasets import crop_sheet
     from lib.training.train import train_variants
     if not 0 < args.max_fraction <= 1:

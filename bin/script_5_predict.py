@@ -24,7 +24,7 @@ from lib.options import add_inference_args  # noqa: E402
 from lib.paths import ROOT, add_path_args, resolve_paths  # noqa: E402
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input-dir", type=Path, default=None,
                         help="folder of images to predict (default: <data-dir>/test_images)")
@@ -32,7 +32,7 @@ def main() -> int:
                         help="submission file to write (default: <root>/submission.csv)")
     add_inference_args(parser)
     add_path_args(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from lib.inference.infer import folder_images, post_config_from_args, predict_paths, write_predictions
     paths = resolve_paths(args)
     log_file = setup_logging("script_5_predict", paths.logs_dir)

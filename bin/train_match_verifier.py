@@ -28,7 +28,7 @@ from lib.paths import ROOT, add_path_args, git_commit, resolve_paths  # noqa: E4
 log = logging.getLogger("train_match_verifier")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, default=None,
                         help=f"verifier file to write (default: <models-dir>/{VERIFIER_NAME})")
@@ -50,7 +50,7 @@ def main() -> int:
     add_shared(parser, "match_workers", 2, "--workers")
     add_switches(parser, "cache", "progress")
     add_path_args(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from lib.training.verifier import train_from_layout
     if args.forged_share is not None and not 0 < args.forged_share < 1:
         raise ProjectError(f"--forged-share {args.forged_share}: must lie in (0, 1)")

@@ -36,7 +36,7 @@ TOP_ROWS = 15
 log = logging.getLogger("validate_test")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sweep", action="store_true", help="sweep classifier x seg threshold x min_area")
     parser.add_argument("--solution", type=Path, default=None,
@@ -59,7 +59,7 @@ def main() -> int:
                              "thresholds (the test set may hold more forged images than the validation split)")
     add_inference_args(parser)
     add_path_args(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     import pandas as pd
 
     from lib.competition.metric import score_frame

@@ -1,8 +1,13 @@
 """Small builders shared by the tests: images and masks written in the Kaggle layout."""
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
+import logging
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import cv2
@@ -54,10 +59,60 @@ def make_layout(data_dir: Path, seed: int = 0) -> dict:
     return {"forged": forged, "test": {"100": (30, 40), "7": (20, 25)}}
 
 
-def run_script(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Run bin/<name> as a user would, from `cwd`, and capture its output."""
-    return subprocess.run([sys.executable, str(ROOT / "bin" / name), *map(str, args)],
-                          cwd=cwd, capture_output=True, text=True, timeout=300)
+def run_script(name: str, *args: str, cwd: Path, process: bool = False) -> subprocess.CompletedProcess:
+    """Run bin/<name> with `args` from `cwd` and capture its exit code and output.
+
+    In this process by default: the script's `main(argv)` under lib.cli.run, as its
+    `__main__` block runs it, with stdout and stderr captured (a run costs no interpreter start
+    and no second import of torch). `process=True` starts a real interpreter, for the tests
+    where the process boundary is the point (signals, a fresh import state, environment)."""
+    argv = [str(arg) for arg in args]
+    if process:
+        return subprocess.run([sys.executable, str(ROOT / "bin" / name), *argv],
+                              cwd=cwd, capture_output=True, text=True, timeout=300)
+    return _run_in_process(name, argv, cwd)
+
+
+def _script_module(name: str):
+    """bin/<name> imported once as a module (its `__main__` block does not run)."""
+    key = f"_bin_{Path(name).stem}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, ROOT / "bin" / name)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
+
+
+def _run_in_process(name: str, argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    from lib.cli import run
+    module = _script_module(name)
+    out, err = io.StringIO(), io.StringIO()
+    root = logging.getLogger()
+    handlers, level, saved_argv = list(root.handlers), root.level, sys.argv
+    sys.argv = [str(ROOT / "bin" / name), *argv]          # argparse names the program after argv[0]
+    try:
+        with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                run(lambda: module.main(argv))
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+                if not isinstance(exit_.code, int | None):   # argparse and sys.exit("message")
+                    print(exit_.code, file=sys.stderr)
+            except Exception:                                  # what a user would see as a traceback
+                traceback.print_exc()
+                code = 1
+    finally:
+        sys.argv = saved_argv
+        for handler in list(root.handlers):                   # setup_logging's handlers write to `err`
+            if handler not in handlers:
+                root.removeHandler(handler)
+                handler.close()
+        for handler in handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(level)
+    return subprocess.CompletedProcess([name, *argv], code, out.getvalue(), err.getvalue())
 
 
 TINY_SEGMENTER = {"arch": "attention_fpn", "encoder": "resnet18", "in_channels": 3}

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -14,8 +12,8 @@ import pytest
 
 from lib.competition.rle import rle_decode_instances
 from lib.data import demo
+from tests.helpers import run_script
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(min_size=128, max_size=320, progress=False)
 
 
@@ -177,21 +175,20 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
 
 
 def test_script_runs_from_another_folder_and_refuses_a_non_empty_one(tmp_path: Path) -> None:
-    script = [sys.executable, str(ROOT / "bin/make_demo_data.py"), "--output-dir", "demo", "--n-forged", "3",
-              "--n-test", "2", "--n-supplemental", "1", "--min-size", "128", "--max-size", "256"]
-    first = subprocess.run(script, cwd=tmp_path, capture_output=True, text=True)
+    flags = ["--output-dir", "demo", "--n-forged", "3", "--n-test", "2", "--n-supplemental", "1",
+             "--min-size", "128", "--max-size", "256"]
+    first = run_script("make_demo_data.py", *flags, cwd=tmp_path, process=True)   # finds lib/ from elsewhere
     assert first.returncode == 0, first.stderr
     assert "instances per forged image" in first.stdout
     assert len(list((tmp_path / "demo/train_images/forged").glob("*.png"))) == 3
 
-    refused = subprocess.run(script, cwd=tmp_path, capture_output=True, text=True)
+    refused = run_script("make_demo_data.py", *flags, cwd=tmp_path)
     assert refused.returncode != 0
     assert "--overwrite" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
 
     keep = tmp_path / "demo/notes.txt"
     keep.write_text("not generated")
-    again = subprocess.run(script + ["--overwrite", "--seed", "1"], cwd=tmp_path, capture_output=True,
-                           text=True)
+    again = run_script("make_demo_data.py", *flags, "--overwrite", "--seed", "1", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert keep.read_text() == "not generated"
     assert len(list((tmp_path / "demo/train_images/forged").glob("*.png"))) == 3
