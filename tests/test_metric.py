@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib.competition.metric import of1_score, pixel_f1, score_frame, score_instances, score_row
+from lib.competition.metric import of1_score, pixel_f1, score_frame, score_image, score_instances, score_row
 from lib.competition.rle import rle_encode
 from lib.errors import SubmissionError
 
@@ -155,3 +155,14 @@ def test_shape_is_height_then_width_in_column_major_order():
     text = rle_encode(m)
     assert text == "[4, 3]"
     assert score_row(text, text, "[3, 5]") == 1.0
+
+
+def test_score_image_is_the_rows_score_and_the_union_pixel_f1():
+    a, b = np.zeros((10, 10), np.uint8), np.zeros((10, 10), np.uint8)
+    a[2:5, 2:5], b[3:6, 3:6] = 1, 1                  # 4 of 9 pixels shared: F1 4/9
+    assert score_image([a], [b]) == pytest.approx((4 / 9, 4 / 9))
+    assert score_image([], [b]) == (0.0, 0.0)         # a missed forged image
+    score, f1 = score_image([a], None)                # a false positive on an authentic image
+    assert score == 0.0 and np.isnan(f1)
+    score, f1 = score_image([], None)
+    assert score == 1.0 and np.isnan(f1)

@@ -73,6 +73,16 @@ def score_instances(pred: Sequence[np.ndarray] | None, true: Sequence[np.ndarray
     return of1_score(pred, true)
 
 
+def score_image(pred: Sequence[np.ndarray], true: Sequence[np.ndarray] | None) -> tuple[float, float]:
+    """One image's competition score and the pixel F1 of the predicted union against the true
+    union (0 for a missed forged image, NaN for an authentic one): what every held-out report,
+    the training loop's validation included, records per image."""
+    if true is None:
+        return score_instances(pred, None), float("nan")
+    f1 = float(pixel_f1(np.any(pred, axis=0), np.any(true, axis=0))) if len(pred) else 0.0
+    return score_instances(pred, true), f1
+
+
 def weighted_score(scores: np.ndarray, forged: np.ndarray, forged_share: float | None = None) -> np.ndarray:
     """Mean row score over axis 0; with `forged_share`, forged rows weigh as if they were that
     share of the rows (a test set may hold more forged images than the validation split:

@@ -21,7 +21,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..competition.metric import (AREA_BUCKET_NAMES, ScoreReport, area_bucket_names, f1_from_counts, of1_from_matrix,
-                                  pixel_f1, score_instances, summarize_scores, weighted_score)
+                                  score_image, score_instances, summarize_scores, weighted_score)
 from ..data.truths import Truth
 from ..errors import ProjectError
 from ..fileio import atomic_path, atomic_write_text
@@ -48,10 +48,9 @@ def evaluate(results: Sequence[ImageResult], truths: Sequence[Truth], config: Po
                               unit="img", disable=not progress):
         pred = result_instances(result, config)
         true = truth.instances()
-        fraction = float(np.any(true, axis=0).mean()) if true else 0.0
-        f1 = (pixel_f1(np.any(pred, axis=0), np.any(true, axis=0)) if pred else 0.0) if true else float("nan")
+        score, f1 = score_image(pred, true)
         records.append({"case_id": truth.case_id, "forged": truth.forged, "predicted": bool(pred),
-                        "score": score_instances(pred, true), "forged_fraction": fraction,
+                        "score": score, "forged_fraction": float(np.any(true, axis=0).mean()) if true else 0.0,
                         "n_pred": len(pred), "n_true": len(true or []), "pixel_f1": f1})
     frame = pd.DataFrame.from_records(records)
     frame["bucket"] = np.where(frame["forged"], area_bucket_names(frame["forged_fraction"].to_numpy()), "")

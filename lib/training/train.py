@@ -26,14 +26,14 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..competition.metric import pixel_f1, score_instances, summarize_scores
+from ..competition.metric import score_image, summarize_scores
 from ..data.augment import IMAGENET_MEAN, IMAGENET_STD, build_transforms
 from ..data.manifest import FORGED, load_manifest
+from ..data.truths import truths_from_manifest
 from ..data.split import load_or_make_split, split_rows
 from ..device import Amp
 from ..errors import ProjectError
 from ..fileio import atomic_write_text, remove_stale_temporaries
-from ..imageio import load_mask
 from ..inference.postprocess import instances_from_probability, resize_probability
 from ..inference.selfcorr import SelfCorrSource, prepare_selfcorr
 from ..models.checkpoints import (find_best, load_model, read_checkpoint, read_resume_state, save_checkpoint,
@@ -168,21 +168,16 @@ def evaluate_segmentation(model: nn.Module, loader: DataLoader, rows: pd.DataFra
     and the image AUC of each map's highest probability, which shows a network learning before
     any of its maps crosses the threshold."""
     probs, val_loss = _predict(model, loader, loss_fn, device, amp)
-    scores, pixel_f1s, predicted = [], [], []
     peaks = np.array([float(np.max(prob)) for prob in probs])
     forged = (rows["label"] == FORGED).to_numpy()
     image_auc = float(roc_auc_score(forged, peaks)) if 0 < forged.sum() < len(forged) else float("nan")
-    for prob, row in zip(probs, rows.itertuples()):
-        hw = (int(row.height), int(row.width))
-        pred = instances_from_probability(resize_probability(prob[0], hw), threshold)
-        predicted.append(bool(pred))
-        true = None
-        if row.label == FORGED:
-            true = list(load_mask(data_dir / row.mask_path, expected_hw=hw).instances)
-            pixel_f1s.append(pixel_f1(pred[0], np.any(true, axis=0)) if pred else 0.0)
-        scores.append(score_instances(pred, true))
-    report = summarize_scores(np.array(scores), forged, np.array(predicted))
-    return {"val_loss": val_loss, "score": report.score, "pixel_f1": float(np.mean(pixel_f1s or [0.0])),
+    truths = truths_from_manifest(data_dir, rows)
+    preds = [instances_from_probability(resize_probability(prob[0], truth.hw), threshold)
+             for prob, truth in zip(probs, truths)]
+    scores, pixel_f1s = np.array([score_image(pred, truth.instances()) for pred, truth in zip(preds, truths)]).T
+    report = summarize_scores(scores, forged, np.array([bool(pred) for pred in preds]))
+    return {"val_loss": val_loss, "score": report.score,
+            "pixel_f1": float(pixel_f1s[forged].mean()) if forged.any() else 0.0,
             "recall": report.recall, "fp_rate": report.fp_rate, "precision": report.precision,
             "image_auc": image_auc}
 
