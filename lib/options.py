@@ -204,8 +204,7 @@ def add_generation_args(parser) -> None:
     """The flags both augmenters share (argparse parser)."""
     group = parser.add_argument_group("generation")
     add_shared(group, "jobs", 2, "--workers")
-    group.add_argument("--seed", type=int, default=42,
-                       help="seed; copy k of an image depends only on (seed, image, k) (default: 42)")
+    add_shared(group, "seed", 42)           # copy k of an image depends only on (seed, image, k)
     group.add_argument("--overwrite", action="store_true",
                        help="remake copies that exist (default: keep them, so an interrupted run resumes)")
     group.add_argument("--limit", type=int, default=None, help="augment only the first N images (smoke runs)")
