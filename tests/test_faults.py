@@ -628,8 +628,8 @@ TRAIN_VARIANT = V3_VARIANTS["highres_no_ela"].with_overrides(model=TINY_SEGMENTE
 
 
 def train_options(**changes):
-    options = dict(epochs=1, img_size=64, batch_size=4, workers=0, encoder_weights="none", progress=False,
-                   use_hard_negatives=False)
+    options = dict(epochs=1, img_size=64, batch_size=4, workers=0, encoder="resnet18", encoder_weights="none",
+                   progress=False, use_hard_negatives=False)
     options.update(changes)
     return TrainOptions(**options)
 
@@ -710,7 +710,7 @@ def test_an_image_corrupted_after_the_manifest_gives_one_line_with_workers(train
 
 def _train_args(paths, epochs, *extra):
     return ["--model", "highres_no_ela", "--epochs", epochs, "--img-size", 64, "--batch-size", 4, "--workers", 0,
-            "--encoder-weights", "none", "--no-hard-negatives", "--no-progress", "--data-dir", paths.data_dir,
+            "--encoder", "resnet18", "--encoder-weights", "none", "--no-hard-negatives", "--no-progress", "--data-dir", paths.data_dir,
             "--models-dir", paths.models_dir, "--logs-dir", paths.logs_dir, *extra]
 
 

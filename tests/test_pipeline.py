@@ -1,12 +1,14 @@
 """bin/full_pipeline.py: phase selection and skip flags give the right plan, a failing phase stops
 a full run with exit 1 and lets a --phase run go on, mining failures do not stop it, the log
 has the banners, the commands and the summary; clear errors for bad flags and missing data."""
+import functools
 import logging
 import sys
 
 import pytest
 
 from lib.cli import setup_logging
+from lib.data import demo
 from lib.tools.pipeline import Step, banner, execute, input_problems, parse_phases, select_phases, summary_table
 from tests.helpers import make_layout, run_script
 
@@ -134,8 +136,11 @@ def test_bad_flags_and_missing_data_are_clear_errors(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_makes_missing_demo_data_then_plans_on_it(tmp_path):
+def test_demo_makes_missing_demo_data_then_plans_on_it(tmp_path, monkeypatch):
     data = tmp_path / "demo"
+    # the demo's own generator, at a sixth of its size: the matcher's child process has 4 images to read
+    monkeypatch.setattr(demo, "make_demo_dataset", functools.partial(demo.make_demo_dataset, n_forged=6, n_test=4,
+                                                                       n_supplemental=1, max_size=320))
     result = run_script("full_pipeline.py", "--demo", "--inference-only", "--fusion", "matcher",
                         "--data-dir", data, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -172,11 +172,12 @@ def test_classifier_smoke_run_selects_on_auc(demo):
 def test_train_v3_script_end_to_end(demo):
     root = demo / "script"
     result = run_script("script_1_train_v3.py", "--model", "enhanced_aug", "--epochs", "1", "--img-size", "64",
-                        "--limit", "8", "--workers", "0", "--encoder-weights", "none", "--no-progress",
-                        "--data-dir", demo / "data", "--models-dir", root / "models", "--logs-dir", root / "logs",
-                        cwd=demo)
+                        "--limit", "8", "--workers", "0", "--encoder", "resnet18", "--encoder-weights", "none",
+                        "--no-progress", "--data-dir", demo / "data", "--models-dir", root / "models",
+                        "--logs-dir", root / "logs", cwd=demo)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert (root / "models" / "enhanced_aug_v3_best.safetensors").is_file()
+    config = read_checkpoint(root / "models" / "enhanced_aug_v3_best.safetensors")["model_config"]
+    assert config["encoder"] == "resnet18" and config["arch"] == "attention_fpn"      # --encoder, the variant's arch
     log_text = next((root / "logs").glob("script_1_train_v3_*.log")).read_text()
     assert "enhanced_aug_v3 epoch 1/1 | train loss" in log_text
 
@@ -184,6 +185,10 @@ def test_train_v3_script_end_to_end(demo):
                      "--encoder-weights", "none", "--data-dir", demo / "data", "--models-dir", root / "m2",
                      "--logs-dir", root / "logs", cwd=demo)
     assert bad.returncode == 1 and "must be a multiple of 32" in bad.stderr and "Traceback" not in bad.stderr
+    bad = run_script("script_1_train_v3.py", "--model", "enhanced_aug", "--encoder", "resnet-eighteen",
+                     "--data-dir", demo / "data", "--models-dir", root / "m2", "--logs-dir", root / "logs", cwd=demo)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1].startswith("error: --encoder resnet-eighteen: unknown encoder")
 
 
 def test_v4_starts_from_the_v3_checkpoint_with_the_v4_recipe(own_demo, caplog):

@@ -39,7 +39,7 @@ from ..inference.selfcorr import SelfCorrSource, prepare_selfcorr
 from ..models.checkpoints import (find_best, load_model, read_checkpoint, read_resume_state, save_checkpoint,
                                   save_resume_state)
 from ..models.losses import build_loss
-from ..models.networks import build_model
+from ..models.networks import build_model, check_model_config
 from ..models.variants import SELFCORR_INPUTS, Variant
 from ..options import (TrainOptions)
 from ..paths import (BEST_SUFFIX, HARD_NEGATIVES_FILE, LAST_SUFFIX, LEGACY_BEST_SUFFIX, Paths, best_checkpoint,
@@ -253,7 +253,13 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
     `_args.json`, and after every epoch `_history.csv` and `_curves.png` (lib.training.history).
     `on_data` sees the training dataset once it is built (rank 0; the specialist's crop sheet)."""
     variant = variant.with_overrides(epochs=options.epochs, lr=options.lr,
-                                     batch_size=options.batch_size, img_size=options.img_size)
+                                     batch_size=options.batch_size, img_size=options.img_size,
+                                     model={**variant.model, "encoder": options.encoder} if options.encoder else None)
+    if options.encoder:
+        try:
+            check_model_config(variant.model)
+        except ValueError as exc:
+            raise ProjectError(f"--encoder {options.encoder}: {exc}") from None
     if variant.img_size % 32:
         raise ProjectError(f"--img-size {variant.img_size}: must be a multiple of 32")
     ctx = context()                                   # torchrun: this rank; else one process
