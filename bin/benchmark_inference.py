@@ -5,14 +5,13 @@ check that both give the same probabilities, and print the speed-up.
     python bin/benchmark_inference.py --random-models --data-dir demo --images 8      # no checkpoints needed
     python bin/benchmark_inference.py --stage v3 --images 32                          # your checkpoints
 """
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import run, setup_logging  # noqa: E402
+from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.flags import add_renamed  # noqa: E402
 from lib.options import add_inference_args  # noqa: E402
@@ -22,7 +21,7 @@ log = logging.getLogger("benchmark_inference")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--input-dir", type=Path, default=None, help="images (default: <data-dir>/test_images)")
     add_renamed(parser, "--limit", "--images", type=int, default=16, help="number of images (default 16)")
     parser.add_argument("--repeat", type=int, default=1, help="repeat and keep the best time (default 1)")

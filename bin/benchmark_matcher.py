@@ -8,14 +8,13 @@ the throughput of the threads the pipeline uses, on forged synthetic figures.
 Targets: at least 1 image/s at 512 px with 2 threads and at most 8 s for a 2000 px figure on 2 cores
 (v2; v1 was held to 2 images/s and 3 s).
 """
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import run, setup_logging  # noqa: E402
+from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.options import add_shared, add_switches  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
@@ -24,7 +23,7 @@ log = logging.getLogger("benchmark_matcher")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 2000], help="image sides in pixels")
     parser.add_argument("--images", type=int, default=8, help="images per size (default 8)")
     add_shared(parser, "match_workers", 2, "--workers")

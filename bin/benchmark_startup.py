@@ -8,14 +8,13 @@ any work (imports above all), for this checkout and, with --against, another one
 
 Target: under 1 s for every script (heavy libraries are imported after the arguments are parsed).
 """
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import run, setup_logging  # noqa: E402
+from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.paths import ROOT, add_path_args, resolve_paths  # noqa: E402
 
@@ -23,7 +22,7 @@ log = logging.getLogger("benchmark_startup")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--against", type=Path, default=None, metavar="DIR",
                         help="another checkout of this repository (e.g. a git worktree of an earlier commit)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per script; the best counts (default 3)")

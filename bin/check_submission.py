@@ -4,13 +4,12 @@
     python bin/check_submission.py submission.csv --input-dir test_images
     python bin/check_submission.py submission.csv --solution demo/solution.csv
 """
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import run  # noqa: E402
+from lib.cli import make_parser, run  # noqa: E402
 from lib.flags import add_renamed  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
@@ -18,7 +17,7 @@ MAX_LINES = 50
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("submission", type=Path, help="the CSV to check")
     add_renamed(parser, "--test-dir", "--input-dir", type=Path, default=None,
                         help="folder of test images the rows must match (default: <data-dir>/test_images)")

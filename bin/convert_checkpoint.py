@@ -9,17 +9,16 @@ with torch.load(weights_only=True), which refuses anything but tensors and plain
 crafted file fails instead of running; the model is rebuilt from it before the new file is written.
 Convert only files of this project; the originals are left as they are.
 """
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import run  # noqa: E402
+from lib.cli import make_parser, run  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("checkpoints", type=Path, nargs="+", help="the .pth best checkpoints to convert")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing .safetensors of the same name")
     args = parser.parse_args(argv)

@@ -16,14 +16,13 @@ matcher candidates under <models-dir>/cache) and judged once on its test_images 
 solution.csv; meta.csv and events.csv give the groups. Writes <out-dir>/comparison.txt,
 v2_reliability.png and importance.csv.
 """
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import run, setup_logging  # noqa: E402
+from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.fileio import atomic_write_text  # noqa: E402
 from lib.flags import add_renamed  # noqa: E402
 from lib.options import add_shared, add_switches  # noqa: E402
@@ -33,7 +32,7 @@ log = logging.getLogger("evaluate_matcher")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     add_renamed(parser, "--out-dir", "--output-dir", type=Path, default=None,
                 help="where the table and plots go (default: <logs-dir>/matcher_eval)")
     parser.add_argument("--leave-out", default=None,

@@ -13,14 +13,13 @@ held-out split of the training images), never on the test split (lib/evaluation/
 are each variant's checkpoint at --stage (v4, falling back to v3), or those given with --ensemble.
 Writes <logs-dir>/networks_<time>.csv.
 """
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import run, setup_logging  # noqa: E402
+from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.options import add_inference_args  # noqa: E402
 from lib.paths import add_path_args, require_benchmark, resolve_paths  # noqa: E402
@@ -29,7 +28,7 @@ log = logging.getLogger("evaluate_networks")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     add_inference_args(parser, post=False)
     add_path_args(parser)
     args = parser.parse_args(argv)

@@ -9,14 +9,13 @@ the training side of the held-out split (validation images are never mined), wri
 ids to <data-dir>/hard_negative_ids.txt (or --output), which the training scripts read, and
 prints the count, the brightness breakdown and the false-positive area distribution.
 """
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import run, setup_logging  # noqa: E402
+from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.options import add_inference_args  # noqa: E402
 from lib.paths import HARD_NEGATIVES_FILE, add_path_args, resolve_paths  # noqa: E402
@@ -25,7 +24,7 @@ log = logging.getLogger("find_hard_negatives")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--output", type=Path, default=None,
                         help=f"hard-negative file to write (default: <data-dir>/{HARD_NEGATIVES_FILE})")
     parser.add_argument("--authentic-dir", type=Path, default=None,

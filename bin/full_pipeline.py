@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import run, setup_logging  # noqa: E402
+from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.flags import add_args, add_renamed, from_args, to_argv  # noqa: E402
 from lib.imageio import list_images  # noqa: E402
@@ -37,7 +37,7 @@ DEMO_DIR = ROOT / "demo"
 # CPU-sized settings of --demo: the whole run in minutes on 2 cores
 DEMO_TRAINING = {"epochs": 1, "img_size": 128, "batch_size": 4, "encoder_weights": "none"}
 # the training flags the pipeline passes on (with --device), and the thresholds of mining and inference
-PIPELINE_TRAINING = ("epochs", "img_size", "batch_size", "encoder_weights", "seed", "overwrite")
+PIPELINE_TRAINING = ("epochs", "img_size", "batch_size", "encoder", "encoder_weights", "seed", "overwrite")
 PIPELINE_POST = ("classifier_threshold", "seg_threshold", "min_area", "fusion")
 # networks trained this briefly find next to nothing: the demo shows the copy-move matcher first
 DOWNLOAD = ("no Kaggle data in {data}: download it with\n"
@@ -47,7 +47,7 @@ DOWNLOAD = ("no Kaggle data in {data}: download it with\n"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     flow = parser.add_argument_group("phases")
     flow.add_argument("--phase", action="append", default=None, metavar="N",
                       help=f"run only these phases ({', '.join(f'{k} {v}' for k, v in PHASES.items())}); "

@@ -12,20 +12,19 @@ down-and-up scaling. Uncovered borders are filled black, never mirrored (a mirro
 duplicated region on an image labelled authentic). Only training-split images are augmented;
 copies already there are kept (--overwrite remakes them); a sample sheet is written next to the log.
 """
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import run, setup_logging  # noqa: E402
+from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.flags import add_renamed  # noqa: E402
 from lib.options import AUTHENTIC_STRENGTHS, add_generation_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     add_renamed(parser, "--multiplier", "--copies", type=int, default=3,
                 help="augmented copies per authentic image (default: 3)")
     parser.add_argument("--strengths", default=",".join(AUTHENTIC_STRENGTHS),

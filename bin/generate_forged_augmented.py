@@ -12,19 +12,18 @@ away is skipped and counted. Only training-split images are augmented; the train
 use the copies unless given --no-augmented. Copies already there are kept (re-running resumes;
 --overwrite remakes them). A sheet of originals beside their copies is written next to the log.
 """
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import run, setup_logging  # noqa: E402
+from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.options import add_generation_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--copies", type=int, default=3, help="augmented copies per forged image (default: 3)")
     add_generation_args(parser)
     add_path_args(parser)

@@ -3,19 +3,18 @@
 
     python bin/inspect_data.py --data-dir demo
 """
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import run, setup_logging  # noqa: E402
+from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     add_path_args(parser)
     args = parser.parse_args(argv)
     from lib.data.manifest import load_manifest, summarize_manifest

@@ -88,7 +88,7 @@ def default_paths(kaggle: Path) -> tuple[Path, Path]:
 
 
 def main() -> int:
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--package", type=Path, default=PACKAGE)
     pre.add_argument("--kaggle-root", type=Path, default=KAGGLE)
     known, _ = pre.parse_known_args()
@@ -103,11 +103,11 @@ def main() -> int:
     else:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-    from lib.cli import run, setup_logging  # noqa: E402  (after the wheels are in)
+    from lib.cli import make_parser, run, setup_logging  # noqa: E402  (after the wheels are in)
     from lib.options import add_inference_args
 
     input_dir, output = default_paths(known.kaggle_root)
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--package", type=Path, default=PACKAGE, help="the package folder (default: this file's)")
     parser.add_argument("--kaggle-root", type=Path, default=KAGGLE,
                         help="where Kaggle's input/ and working/ are (default /kaggle)")

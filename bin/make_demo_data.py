@@ -9,17 +9,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import argparse  # noqa: E402
 import time  # noqa: E402
 
-from lib.cli import run  # noqa: E402
+from lib.cli import make_parser, run  # noqa: E402
 from lib.flags import add_renamed  # noqa: E402
 from lib.options import add_shared  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     add_renamed(parser, "--out", "--output-dir", type=Path, required=True,
                         help="output folder (relative to the current directory)")
     parser.add_argument("--n-forged", type=int, default=60, help="forged training images (default: 60)")

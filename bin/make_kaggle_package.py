@@ -17,13 +17,12 @@ Thresholds and fusion: the best row of the newest <logs-dir>/sweep_*.json (valid
     kaggle datasets create -p kaggle_package          # later: kaggle datasets version -p kaggle_package -m "v2"
     kaggle kernels push -p kaggle_package/notebook     # then submit the notebook's output
 """
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import run, setup_logging  # noqa: E402
+from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.flags import add_args, add_renamed, from_args  # noqa: E402
 from lib.options import KAGGLE_PYTHON, PACKAGED, PredictorOptions, add_post_args  # noqa: E402
@@ -31,7 +30,7 @@ from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     add_renamed(parser, "--output", "--output-dir", type=Path, required=True, help="package folder to write")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing package folder")
     parser.add_argument("--sweep", default=None,

@@ -13,7 +13,6 @@ final instances and the panels (right), the events and the candidates below the 
 and those dropped, with their reasons (below). Candidates are cached under <models-dir>/cache
 (keyed by the matcher's code and config; the verifier is applied on reading).
 """
-import argparse
 import logging
 import sys
 from dataclasses import replace
@@ -21,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import run, setup_logging  # noqa: E402
+from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.options import (  # noqa: E402
     PostConfig,  # noqa: E402
@@ -35,7 +34,7 @@ log = logging.getLogger("match_copy_move")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--input-dir", type=Path, required=True, help="folder of images")
     parser.add_argument("--output", type=Path, required=True, help="submission file to write")
     parser.add_argument("--debug-dir", type=Path, default=None, help="write a debug picture per image here")

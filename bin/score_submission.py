@@ -5,18 +5,17 @@
     python bin/score_submission.py m.csv --solution bench/solution.csv --meta bench/meta.csv   # by group
     python bin/score_submission.py m.csv --solution bench/solution.csv --gallery logs/gallery   # failures, in a browser
 """
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import run  # noqa: E402
+from lib.cli import make_parser, run  # noqa: E402
 from lib.errors import SubmissionError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("submission", type=Path, help="submission CSV (case_id,annotation)")
     parser.add_argument("--solution", type=Path, required=True,
                         help="solution CSV (case_id,annotation,shape), e.g. demo/solution.csv")

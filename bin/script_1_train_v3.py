@@ -7,20 +7,19 @@
 Each variant's recipe is in lib/models/variants.py; checkpoints go to <models-dir>/<name>_v3_best.safetensors
 (and _last.pth, the resume state).
 """
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import run, setup_logging  # noqa: E402
+from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.models.variants import V3_VARIANTS  # noqa: E402
 from lib.options import add_training_args, options_from_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--model", action="append", choices=list(V3_VARIANTS), default=None,
                         help="variant to train (repeatable; default: all five)")
     add_training_args(parser)

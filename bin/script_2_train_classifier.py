@@ -7,20 +7,19 @@
 Recipe in lib/models/variants.py (CLASSIFIER); checkpoints go to <models-dir>/binary_classifier_best.safetensors
 (and _last.pth to resume).
 """
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import run, setup_logging  # noqa: E402
+from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.models.variants import CLASSIFIER  # noqa: E402
 from lib.options import add_training_args, options_from_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     add_training_args(parser)
     add_path_args(parser)
     args = parser.parse_args(argv)

@@ -11,13 +11,12 @@ and doubles the FP penalty to 4.0; forged images keep their area weights and the
 twins of forged images stay in as negatives. Checkpoints: <models-dir>/<name>_v4_best.safetensors (and _last.pth),
 which the predictor prefers over v3.
 """
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import run, setup_logging  # noqa: E402
+from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.flags import add_renamed  # noqa: E402
 from lib.models.variants import V4_VARIANTS  # noqa: E402
 from lib.options import add_training_args, options_from_args  # noqa: E402
@@ -25,7 +24,7 @@ from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     add_renamed(parser, "--models", "--model", action="append", choices=list(V4_VARIANTS), default=None,
                 help="variant to fine-tune (repeatable; default: all five)", old_nargs="+")
     add_training_args(parser)

@@ -17,7 +17,6 @@ on the held-out small forgeries and authentic images, whole. Writes
 of sample crops with their forged pixels outlined next to the log. Refuses to train with fewer
 than 5 small forgeries.
 """
-import argparse
 import dataclasses
 import logging
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import run, setup_logging  # noqa: E402
+from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.imageio import write_png  # noqa: E402
 from lib.models.variants import SPECIALIST  # noqa: E402
@@ -36,7 +35,7 @@ log = logging.getLogger("script_4_small_specialist")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--max-fraction", type=float, default=SPECIALIST.small.below,
                         help=f"train on forgeries under this fraction of the image "
                              f"(default: {SPECIALIST.small.below:g})")

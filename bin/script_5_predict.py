@@ -13,19 +13,18 @@ cached under <models-dir>/cache, so a re-run with other thresholds runs neither 
 
     python bin/script_5_predict.py --fusion matcher --input-dir demo/test_images --output matcher.csv
 """
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import run, setup_logging  # noqa: E402
+from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.options import add_inference_args  # noqa: E402
 from lib.paths import ROOT, add_path_args, resolve_paths  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--input-dir", type=Path, default=None,
                         help="folder of images to predict (default: <data-dir>/test_images)")
     parser.add_argument("--output", type=Path, default=ROOT / "submission.csv",

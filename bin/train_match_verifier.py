@@ -13,14 +13,13 @@ competition score on the out-of-fold probabilities (--forged-share weighs forged
 that share of the test set), and writes the verifier as JSON (no code runs when it is loaded).
 The matcher then uses it whenever it sits in the models folder.
 """
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import run, setup_logging  # noqa: E402
+from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.options import DEFAULT_VERIFIER, VERIFIER_NAME, VERIFIER_NEGATIVES, add_shared, add_switches  # noqa: E402
 from lib.paths import ROOT, add_path_args, git_commit, resolve_paths  # noqa: E402
@@ -29,7 +28,7 @@ log = logging.getLogger("train_match_verifier")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--output", type=Path, default=None,
                         help=f"verifier file to write (default: <models-dir>/{VERIFIER_NAME})")
     parser.add_argument("--default", action="store_true",

@@ -15,7 +15,6 @@ FP rate and net score, recall per forged-area bucket, and the three instance-for
 The networks and the matcher run once (results cached under <models-dir>/cache); the sweep
 re-runs only the post-processing and writes <logs-dir>/sweep_<time>.{csv,json,png}.
 """
-import argparse
 import logging
 import sys
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import run, setup_logging  # noqa: E402
+from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.options import (  # noqa: E402
     FUSIONS,
@@ -37,7 +36,7 @@ log = logging.getLogger("validate_test")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(__doc__)
     parser.add_argument("--sweep", action="store_true", help="sweep classifier x seg threshold x min_area")
     parser.add_argument("--solution", type=Path, default=None,
                         help="score the images of --input-dir against this solution CSV instead")

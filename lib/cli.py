@@ -6,6 +6,7 @@ code 1, never a traceback.
 """
 from __future__ import annotations
 
+import argparse
 import itertools
 import logging
 import os
@@ -27,6 +28,14 @@ class _Formatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return record.getMessage() if getattr(record, "raw", False) else super().format(record)
+
+
+def make_parser(description: str | None) -> argparse.ArgumentParser:
+    """A script's parser: its docstring as the description, kept as written, and no abbreviated
+    flags (argparse would take `--encoder` for `--encoder-weights` where a script has only the
+    second; a flag is spelled out or refused)."""
+    return argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                   allow_abbrev=False)
 
 
 def setup_logging(name: str, logs_dir: Path | None = None, level: int = logging.INFO) -> Path | None:

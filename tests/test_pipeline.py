@@ -124,6 +124,18 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
     assert len(list((tmp_path / "logs").glob("full_pipeline_*.log"))) == 1
 
 
+def test_training_flags_reach_the_training_scripts_spelled_out(tmp_path):
+    make_layout(tmp_path / "data")
+    result = run_script("full_pipeline.py", "--dry-run", "--phase", "1", "--encoder", "resnet18", "--epochs", "2",
+                        "--data-dir", tmp_path / "data", "--logs-dir", tmp_path / "logs", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trains = [line for line in result.stderr.splitlines() if "Would run: python bin/script_1_train_v3.py" in line]
+    assert len(trains) == 1 and "--encoder resnet18" in trains[0] and "--epochs 2" in trains[0]
+    # no abbreviations: argparse would otherwise take --encoder for --encoder-weights where only that exists
+    abbreviated = run_script("script_5_predict.py", "--seg", "0.3", cwd=tmp_path)
+    assert abbreviated.returncode == 2 and "unrecognized arguments: --seg 0.3" in abbreviated.stderr
+
+
 def test_bad_flags_and_missing_data_are_clear_errors(tmp_path):
     bad = run_script("full_pipeline.py", "--phase", "7", "--logs-dir", tmp_path / "logs", cwd=tmp_path)
     assert bad.returncode == 1 and "phases are 0, 1, 2, 3, 4" in bad.stderr and "Traceback" not in bad.stderr
