@@ -27,17 +27,17 @@ from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.flags import add_args, add_renamed, from_args, to_argv  # noqa: E402
 from lib.imageio import list_images  # noqa: E402
-from lib.options import AUTO, PostConfig, PredictorOptions, TrainOptions  # noqa: E402  # noqa: E402
+from lib.options import AUTO, PostConfig, PredictorOptions, TrainOptions  # noqa: E402
 from lib.paths import ROOT, add_path_args, resolve_paths  # noqa: E402
-from lib.tools.pipeline import (PHASES, banner, build_plan, duration, execute, input_problems, parse_phases, relative,  # noqa: E402
-                                select_phases, summary_table)
+from lib.tools.pipeline import (PHASES, banner, build_plan, duration, execute, input_problems,  # noqa: E402
+                                parse_phases, relative, select_phases, summary_table)
 
 log = logging.getLogger("full_pipeline")
 DEMO_DIR = ROOT / "demo"
 # CPU-sized settings of --demo: the whole run in minutes on 2 cores
 DEMO_TRAINING = {"epochs": 1, "img_size": 128, "batch_size": 4, "encoder_weights": "none"}
 # the training flags the pipeline passes on (with --device), and the thresholds of mining and inference
-PIPELINE_TRAINING = ("epochs", "img_size", "batch_size", "encoder", "encoder_weights", "seed", "overwrite")
+PIPELINE_TRAINING = ("epochs", "img_size", "batch_size", "encoder_weights", "seed", "overwrite")
 PIPELINE_POST = ("classifier_threshold", "seg_threshold", "min_area", "fusion")
 # networks trained this briefly find next to nothing: the demo shows the copy-move matcher first
 DOWNLOAD = ("no Kaggle data in {data}: download it with\n"

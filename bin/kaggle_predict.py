@@ -87,13 +87,14 @@ def default_paths(kaggle: Path) -> tuple[Path, Path]:
     return Path("test_images"), Path("submission.csv")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--package", type=Path, default=PACKAGE)
     pre.add_argument("--kaggle-root", type=Path, default=KAGGLE)
-    known, _ = pre.parse_known_args()
+    known, _ = pre.parse_known_args(argv)
     package = known.package.resolve()
-    asks_help = bool({"-h", "--help"} & set(sys.argv[1:]))
+    asks_help = bool({"-h", "--help"} & set(argv))
     meta = None
     if (package / PACKAGE_FILE).is_file() or not asks_help:   # --help works outside a package too
         meta = read_package(package)
@@ -119,7 +120,7 @@ def main() -> int:
         parser.set_defaults(**meta["arguments"], cache=False)   # the package is read-only in Kaggle
 
     def predict() -> int:
-        args = parser.parse_args()
+        args = parser.parse_args(argv)
         from lib.inference.infer import folder_images, post_config_from_args, predict_paths, write_predictions
         # packaged checkpoints are recorded relative to the package
         args.ensemble = [str(package / spec) if spec.startswith("models/") else spec

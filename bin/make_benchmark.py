@@ -10,7 +10,7 @@ and events.csv to report results by group.
 Layout: bench/train_images/{forged,authentic}/ + bench/train_masks/ (training and validation, split
 by the project's split file when training runs), bench/test_images/ + bench/solution.csv (report
 here, never tune on it), bench/meta.csv (one row per image file), bench/events.csv (one row per
-duplication event). The same generator as make_demo_data.py (lib/demo), in its BENCHMARK style.
+duplication event). The same generator as make_demo_data.py (lib/data/demo), in its BENCHMARK style.
 """
 import sys
 from pathlib import Path

@@ -22,12 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.options import (  # noqa: E402
-    PostConfig,  # noqa: E402
-    add_matcher_args,
-    add_shared,
-    add_switches,
-)
+from lib.options import PostConfig, add_matcher_args, add_shared, add_switches  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 log = logging.getLogger("match_copy_move")

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = resolve_paths(args)
     log_file = setup_logging("train_match_verifier", paths.logs_dir)
     output = DEFAULT_VERIFIER if args.default else args.output or paths.models_dir / VERIFIER_NAME
-    command = "python bin/train_match_verifier.py " + " ".join(sys.argv[1:])
+    command = "python bin/train_match_verifier.py " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
         verifier, report = train_from_layout(paths, args.include_val, args.seed, args.folds, args.forged_share,
                                              args.match_workers, args.cache, args.progress, args.negatives)

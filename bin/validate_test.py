@@ -24,11 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.options import (  # noqa: E402
-    FUSIONS,
-    PostConfig,
-    add_inference_args,  # noqa: E402
-)
+from lib.options import FUSIONS, PostConfig, add_inference_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 TOP_ROWS = 15

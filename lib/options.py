@@ -112,8 +112,9 @@ class TrainOptions:
     img_size: int | None = flag(None, "--img-size", "square training size, a multiple of 32 (default: the "
                                 "variant's)", type=int)
     encoder: str | None = flag(None, "--encoder", "the network's encoder: an smp name for a segmenter "
-                               "(timm-efficientnet-b2, resnet18, ...), a timm name for the classifier (default: "
-                               "the variant's; a v4 run keeps its v3 checkpoint's)")
+                               "(timm-efficientnet-b2, resnet18, ...), a timm name for the classifier "
+                               "(efficientnet_b2, resnet18, ...) (default: the variant's; v4 keeps its v3 "
+                               "checkpoint's)")
     workers: int = flag(2, WORKERS)
     seed: int = flag(42, SEED)
     device: str = flag("auto", DEVICE)

@@ -126,14 +126,14 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
 
 def test_training_flags_reach_the_training_scripts_spelled_out(tmp_path):
     make_layout(tmp_path / "data")
-    result = run_script("full_pipeline.py", "--dry-run", "--phase", "1", "--encoder", "resnet18", "--epochs", "2",
+    result = run_script("full_pipeline.py", "--dry-run", "--phase", "1", "--epochs", "2", "--img-size", "96",
                         "--data-dir", tmp_path / "data", "--logs-dir", tmp_path / "logs", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     trains = [line for line in result.stderr.splitlines() if "Would run: python bin/script_1_train_v3.py" in line]
-    assert len(trains) == 1 and "--encoder resnet18" in trains[0] and "--epochs 2" in trains[0]
-    # no abbreviations: argparse would otherwise take --encoder for --encoder-weights where only that exists
-    abbreviated = run_script("script_5_predict.py", "--seg", "0.3", cwd=tmp_path)
-    assert abbreviated.returncode == 2 and "unrecognized arguments: --seg 0.3" in abbreviated.stderr
+    assert len(trains) == 1 and "--epochs 2" in trains[0] and "--img-size 96" in trains[0]
+    # no abbreviations: argparse would take --encoder for --encoder-weights, the pipeline's only --encoder* flag
+    abbreviated = run_script("full_pipeline.py", "--dry-run", "--encoder", "resnet18", cwd=tmp_path)
+    assert abbreviated.returncode == 2 and "unrecognized arguments: --encoder resnet18" in abbreviated.stderr
 
 
 def test_bad_flags_and_missing_data_are_clear_errors(tmp_path):

@@ -128,6 +128,24 @@ def test_same_seed_same_weights(demo):
 
 
 @pytest.mark.slow
+def test_encoder_flag_is_checked_and_a_resume_must_build_the_same_network(demo):
+    from lib.errors import ProjectError
+    from lib.models.variants import V4_VARIANTS
+    options = TrainOptions(epochs=1, img_size=64, batch_size=4, workers=0, encoder="resnet18",
+                           encoder_weights="none", limit=8, progress=False)
+    paths = paths_in(demo, "encoder")
+    result = train_variant(V3_VARIANTS["high_recall"], options, paths)
+    assert read_checkpoint(result.best_path)["model_config"]["encoder"] == "resnet18"
+    args = (paths.models_dir / "high_recall_v3_args.json").read_text()
+    with pytest.raises(ProjectError, match=r"_last\.pth: was trained with encoder 'resnet18' \(now "
+                                           r"'timm-efficientnet-b2'\); resume with the run's own settings"):
+        train_variant(V3_VARIANTS["high_recall"], replace(options, encoder=None, epochs=2, resume=True), paths)
+    assert (paths.models_dir / "high_recall_v3_args.json").read_text() == args      # the refused resume wrote nothing
+    with pytest.raises(ProjectError, match="starts from the v3 checkpoint and keeps its encoder"):
+        train_variant(V4_VARIANTS["high_recall"], options, paths)
+
+
+@pytest.mark.slow
 def test_resume_continues_exactly_where_the_run_stopped(demo, monkeypatch):
     variant = V3_VARIANTS["hard_negative"].with_overrides(model=TINY_SEG)
     options = TrainOptions(epochs=2, img_size=64, batch_size=4, workers=0, encoder_weights="none",

@@ -1,5 +1,5 @@
-"""Images on disk and what training reads from them: image and mask reading with one-line
-errors (imageio), the Kaggle layout and its cached manifest (manifest), the one validation
-split (split), torch datasets, sampling weights and the hard-negative file (datasets), the
-augmentation recipes (augment) and phase 0's augmented copies written next to the originals
-(augmented_data)."""
+"""The data the project reads and makes, below any network: the Kaggle layout and its cached
+manifest (manifest), the one validation split (split), the ground truth of held-out images
+(truths), the augmentation recipes (augment), phase 0's augmented copies written next to the
+originals (augmented_data), and the generator of synthetic figures with copy-move forgeries
+that the demo, the tests and the benchmark use (demo)."""

@@ -93,7 +93,7 @@ class MatchOutput:
 
 
 # files of lib/matching that do not change what the matcher finds (the verifier is applied on reading)
-_NOT_MATCHING = {"__init__.py", "debug.py", "evaluation.py", "training.py", "treemodel.py", "verifier.py"}
+_NOT_MATCHING = {"__init__.py", "debug.py", "treemodel.py", "verifier.py"}
 
 
 def matcher_source_hash(folder: Path = Path(__file__).parents[1] / "matching") -> str:

@@ -29,8 +29,8 @@ from tqdm import tqdm
 from ..competition.metric import score_image, summarize_scores
 from ..data.augment import IMAGENET_MEAN, IMAGENET_STD, build_transforms
 from ..data.manifest import FORGED, load_manifest
-from ..data.truths import truths_from_manifest
 from ..data.split import load_or_make_split, split_rows
+from ..data.truths import truths_from_manifest
 from ..device import Amp
 from ..errors import ProjectError
 from ..fileio import atomic_write_text, remove_stale_temporaries
@@ -41,7 +41,7 @@ from ..models.checkpoints import (find_best, load_model, read_checkpoint, read_r
 from ..models.losses import build_loss
 from ..models.networks import build_model, check_model_config
 from ..models.variants import SELFCORR_INPUTS, Variant
-from ..options import (TrainOptions)
+from ..options import TrainOptions
 from ..paths import (BEST_SUFFIX, HARD_NEGATIVES_FILE, LAST_SUFFIX, LEGACY_BEST_SUFFIX, Paths, best_checkpoint,
                      last_checkpoint)
 from .datasets import (ClassifierDataset, CropAroundForgeryDataset, SegmentationDataset, make_sampler,
@@ -252,6 +252,9 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
     write `<run_name>_best.safetensors` (best validation score), `_last.pth` (resume state),
     `_args.json`, and after every epoch `_history.csv` and `_curves.png` (lib.training.history).
     `on_data` sees the training dataset once it is built (rank 0; the specialist's crop sheet)."""
+    if options.encoder and variant.init_from:
+        raise ProjectError(f"--encoder {options.encoder}: {variant.run_name} starts from the {variant.init_from} "
+                           f"checkpoint and keeps its encoder; give --encoder to the {variant.init_from} training")
     variant = variant.with_overrides(epochs=options.epochs, lr=options.lr,
                                      batch_size=options.batch_size, img_size=options.img_size,
                                      model={**variant.model, "encoder": options.encoder} if options.encoder else None)
@@ -280,13 +283,12 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
     amp = Amp(device, options.amp)
     best_path = best_checkpoint(paths.models_dir, variant.run_name)
     last_path = last_checkpoint(paths.models_dir, variant.run_name)
+    start_epoch, best_score, best_val_loss, history = 0, -math.inf, math.inf, []
+    if options.resume:              # first: a state that does not fit this run changes no file
+        start_epoch, history = _resume(last_path, core, variant.model, optimizer, scheduler, amp)
+        best_score, best_val_loss = _best_so_far(best_path, history)
     if ctx.is_main:
         _start_run_files(variant, options, paths, data, device)
-
-    start_epoch, best_score, best_val_loss, history = 0, -math.inf, math.inf, []
-    if options.resume:
-        start_epoch, history = _resume(last_path, core, optimizer, scheduler, amp)
-        best_score, best_val_loss = _best_so_far(best_path, history)
     model = _training_module(core, variant, options, device)
     _log_start(variant, data, device, amp, channels_last, options)
 
@@ -542,12 +544,19 @@ def _hard_negatives(paths: Paths, use: bool) -> set[str]:
     return read_hard_negatives(path)
 
 
-def _resume(last_path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+def _resume(last_path: Path, model: nn.Module, model_config: dict, optimizer: torch.optim.Optimizer,
             scheduler: torch.optim.lr_scheduler.LRScheduler, amp: Amp) -> tuple[int, list]:
-    """Restore model, optimizer, scheduler and scaler from the resume state; (epoch, history)."""
+    """Restore model, optimizer, scheduler and scaler from the resume state; (epoch, history).
+    The network this run built must be the one the state was saved from (`model_config`)."""
     checkpoint = read_resume_state(last_path)
     if "optimizer_state_dict" not in checkpoint:
         raise ProjectError(f"{last_path}: has no optimizer state; cannot resume from it")
+    saved = dict(checkpoint.get("model_config") or model_config)
+    if saved != dict(model_config):
+        differ = ", ".join(f"{key} {saved.get(key)!r} (now {model_config.get(key)!r})"
+                           for key in sorted(set(saved) | set(model_config)) if saved.get(key) != model_config.get(key))
+        raise ProjectError(f"{last_path}: was trained with {differ}; resume with the run's own settings "
+                           f"(e.g. --encoder) or start anew with --overwrite")
     model.load_state_dict(checkpoint["model_state_dict"])
     optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
     scheduler.load_state_dict(checkpoint["scheduler_state_dict"])
