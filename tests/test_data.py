@@ -203,3 +203,12 @@ def test_group_strips_augmentation_suffix():
     assert group_of("123") == "123"
     assert group_of("123_aug4") == "123"
     assert group_of("123_aug0_strong") == "123"
+
+
+def test_a_folder_without_data_gets_an_error_and_no_manifest_cache(tmp_path):
+    """inspect_data.py --data-dir demo before the demo exists: one line, and demo/ stays absent
+    (a cache written there made full_pipeline --demo refuse the 'non-empty' folder)."""
+    paths = Paths(data_dir=tmp_path / "demo", models_dir=tmp_path / "models", logs_dir=tmp_path / "logs")
+    with pytest.raises(DataError, match="no usable training image found"):
+        load_manifest(paths, progress=False)
+    assert not paths.data_dir.exists()

@@ -185,7 +185,7 @@ def load_manifest(paths: Paths, progress: bool = True, include_problems: bool = 
     cache = paths.manifest
     previous = read_manifest_csv(cache)
     manifest = build_manifest(paths, previous, progress=progress)
-    if previous is None or not manifest.equals(previous):
+    if len(manifest) and (previous is None or not manifest.equals(previous)):   # no images: nothing to keep
         try:
             with atomic_path(cache) as tmp:
                 manifest.to_csv(tmp, index=False)
