@@ -252,17 +252,8 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
     write `<run_name>_best.safetensors` (best validation score), `_last.pth` (resume state),
     `_args.json`, and after every epoch `_history.csv` and `_curves.png` (lib.training.history).
     `on_data` sees the training dataset once it is built (rank 0; the specialist's crop sheet)."""
-    if options.encoder and variant.init_from:
-        raise ProjectError(f"--encoder {options.encoder}: {variant.run_name} starts from the {variant.init_from} "
-                           f"checkpoint and keeps its encoder; give --encoder to the {variant.init_from} training")
-    variant = variant.with_overrides(epochs=options.epochs, lr=options.lr,
-                                     batch_size=options.batch_size, img_size=options.img_size,
-                                     model={**variant.model, "encoder": options.encoder} if options.encoder else None)
-    if options.encoder:
-        try:
-            check_model_config(variant.model)
-        except ValueError as exc:
-            raise ProjectError(f"--encoder {options.encoder}: {exc}") from None
+    variant = variant.with_overrides(epochs=options.epochs, lr=options.lr, batch_size=options.batch_size,
+                                     img_size=options.img_size, model=_with_encoder(variant, options.encoder))
     if variant.img_size % 32:
         raise ProjectError(f"--img-size {variant.img_size}: must be a multiple of 32")
     ctx = context()                                   # torchrun: this rank; else one process
@@ -367,6 +358,21 @@ def _run_data(variant: Variant, options: TrainOptions, paths: Paths, device: tor
     val_loader = DataLoader(val_set, shuffle=False, **common)
     return RunData(train_rows, val_rows, hard_negatives, train_set, sampler, loader_generator, train_loader,
                    val_loader)
+
+
+def _with_encoder(variant: Variant, encoder: str | None) -> dict | None:
+    """The variant's model config with --encoder's encoder (None: no --encoder, the variant's own)."""
+    if not encoder:
+        return None
+    if variant.init_from:
+        raise ProjectError(f"--encoder {encoder}: {variant.run_name} starts from the {variant.init_from} "
+                           f"checkpoint and keeps its encoder; give --encoder to the {variant.init_from} training")
+    model = {**variant.model, "encoder": encoder}
+    try:
+        check_model_config(model)
+    except ValueError as exc:
+        raise ProjectError(f"--encoder {encoder}: {exc}") from None
+    return model
 
 
 def _build_model(variant: Variant, options: TrainOptions, paths: Paths, device: torch.device
