@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""The matcher on a benchmark's test split: v1 (the cascade) beside v2 (the verifier) and its
-ablations, by group, in one table; the verifier's AUCs, reliability diagram and top features.
+"""The matcher on a benchmark's test split: v1 (the cascade) beside v2 and v3 (the verifier) and
+v3's ablations, by group, in one table; the verifiers' AUCs, v3's reliability diagrams (per
+figure, and per candidate by size), its top features and its slowest figure.
 
     python bin/make_benchmark.py --output-dir bench --n 1250
     python bin/evaluate_matcher.py --data-dir bench --leave-out blot --output-dir logs/matcher_eval
@@ -14,7 +15,7 @@ figures: the share of the true events of N forged training figures that some can
 Every verifier here is fitted on the benchmark's training figures only (train_images, cached
 matcher candidates under <models-dir>/cache) and judged once on its test_images against
 solution.csv; meta.csv and events.csv give the groups. Writes <out-dir>/comparison.txt,
-v2_reliability.png and importance.csv.
+v3_reliability.png, v3_reliability_by_size.png and importance.csv.
 """
 import logging
 import sys
@@ -63,14 +64,17 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"  {name:<34} candidates {result['oof_candidate_auc']:.3f}  figures "
                          f"{result['oof_figure_auc']:.3f}  test figures {result['test_figure_auc']:.3f}  "
                          f"threshold {result['threshold']:.2f}")
-    importance = results["v2"]["importance"]
-    lines += ["", "v2's 10 most important features (drop of the test candidates' AUC when shuffled):"]
+    v3 = results["v3"]
+    importance = v3["importance"]
+    lines += ["", "v3's 10 most important features (drop of the test candidates' AUC when shuffled):"]
     lines += [f"  {name:<18} {value:.4f}" for name, value in importance.head(10).items()]
+    name, (h, w), seconds = v3["slowest"]
+    lines += ["", f"v3's slowest test figure: {name} ({w}x{h} px) in {seconds:.2f} s"]
     text = "\n".join(lines)
     atomic_write_text(out_dir / "comparison.txt", text + "\n")
     atomic_write_text(out_dir / "importance.csv", importance.rename("auc_drop").to_csv(index_label="feature"))
     log.info("matcher comparison on %s:\n%s", paths.data_dir, text)
-    print(f"table: {out_dir / 'comparison.txt'}; reliability diagram: {results['v2']['diagram']}")
+    print(f"table: {out_dir / 'comparison.txt'}; reliability diagrams: {v3['diagram']}, {v3['size_diagram']}")
     print(f"log: {log_file}")
     return 0
 

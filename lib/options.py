@@ -18,7 +18,7 @@ from .paths import BEST_SUFFIX, HARD_NEGATIVES_FILE, LAST_SUFFIX
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")    # --amp
 AGGREGATIONS = ("max", "mean")                 # --aggregate: how flip-TTA probabilities combine
-MATCHERS = ("v2", "v1")                        # --matcher
+MATCHERS = ("v3", "v2", "v1")                  # --matcher
 VERIFIER_NAME = "match_verifier.json"          # the fitted verifier in the models dir
 DEFAULT_VERIFIER = Path(__file__).parent / "matching" / "default_verifier.json"   # the committed one
 VERIFIER_NEGATIVES = 200                       # synthetic hard negatives added to the verifier's training figures
@@ -174,8 +174,9 @@ class PredictorOptions:
     workers: int = flag(2, WORKERS)
     device: str = flag("auto", DEVICE)
     match_workers: int = flag(2, MATCH_WORKERS)
-    matcher: str = flag("v2", "--matcher", "v2: liberal candidates judged by the learned verifier; v1: the "
-                        "hand-set cascade of cut-offs, kept to compare", choices=MATCHERS)
+    matcher: str = flag("v3", "--matcher", "v3: liberal candidates (small copies too) judged by the learned "
+                        "verifier; v2: v3 without its fine stage for small copies; v1: the hand-set cascade of "
+                        "cut-offs; both kept to compare", choices=MATCHERS)
     match_verifier: Path | None = flag(None, "--match-verifier", "the verifier's JSON file (default: <models-dir>/"
                                        + VERIFIER_NAME + " when the pipeline fitted one, else the committed "
                                        "default)", type=Path, metavar="PATH")

@@ -24,7 +24,7 @@ import pandas as pd
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import roc_auc_score
 
-from ..competition.metric import score_frame
+from ..competition.metric import AREA_BUCKET_NAMES, area_bucket_names, score_frame
 from ..competition.submission import annotation_from_instances, read_solution
 from ..data.manifest import FORGED, load_manifest
 from ..data.truths import truths_from_manifest, truths_from_solution
@@ -53,8 +53,9 @@ class Variant:
     blank: tuple[str, ...] = ()          # features held constant (0)
 
 
-VARIANTS = (Variant("v2"), Variant("v2 without panels/text", blank=PANEL_FEATURES),
-            Variant("v2 without PatchMatch", keep_event=lambda f: f[:, FEATURES.index("dense")] == 0))
+VARIANTS = (Variant("v3"), Variant("v3 without panels/text", blank=PANEL_FEATURES),
+            Variant("v3 without PatchMatch", keep_event=lambda f: f[:, FEATURES.index("dense")] == 0))
+PREVIOUS = Variant("v2")      # v2's own candidates (MatchConfig.v2()), its verifier fitted the same way
 
 
 def _restricted(output: MatchOutput, variant: Variant) -> MatchOutput:
@@ -105,11 +106,65 @@ def reliability_diagram(probabilities: np.ndarray, forged: np.ndarray, path: Pat
     return path
 
 
+def candidate_reliability(probabilities: np.ndarray, labels: np.ndarray, areas: np.ndarray, path: Path,
+                          title: str) -> Path:
+    """Per candidate, grouped by its area (source and copy as a share of the figure, taken as
+    twice the copy's `area` feature) in the benchmark's area buckets: the verifier's probability
+    against the share of candidates that are real copies, in five bins, with the count in each;
+    one line per group."""
+    buckets = area_bucket_names(areas)
+    bins = np.linspace(0, 1, 6)
+    fig, ax = plt.subplots(figsize=(6, 5.5), dpi=110)
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", label="calibrated")
+    which = np.clip(np.digitize(probabilities, bins) - 1, 0, len(bins) - 2)
+    for name in AREA_BUCKET_NAMES:
+        group = buckets == name
+        points = [(probabilities[group & (which == b)].mean(), labels[group & (which == b)].mean(),
+                   int((group & (which == b)).sum())) for b in range(len(bins) - 1) if (group & (which == b)).any()]
+        if not points:
+            continue
+        x, y, n = zip(*points)
+        line, = ax.plot(x, y, marker="o", label=f"{name} ({int(group.sum())} candidates, {int(labels[group].sum())} "
+                                                  f"copies)")
+        for xi, yi, ni in zip(x, y, n):
+            ax.annotate(str(ni), (xi, yi), textcoords="offset points", xytext=(4, -10), fontsize=7,
+                        color=line.get_color())
+    ax.set_xlabel("verifier's probability (candidate)")
+    ax.set_ylabel("share of candidates that are real copies")
+    ax.set_xlim(0, 1), ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _fitted(variant: Variant, train: tuple[list, list, list[str]], ids: list[str], tested: list[MatchOutput],
+            solution: pd.DataFrame, forged: np.ndarray, seed: int) -> dict:
+    """The variant's verifier fitted on the training figures `ids` of `train`, and its test rows."""
+    outputs, trues, case_ids = train
+    chosen = set(ids)
+    pick = [k for k, c in enumerate(case_ids) if c in chosen]
+    verifier, report = fit_verifier([_restricted(outputs[k], variant) for k in pick], [trues[k] for k in pick],
+                                    [case_ids[k] for k in pick], seed)
+    tested = [_restricted(o, variant) for o in tested]
+    rescore(tested, verifier)
+    best = np.array([o.best for o in tested])
+    return {"threshold": verifier.threshold, "rows": _rows(solution, tested, verifier.threshold),
+            "oof_candidate_auc": report["candidate_auc"], "oof_figure_auc": report["figure_auc"],
+            "test_figure_auc": float(roc_auc_score(forged, best)), "best": best, "verifier": verifier,
+            "model": report["model"], "tested": tested}
+
+
 def compare_matchers(paths: Paths, out_dir: Path, leave_out: str | None = None, seed: int = 0, workers: int = 2,
                      progress: bool = True) -> dict:
-    """The comparison on the benchmark under paths.data_dir: per variant its per-figure and
-    per-event reports on the test split, the verifier's grouped out-of-fold AUCs, the test AUCs,
-    the reliability diagram and the permutation importance of the features (test candidates)."""
+    """The comparison on the benchmark under paths.data_dir: v1, v2 and v3 (with its ablations),
+    each one's per-figure and per-event reports on the test split, the verifiers' grouped
+    out-of-fold AUCs and test AUCs, v3's reliability diagrams (per figure, and per candidate by
+    size) and the permutation importance of its features (test candidates); `slowest`: v3's
+    slowest test figure and its seconds."""
     bench = paths.data_dir
     meta, events = read_meta(bench / "meta.csv")
     solution = read_solution(bench / "solution.csv")
@@ -118,41 +173,43 @@ def compare_matchers(paths: Paths, out_dir: Path, leave_out: str | None = None, 
     trues = [t.instances() for t in truths]
     forged = np.array([t.forged for t in truths])
     cache_root = paths.models_dir / "cache"
-    train_outputs, train_trues, train_ids = training_figures(paths, True, workers, True, progress)
-    v2_config, v1_config = MatchConfig(), MatchConfig.cascade()
-    test_v2 = run_matcher(test_paths, v2_config, MatchCache(cache_root, v2_config), workers, progress,
-                          desc="test: match (v2)", score=False)
-    test_v1 = run_matcher(test_paths, v1_config, MatchCache(cache_root, v1_config), workers, progress,
-                          desc="test: match (v1)")
+
+    def test_outputs(config: MatchConfig, name: str) -> list[MatchOutput]:
+        return run_matcher(test_paths, config, MatchCache(cache_root, config), workers, progress,
+                           desc=f"test: match ({name})", score=config.decision == "cascade")
+
+    train = training_figures(paths, True, workers, True, progress)
+    test_v3 = test_outputs(MatchConfig(), "v3")
+    test_v1 = test_outputs(MatchConfig.cascade(), "v1")
     results = {"v1": {"threshold": V1_THRESHOLD, "rows": _rows(solution, test_v1, V1_THRESHOLD)}}
+    results["v2"] = _fitted(PREVIOUS, training_figures(paths, True, workers, True, progress, config=MatchConfig.v2()),
+                            train[2], test_outputs(MatchConfig.v2(), "v2"), solution, forged, seed)
     # a case's kinds: every kind its images show (a forged figure and its authentic twin share a case_id)
     kinds = meta.groupby("case_id")["content"].agg(lambda v: set("+".join(map(str, v)).split("+")))
 
     def shows(case_id: str) -> bool:
         return leave_out in kinds.get(case_id, set())
 
-    fits = [(v, train_ids, False) for v in VARIANTS]
+    for variant in VARIANTS:
+        results[variant.name] = _fitted(variant, train, train[2], test_v3, solution, forged, seed)
     if leave_out:
-        fits.append((Variant(f"v2 trained without {leave_out}"), [c for c in train_ids if not shows(c)], True))
-    for variant, ids, judged_on_kind in fits:
-        chosen = set(ids)
-        pick = [k for k, c in enumerate(train_ids) if c in chosen]
-        verifier, report = fit_verifier([_restricted(train_outputs[k], variant) for k in pick],
-                                        [train_trues[k] for k in pick], [train_ids[k] for k in pick], seed)
-        tested = [_restricted(o, variant) for o in test_v2]
-        rescore(tested, verifier)
-        best = np.array([o.best for o in tested])
-        rows = _rows(solution, tested, verifier.threshold)
-        if judged_on_kind:
-            rows = rows[[shows(c) for c in rows["case_id"]]]
-        results[variant.name] = {"threshold": verifier.threshold, "rows": rows,
-                                 "oof_candidate_auc": report["candidate_auc"], "oof_figure_auc": report["figure_auc"],
-                                 "test_figure_auc": float(roc_auc_score(forged, best)), "best": best,
-                                 "verifier": verifier, "model": report["model"], "tested": tested}
-    v2 = results["v2"]
-    v2["diagram"] = reliability_diagram(v2["best"], forged, out_dir / "v2_reliability.png",
-                                        f"v2 on the benchmark's test split ({len(forged)} figures)")
-    v2["importance"] = _importance(v2["model"], candidate_set(v2["tested"], trues, list(solution["case_id"])), seed)
+        name = f"v3 trained without {leave_out}"
+        results[name] = _fitted(Variant(name), train, [c for c in train[2] if not shows(c)], test_v3, solution,
+                                forged, seed)
+        rows = results[name]["rows"]
+        results[name]["rows"] = rows[[shows(c) for c in rows["case_id"]]]
+    v3 = results["v3"]
+    v3["diagram"] = reliability_diagram(v3["best"], forged, out_dir / "v3_reliability.png",
+                                        f"v3 on the benchmark's test split ({len(forged)} figures)")
+    candidates = candidate_set(v3["tested"], trues, list(solution["case_id"]))
+    probabilities = np.concatenate([np.asarray(o.scores, float) for o in v3["tested"]])
+    v3["size_diagram"] = candidate_reliability(
+        probabilities, candidates.labels.astype(float), candidates.features[:, FEATURES.index("area")] * 2,
+        out_dir / "v3_reliability_by_size.png", f"v3's verifier per candidate size, test split "
+        f"({len(probabilities)} candidates)")
+    v3["importance"] = _importance(v3["model"], candidates, seed)
+    slowest = max(test_v3, key=lambda o: o.seconds)
+    v3["slowest"] = (slowest.path.name, slowest.hw, slowest.seconds)
     for result in results.values():
         result["figures"], result["events"] = figure_report(result["rows"], meta), event_report(result["rows"], events)
     return results

@@ -152,7 +152,9 @@ def matcher_from_args(args, models_dir: Path) -> tuple[MatchConfig, Verifier | N
     if package is not None and path.resolve().parent == Path(models_dir).resolve():
         verify_package(package, [path])     # a packaged verifier is the one package.json records
     verifier = load_verifier(path)
-    return MatchConfig(), verifier, f"copy-move matcher v2 (verifier {path.name}, threshold {verifier.threshold:g})"
+    config = MatchConfig.v2() if args.matcher == "v2" else MatchConfig()
+    return config, verifier, (f"copy-move matcher {args.matcher} (verifier {path.name}, threshold "
+                              f"{verifier.threshold:g})")
 
 
 def match_file(path: Path, config: MatchConfig, debug_dir: Path | None = None,

@@ -1,11 +1,14 @@
 """A copy-move detector that needs no GPU and no pretrained weights: self-matching, geometric
 verification, exact masks, and a learned verifier.
 
-Two detectors propose transforms (a region at a moved, rotated, scaled or mirrored place
+Three detectors propose transforms (a region at a moved, rotated, scaled or mirrored place
 looks like another): keypoints (keypoints.py: SIFT matched against itself and its mirror
-image, large and transformed copies) and a dense field (dense.py: PatchMatch over Zernike
-moments of every patch, the method of Cozzolino, Poggi & Verdoliva 2015; small and weakly
-textured copies). Point pairs are explained by transforms fitted with RANSAC (transforms.py);
+image, large and transformed copies), a dense field (dense.py: PatchMatch over Zernike
+moments of every patch, the method of Cozzolino, Poggi & Verdoliva 2015; weakly textured
+copies) and the fine stage (fine.py: every pixel's 11 px disk matched, the right-angle map
+between partners read from the moments' phases, and a Hough vote over (map, shift) that a
+copy of a few cells wins; copies under 2 % of the figure). Point pairs are explained by
+transforms fitted with RANSAC (transforms.py);
 for each, the image is compared with itself warped by it, and the agreeing area around the
 inliers is the copy, its pre-image the source; both together are one instance, one
 duplication event as the ground truth marks it (regions.py). Each candidate carries a feature
@@ -14,7 +17,8 @@ periodicity (content.py), text and panels (panels.py). The verifier (verifier.py
 JSON evaluated by treemodel.py) turns the features into the probability of a real copy;
 candidates above the threshold that share pixels merge into one instance (match.py).
 
-`MatchConfig.cascade()` is v1: fewer candidates cut by hand-set thresholds, kept to compare.
+The defaults are v3. `MatchConfig.v2()` is v3 without the fine stage and `MatchConfig.cascade()`
+is v1 (fewer candidates cut by hand-set thresholds), both kept to compare.
 debug.py draws what the matcher did; every candidate dropped before the verifier is recorded
 with its reason in MatchResult.rejected."""
 from .config import DECISIONS, STAGES, Event, MatchConfig, MatchResult, merge_events, to_gray

@@ -7,15 +7,17 @@ from typing import Any
 import cv2
 import numpy as np
 
-STAGES = ("keypoints", "dense")
+STAGES = ("keypoints", "dense", "fine")
 DECISIONS = ("verifier", "cascade")
 
 
 @dataclass(frozen=True)
 class MatchConfig:
-    """Parameters of the matcher. The defaults are v2: candidates proposed liberally and judged
-    by the learned verifier (lib.matching.verifier); `MatchConfig.cascade()` is v1, the hand-set
-    cascade of cut-offs tuned on the demo figures, kept for comparison."""
+    """Parameters of the matcher. The defaults are v3: candidates proposed liberally (keypoints,
+    the dense field and the fine stage for small copies) and judged by the learned verifier
+    (lib.matching.verifier); `MatchConfig.v2()` is v3 without the fine stage and
+    `MatchConfig.cascade()` is v1, the hand-set cascade of cut-offs tuned on the demo figures,
+    both kept for comparison."""
 
     decision: str = "verifier"           # verifier: a learned probability; cascade: v1's cut-offs
     max_side: int = 1024                 # larger images are matched at this size
@@ -62,6 +64,12 @@ class MatchConfig:
     dense_tolerance: float = 2.5         # pixels a neighbour's match may miss the rigid distance by
     dense_agree: float = 0.5             # fraction of neighbours that must agree
     dense_min_points: int = 12           # consistent grid points a region needs
+    # fine stage (lib.matching.fine): small copies, textured cells matched and voting for a shift
+    fine: bool = True
+    fine_stride: int = 1                 # grid step in pixels (at least)
+    fine_max_grid: int = 512             # queries every other cell up to this side, sparser beyond
+    fine_min_std: float = 2.0            # pixels whose 11 px disk varies less take no part
+    fine_min_points: int = 6             # votes a (map, shift) peak needs
     # panels and text
     panels: bool = True                  # split compound figures into panels (features: within/across)
     text: bool = True                    # mark text, letters and scale bars (feature: text fraction)
@@ -85,12 +93,18 @@ class MatchConfig:
             raise ValueError(f"min_inliers must be at least 3, got {self.min_inliers}")
 
     @classmethod
+    def v2(cls, **changes) -> "MatchConfig":  # noqa: UP037 (as cascade)
+        """v2: keypoints and the dense field, no fine stage (copies under about 2 % of the figure
+        rarely get a candidate), judged by the verifier."""
+        return replace(cls(fine=False), **changes)
+
+    @classmethod
     def cascade(cls, **changes) -> "MatchConfig":  # noqa: UP037 (a change here would invalidate matcher caches)
         """v1: the cascade of hand-set cut-offs (as tuned on the demo figures), no verifier."""
         v1 = dict(decision="cascade", ratio=0.6, min_inliers=6, max_events=6, min_shift=12.0,
                   scale_range=(0.4, 2.5), min_spread=2.0, max_anisotropy=1.3, flat_tolerance=0.0,
                   fill_hull=False, dense_method="kdtree", dense_max_side=768, dense_max_grid=10 ** 6,
-                  dense_min_std=3.0, dense_min_points=16, panels=False, text=False)
+                  dense_min_std=3.0, dense_min_points=16, panels=False, text=False, fine=False)
         return replace(cls(**v1), **changes)
 
 

@@ -64,6 +64,14 @@ def _rigid_consistency(targets: np.ndarray, valid: np.ndarray, reach: int, step:
     from the cell's match as the neighbour lies from the cell, within `tolerance` pixels. A copy
     moved, rotated or mirrored preserves these distances; chance matches scatter. `targets`
     (gh, gw, 2) are the matched positions, `valid` (gh, gw) where a match exists."""
+    agree, count = rigid_agreement(targets, valid, reach, step, tolerance)
+    return np.where(count > 0, agree / np.maximum(count, 1), 0.0)
+
+
+def rigid_agreement(targets: np.ndarray, valid: np.ndarray, reach: int, step: float,
+                    tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+    """(agreeing, neighbours): per grid cell, how many of its valid neighbours within `reach`
+    cells have matches that keep their distance (as _rigid_consistency), and how many there are."""
     gh, gw = valid.shape
     pad = np.pad(targets, ((reach, reach), (reach, reach), (0, 0)))
     pad_valid = np.pad(valid, reach)
@@ -78,7 +86,7 @@ def _rigid_consistency(targets: np.ndarray, valid: np.ndarray, reach: int, step:
             moved = np.hypot(*(other - targets).transpose(2, 0, 1))
             agree += both & (np.abs(moved - step * np.hypot(dx, dy)) <= tolerance)
             count += both
-    return np.where(count > 0, agree / np.maximum(count, 1), 0.0)
+    return agree, count
 
 
 def _grid(shape: tuple[int, int], config: MatchConfig) -> tuple[np.ndarray, np.ndarray, int]:

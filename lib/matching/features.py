@@ -13,7 +13,8 @@ from .regions import Support
 from .transforms import Cluster
 
 FEATURES = (
-    "dense",                 # proposed by the dense stage (0: keypoints)
+    "dense",                 # proposed by the dense stage (0: keypoints or fine)
+    "fine",                  # proposed by the fine stage (small copies)
     "inliers",               # log2 of the inlier count
     "inlier_ratio",          # inliers / pairs left when the transform was fitted
     "spread",                # log2 of the inliers' spread across their main direction (pixels)
@@ -46,7 +47,8 @@ FEATURES = (
 )
 
 
-FEATURES_VERSION = 2      # bump when a feature's meaning changes under the same name (2: text = share of the ink)
+FEATURES_VERSION = 3      # bump when a feature's meaning changes under the same name (2: text = share of the ink;
+#                           3: dense is 0 for the fine stage's candidates)
 
 
 def schema_hash() -> str:
@@ -86,7 +88,7 @@ def candidate_measures(gray: np.ndarray, detail: np.ndarray, local_std: np.ndarr
     paper, thin, ink = strokes(gray, both, config.max_stroke)
     same_panel, cover = _panel_relation(panels, copy, source)
     return dict(
-        dense=float(stage == "dense"), inliers=float(np.log2(len(cluster.inliers))),
+        dense=float(stage == "dense"), fine=float(stage == "fine"), inliers=float(np.log2(len(cluster.inliers))),
         inlier_ratio=len(cluster.inliers) / max(cluster.pool, 1), spread=float(np.log2(1 + cluster.spread)),
         scale=abs(float(np.log2(cluster.scale))), rotation=rotation,
         off_axis=abs(((rotation + 45) % 90) - 45), anisotropy=cluster.anisotropy, mirrored=float(mirrored),

@@ -7,6 +7,7 @@ import numpy as np
 
 from .config import Event, MatchConfig, MatchResult, to_gray
 from .dense import dense_field, local_std, rigid_pairs
+from .fine import fine_clusters
 from .features import candidate_measures, cascade_reason, feature_vector
 from .keypoints import g2nn_pairs, keypoints, mirror_sources, unmirror
 from .panels import panel_labels, split_panels, text_mask
@@ -37,6 +38,8 @@ def _candidates(gray: np.ndarray, config: MatchConfig, result: MatchResult) -> l
         pairs = rigid_pairs(result.dense, config)
         result.n_pairs["dense"] = len(pairs)
         found += [("dense", cluster) for cluster in fit_transforms(pairs, "dense", config, result.rejected)]
+    if config.fine:
+        found += [("fine", cluster) for cluster in fine_clusters(gray, config, result.rejected)]
     return found
 
 

@@ -33,7 +33,18 @@ def one_direction(pairs: np.ndarray) -> np.ndarray:
     return pairs
 
 
-def _degenerate(cluster: Cluster, config: MatchConfig) -> str | None:
+def cluster_of(matrix: np.ndarray, inliers: np.ndarray, pool: int) -> Cluster:
+    """The Cluster of a 2x3 transform and its (n, 2, 2) inlier pairs, fitted among `pool` pairs."""
+    points = inliers[:, 0]
+    singular = np.linalg.svd(matrix[:, :2], compute_uv=False)
+    return Cluster(matrix=matrix, inliers=inliers, pool=pool,
+                   spread=float(np.linalg.svd(points - points.mean(0), compute_uv=False)[-1] / np.sqrt(len(points))),
+                   scale=float(np.sqrt(singular[0] * singular[1])),
+                   anisotropy=float(singular[0] / max(singular[1], 1e-9)),
+                   shift=float(np.median(np.hypot(*(inliers[:, 1] - inliers[:, 0]).T))))
+
+
+def degenerate(cluster: Cluster, config: MatchConfig) -> str | None:
     """Why a transform cannot be a copy's (or, under v1's cascade, is not trusted to be)."""
     if cluster.spread < config.min_spread:
         return f"inliers along a line (spread {cluster.spread:.1f} px): an edge or a rule"
@@ -65,15 +76,8 @@ def fit_transforms(pairs: np.ndarray, stage: str, config: MatchConfig,
         if inliers.sum() < needed:
             rejected.append((stage, f"cluster of {int(inliers.sum())} inliers < {needed}"))
             break
-        points = remaining[inliers, 0]
-        singular = np.linalg.svd(matrix[:, :2], compute_uv=False)
-        cluster = Cluster(
-            matrix=matrix, inliers=remaining[inliers], pool=len(remaining),
-            spread=float(np.linalg.svd(points - points.mean(0), compute_uv=False)[-1] / np.sqrt(len(points))),
-            scale=float(np.sqrt(singular[0] * singular[1])),
-            anisotropy=float(singular[0] / max(singular[1], 1e-9)),
-            shift=float(np.median(np.hypot(*(remaining[inliers, 1] - remaining[inliers, 0]).T))))
-        reason = _degenerate(cluster, config)
+        cluster = cluster_of(matrix, remaining[inliers], len(remaining))
+        reason = degenerate(cluster, config)
         if reason:
             rejected.append((stage, reason))
         else:

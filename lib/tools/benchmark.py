@@ -105,18 +105,20 @@ def benchmark(predictor: Predictor, paths: Sequence[Path], repeat: int = 1) -> B
 
 def benchmark_matcher(sizes: Sequence[int] = (512, 2000), images: int = 8, workers: int = 2,
                       seed: int = 0, progress: bool = True) -> pd.DataFrame:
-    """Per matcher (v1's cascade, v2 with the default verifier) and size: seconds per image
-    (both stages, keypoints only, dense only; one at a time) and the throughput of the
+    """Per matcher (v1's cascade, v2 and v3 with the default verifier) and size: seconds per image
+    (every stage, then each stage alone; one at a time) and the throughput of the
     pipeline's run_matcher with `workers` threads (reading the files included), on forged
     synthetic figures of size x size pixels (lib.data.demo), with the fraction it calls forged."""
     rows = []
     for size in sizes:
         cases = [make_case(seed, 99, i, forged=True, min_size=size, max_size=size) for i in range(images)]
         pictures = [c.forged if c.forged.ndim == 3 else np.dstack([c.forged] * 3) for c in cases]
-        for matcher, base in (("v1", MatchConfig.cascade()), ("v2", MatchConfig())):
+        for matcher, base in (("v1", MatchConfig.cascade()), ("v2", MatchConfig.v2()), ("v3", MatchConfig())):
             row = {"matcher": matcher, "size": size, "images": images}
-            for name, config in (("s/img", base), ("keypoints s/img", replace(base, dense=False)),
-                                 ("dense s/img", replace(base, keypoints=False))):
+            alone = {stage: replace(base, **{other: False for other in ("keypoints", "dense", "fine")
+                                             if other != stage}) for stage in ("keypoints", "dense", "fine")}
+            for name, config in (("s/img", base), *((f"{stage} s/img", c) for stage, c in alone.items()
+                                                     if getattr(base, stage))):
                 started = time.perf_counter()
                 found = [bool(match_image(p, config).instances) for p in pictures]
                 row[name] = (time.perf_counter() - started) / images

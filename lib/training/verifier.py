@@ -153,12 +153,13 @@ def negative_figures(folder: Path, n: int, seed: int = 0) -> list[Path]:
 
 
 def training_figures(paths: Paths, include_val: bool = False, workers: int = 2, cache: bool = True,
-                     progress: bool = True, negatives: int = NEGATIVES) -> tuple[list, list, list[str]]:
+                     progress: bool = True, negatives: int = NEGATIVES, config: MatchConfig = MatchConfig()
+                     ) -> tuple[list, list, list[str]]:
     """(matcher outputs, true instances, case_ids) of the training split's original figures
     (with `include_val`, the validation split's too) of the training layout under
     paths.data_dir, and of `negatives` synthetic hard negatives (text, periodic texture: the
     generator of any training data may lack them); the matcher's candidates cached under the
-    models folder, unscored."""
+    models folder, unscored; `config`: the matcher's (the default: the current version)."""
     manifest = load_manifest(paths, progress=progress)
     train_rows, val_rows = split_rows(manifest, load_or_make_split(paths, manifest))
     rows = pd.concat([train_rows, val_rows], ignore_index=True) if include_val else train_rows
@@ -168,7 +169,6 @@ def training_figures(paths: Paths, include_val: bool = False, workers: int = 2, 
     truths = truths_from_manifest(paths.data_dir, rows)
     images = [t.image_path for t in truths]
     images += negative_figures(paths.models_dir / "cache" / f"negatives-{NEGATIVES_SEED}", negatives, NEGATIVES_SEED)
-    config = MatchConfig()
     outputs = run_matcher(images, config, MatchCache(paths.models_dir / "cache", config) if cache else None, workers,
                           progress, desc="verifier: match", score=False)
     trues = [t.instances() for t in truths] + [None] * negatives
