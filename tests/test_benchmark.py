@@ -195,7 +195,7 @@ def test_validate_test_reports_groups_and_writes_the_gallery(bench, tmp_path, mo
 def test_candidate_coverage_counts_the_events_some_candidate_covers(bench, tmp_path):
     """The tuning measure of the candidate stages: every event of the drawn forged training
     figures counted once per column; none covered by a matcher without detectors, and at least
-    as many covered by the full matcher as by its dense stage alone."""
+    as many covered by the full matcher as by its dense and fine stages alone."""
     from lib.evaluation.matcher import candidate_coverage
     from lib.matching import MatchConfig
     from lib.paths import Paths
@@ -206,8 +206,8 @@ def test_candidate_coverage_counts_the_events_some_candidate_covers(bench, tmp_p
     forged_train = events[events["case_id"].isin(
         [p.stem for p in (out / "train_images" / "forged").glob("*.png")])]
     coverage = {}
-    for name, config in {"none": MatchConfig(keypoints=False, dense=False), "dense": MatchConfig(keypoints=False),
-                         "full": MatchConfig()}.items():
+    for name, config in {"none": MatchConfig(keypoints=False, dense=False, fine=False),
+                         "dense": MatchConfig(keypoints=False), "full": MatchConfig()}.items():
         report = candidate_coverage(paths, config, figures=100, workers=1, progress=False)
         area = report[report["column"] == "area_bucket"]
         assert area["events"].sum() == len(forged_train)

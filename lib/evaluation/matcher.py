@@ -257,15 +257,16 @@ def candidate_coverage(paths: Paths, config: MatchConfig, figures: int = 100, se
     forged training figures (drawn with `seed`) some candidate of `config` covers with pixel F1
     at least FOUND_F1, every candidate counted, before any verifier: what the candidate stages
     and masks offer the verifier. Tune them by this on the training split, not on the test
-    split. Nothing cached: a changed config is the point."""
+    split. Candidates come from the matcher's cache under paths.models_dir where its key
+    (config and source code) holds them, else are computed and kept there."""
     _, events = read_meta(paths.data_dir / "meta.csv")
     manifest = load_manifest(paths, progress=progress)
     rows = manifest[(manifest["label"] == FORGED) & ~manifest["augmented"].astype(bool)]
     if not len(rows):
         raise ValueError(f"{paths.data_dir}: no forged training figures")
     truths = truths_from_manifest(paths.data_dir, rows.sample(min(figures, len(rows)), random_state=seed))
-    outputs = run_matcher([t.image_path for t in truths], config, None, workers, progress, desc="candidates",
-                          score=False)
+    outputs = run_matcher([t.image_path for t in truths], config, MatchCache(paths.models_dir / "cache", config),
+                          workers, progress, desc="candidates", score=False)
     table = pd.DataFrame({"case_id": [t.case_id for t in truths], "shape": [json.dumps(list(t.hw)) for t in truths],
                           "annotation": [annotation_from_instances(t.instances()) for t in truths],
                           "prediction": [annotation_from_instances(o.masks()) for o in outputs]})
