@@ -22,19 +22,23 @@ from .patchmatch import patchmatch
 from .transforms import one_direction
 
 
+def zernike_orders(max_order: int = 4) -> list[tuple[int, int]]:
+    """(n, m) of zernike_kernels' kernels, in their order: n <= max_order, m >= 0, n - m even."""
+    return [(n, m) for n in range(max_order + 1) for m in range(n % 2, n + 1, 2)]
+
+
 def zernike_kernels(radius: int, max_order: int = 4) -> list[np.ndarray]:
-    """Complex Zernike kernels V*_nm on a disk of `radius` pixels, for n <= max_order, m >= 0,
-    n - m even. |image * V*_nm| is invariant to rotations and mirroring of the patch."""
+    """Complex Zernike kernels V*_nm on a disk of `radius` pixels, for the (n, m) of
+    zernike_orders. |image * V*_nm| is invariant to rotations and mirroring of the patch."""
     y, x = np.mgrid[-radius:radius + 1, -radius:radius + 1] / (radius + 0.5)
     rho, theta = np.hypot(x, y), np.arctan2(y, x)
     disk = rho <= 1.0
     kernels = []
-    for n in range(max_order + 1):
-        for m in range(n % 2, n + 1, 2):
-            radial = sum((-1) ** k * factorial(n - k)
-                         / (factorial(k) * factorial((n + m) // 2 - k) * factorial((n - m) // 2 - k))
-                         * rho ** (n - 2 * k) for k in range((n - m) // 2 + 1))
-            kernels.append(radial * np.exp(-1j * m * theta) * disk * (n + 1) / np.pi / disk.sum())
+    for n, m in zernike_orders(max_order):
+        radial = sum((-1) ** k * factorial(n - k)
+                     / (factorial(k) * factorial((n + m) // 2 - k) * factorial((n - m) // 2 - k))
+                     * rho ** (n - 2 * k) for k in range((n - m) // 2 + 1))
+        kernels.append(radial * np.exp(-1j * m * theta) * disk * (n + 1) / np.pi / disk.sum())
     return kernels
 
 
@@ -64,14 +68,6 @@ def _rigid_consistency(targets: np.ndarray, valid: np.ndarray, reach: int, step:
     from the cell's match as the neighbour lies from the cell, within `tolerance` pixels. A copy
     moved, rotated or mirrored preserves these distances; chance matches scatter. `targets`
     (gh, gw, 2) are the matched positions, `valid` (gh, gw) where a match exists."""
-    agree, count = rigid_agreement(targets, valid, reach, step, tolerance)
-    return np.where(count > 0, agree / np.maximum(count, 1), 0.0)
-
-
-def rigid_agreement(targets: np.ndarray, valid: np.ndarray, reach: int, step: float,
-                    tolerance: float) -> tuple[np.ndarray, np.ndarray]:
-    """(agreeing, neighbours): per grid cell, how many of its valid neighbours within `reach`
-    cells have matches that keep their distance (as _rigid_consistency), and how many there are."""
     gh, gw = valid.shape
     pad = np.pad(targets, ((reach, reach), (reach, reach), (0, 0)))
     pad_valid = np.pad(valid, reach)
@@ -86,7 +82,7 @@ def rigid_agreement(targets: np.ndarray, valid: np.ndarray, reach: int, step: fl
             moved = np.hypot(*(other - targets).transpose(2, 0, 1))
             agree += both & (np.abs(moved - step * np.hypot(dx, dy)) <= tolerance)
             count += both
-    return agree, count
+    return np.where(count > 0, agree / np.maximum(count, 1), 0.0)
 
 
 def _grid(shape: tuple[int, int], config: MatchConfig) -> tuple[np.ndarray, np.ndarray, int]:

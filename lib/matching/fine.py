@@ -31,7 +31,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from .config import MatchConfig
-from .dense import local_std, zernike_kernels
+from .dense import local_std, zernike_kernels, zernike_orders
 from .transforms import Cluster, cluster_of, degenerate
 
 FINE_RADIUS = 5           # disk radius of the fine features (an 11 px disk)
@@ -48,17 +48,12 @@ DIHEDRAL_XY = np.array([[[1, 0], [0, 1]], [[0, -1], [1, 0]], [[-1, 0], [0, -1]],
                         [[-1, 0], [0, 1]], [[1, 0], [0, -1]], [[0, 1], [1, 0]], [[0, -1], [-1, 0]]], np.float32)
 
 
-def _orders(radius: int) -> np.ndarray:
-    """The repetition m of each of zernike_kernels(radius)'s kernels (in its order)."""
-    return np.array([m for n in range(5) for m in range(n % 2, n + 1, 2)])
-
-
 def _moment_maps() -> tuple[np.ndarray, np.ndarray]:
     """(factors (8, K) complex, conjugate (8,) bool): how each dihedral map A of DIHEDRAL_XY acts
     on the complex moments of a disk: the moments of the disk seen through A are factor * Z, or
     factor * conj(Z) where A is a reflection. Rotating by 90 degrees turns Z_nm by m quarter
     turns; a reflection conjugates (here: about the x axis, then rotated)."""
-    m = _orders(FINE_RADIUS)
+    m = np.array([m for _, m in zernike_orders()])      # each kernel's repetition
     factors, conjugate = [], []
     for a in DIHEDRAL_XY:
         det = np.linalg.det(a)
@@ -115,7 +110,7 @@ def _best_transform(zp: np.ndarray, zq: np.ndarray, scale: np.ndarray) -> tuple[
 
 def fine_matches(gray: np.ndarray, config: MatchConfig) -> np.ndarray:
     """(n, 6) float32 rows (px, py, qx, qy, transform index, distance): the textured cells of a
-    grid of step `fine_step` are the partners; every other one of them (a checkerboard: half
+    grid of step `fine_stride` are the partners; every other one of them (a checkerboard: half
     the k-d tree's queries, and a copy's cells still vote densely) asks for its nearest partner
     by magnitude at least min_distance away, and the moments' phases say which dihedral map
     carries one onto the other and how well. Rows for the cells whose match is good (distance
@@ -199,9 +194,9 @@ def fine_clusters(gray: np.ndarray, config: MatchConfig, rejected: list[tuple[st
         if len(near) >= config.fine_min_points:
             peaks.append((k, near))
     found: list[Cluster] = []
-    for k, near in sorted(peaks, key=lambda peak: -len(peak[1])):
+    for rank, (k, near) in enumerate(sorted(peaks, key=lambda peak: -len(peak[1]))):
         if len(found) == config.max_events:
-            rejected.append(("fine", f"{len(peaks) - len(found)} more shifts: max_events {config.max_events} reached"))
+            rejected.append(("fine", f"{len(peaks) - rank} more shifts: max_events {config.max_events} reached"))
             break
         b = np.median(shift[near], axis=0)
         matrix = np.hstack([DIHEDRAL_XY[k], b[:, None]]).astype(np.float64)

@@ -7,8 +7,8 @@ import numpy as np
 
 from .config import Event, MatchConfig, MatchResult, to_gray
 from .dense import dense_field, local_std, rigid_pairs
-from .fine import fine_clusters
 from .features import candidate_measures, cascade_reason, feature_vector
+from .fine import fine_clusters
 from .keypoints import g2nn_pairs, keypoints, mirror_sources, unmirror
 from .panels import panel_labels, split_panels, text_mask
 from .regions import fine_detail, isotropic, support
