@@ -77,33 +77,48 @@ def _rows(solution: pd.DataFrame, outputs: list[MatchOutput], threshold: float) 
     return score_frame(solution, submission)[1]
 
 
-def reliability_diagram(probabilities: np.ndarray, forged: np.ndarray, path: Path, title: str) -> Path:
-    """Per figure: the verifier's best probability against the share of figures truly forged,
-    in ten bins, with the count in each bin."""
-    bins = np.linspace(0, 1, 11)
-    which = np.clip(np.digitize(probabilities, bins) - 1, 0, 9)
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
-    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", label="calibrated")
-    centres, shares, counts = [], [], []
-    for b in range(10):
+def _calibration_line(ax, probabilities: np.ndarray, truth: np.ndarray, bins: int, label: str,
+                      fontsize: int = 8) -> None:
+    """One reliability line on `ax`: in each of `bins` equal probability bins that holds any,
+    the mean probability against the share of `truth`, annotated with the count."""
+    which = np.clip(np.digitize(probabilities, np.linspace(0, 1, bins + 1)) - 1, 0, bins - 1)
+    points = []
+    for b in range(bins):
         inside = which == b
         if inside.any():
-            centres.append(probabilities[inside].mean())
-            shares.append(forged[inside].mean())
-            counts.append(int(inside.sum()))
-    ax.plot(centres, shares, marker="o", label="figures")
-    for x, y, n in zip(centres, shares, counts):
-        ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(4, -10), fontsize=8)
-    ax.set_xlabel("best candidate's probability (figure)")
-    ax.set_ylabel("share of figures forged")
-    ax.set_xlim(0, 1), ax.set_ylim(0, 1)
+            points.append((probabilities[inside].mean(), truth[inside].mean(), int(inside.sum())))
+    if not points:
+        return
+    x, y, n = zip(*points)
+    line, = ax.plot(x, y, marker="o", label=label)
+    for xi, yi, ni in zip(x, y, n):
+        ax.annotate(str(ni), (xi, yi), textcoords="offset points", xytext=(4, -10), fontsize=fontsize,
+                    color=line.get_color())
+
+
+def _reliability_figure(size: tuple[float, float], draw: Callable, path: Path, title: str, xlabel: str,
+                        ylabel: str, ylim: tuple[float, float], legend_size: int | None = None) -> Path:
+    """A reliability diagram: the diagonal, the lines `draw(ax)` adds, labels; saved to `path`."""
+    fig, ax = plt.subplots(figsize=size, dpi=110)
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", label="calibrated")
+    draw(ax)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_xlim(0, 1), ax.set_ylim(*ylim)
     ax.set_title(title, fontsize=10)
-    ax.legend(loc="upper left")
+    ax.legend(loc="upper left", fontsize=legend_size)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def reliability_diagram(probabilities: np.ndarray, forged: np.ndarray, path: Path, title: str) -> Path:
+    """Per figure: the verifier's best probability against the share of figures truly forged,
+    in ten bins, with the count in each bin."""
+    return _reliability_figure((5, 5), lambda ax: _calibration_line(ax, probabilities, forged, 10, "figures"),
+                               path, title, "best candidate's probability (figure)", "share of figures forged", (0, 1))
 
 
 def candidate_reliability(probabilities: np.ndarray, labels: np.ndarray, areas: np.ndarray, path: Path,
@@ -113,32 +128,15 @@ def candidate_reliability(probabilities: np.ndarray, labels: np.ndarray, areas: 
     against the share of candidates that are real copies, in five bins, with the count in each;
     one line per group."""
     buckets = area_bucket_names(areas)
-    bins = np.linspace(0, 1, 6)
-    fig, ax = plt.subplots(figsize=(6, 5.5), dpi=110)
-    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", label="calibrated")
-    which = np.clip(np.digitize(probabilities, bins) - 1, 0, len(bins) - 2)
-    for name in AREA_BUCKET_NAMES:
-        group = buckets == name
-        points = [(probabilities[group & (which == b)].mean(), labels[group & (which == b)].mean(),
-                   int((group & (which == b)).sum())) for b in range(len(bins) - 1) if (group & (which == b)).any()]
-        if not points:
-            continue
-        x, y, n = zip(*points)
-        line, = ax.plot(x, y, marker="o", label=f"{name} ({int(group.sum())} candidates, {int(labels[group].sum())} "
-                                                  f"copies)")
-        for xi, yi, ni in zip(x, y, n):
-            ax.annotate(str(ni), (xi, yi), textcoords="offset points", xytext=(4, -10), fontsize=7,
-                        color=line.get_color())
-    ax.set_xlabel("verifier's probability (candidate)")
-    ax.set_ylabel("share of candidates that are real copies")
-    ax.set_xlim(0, 1), ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title, fontsize=10)
-    ax.legend(loc="upper left", fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+
+    def draw(ax) -> None:
+        for name in AREA_BUCKET_NAMES:
+            group = buckets == name
+            _calibration_line(ax, probabilities[group], labels[group], 5,
+                              f"{name} ({int(group.sum())} candidates, {int(labels[group].sum())} copies)", 7)
+
+    return _reliability_figure((6, 5.5), draw, path, title, "verifier's probability (candidate)",
+                               "share of candidates that are real copies", (-0.02, 1.02), 7)
 
 
 def _fitted(variant: Variant, train: tuple[list, list, list[str]], ids: list[str], tested: list[MatchOutput],
