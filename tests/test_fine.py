@@ -1,14 +1,17 @@
 """The matcher's fine stage (lib.matching.fine): small copies (16 and 24 px in a 512 px figure:
 moved, mirrored, rotated by 90 degrees, re-saved as JPEG) get a good candidate with the keypoint
-stage off, and the 24 px ones are found, source and copy as one instance; the dihedral maps'
-action on Zernike moments is exact; a figure with no copy gives no instance."""
+stage off, and the 24 px ones are found, source and copy as one instance; so do copies rotated
+by 30 degrees (24 and 40 px, plain and mirrored); the dihedral maps' action on Zernike moments
+is exact, and the free rotations' nearest to the truth; a figure with no copy gives no
+instance."""
 import cv2
 import numpy as np
 import pytest
 
 from lib.competition.metric import pixel_f1
 from lib.matching import MatchConfig, find_candidates, match_image
-from lib.matching.fine import DIHEDRAL_XY, _best_transform, fine_clusters, fine_moments
+from lib.matching.fine import (DIHEDRAL_XY, FREE_CONJUGATE, FREE_FACTORS, FREE_STEP, FREE_XY, _best_transform,
+                               fine_clusters, fine_moments)
 from tests.test_matching import copy_region, periodic_texture, text_figure, texture
 
 NO_KEYPOINTS = MatchConfig(keypoints=False)
@@ -30,6 +33,56 @@ def test_the_moments_of_a_disk_seen_through_each_dihedral_map_are_predicted_exac
         z = fine_moments(moved)
         which, distance = _best_transform(z[p[1], p[0]][None], z[q[1], q[0]][None], np.abs(z[p[1], p[0]]) + 1)
         assert which[0] == k and distance[0] < 1e-3
+
+
+def rotated_copy(side: int, angle: float, mirrored: bool, saved: str = "png"
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A 512 px texture with its square at (100, 100) mirrored (when asked), rotated by `angle`
+    degrees (counter-clockwise on screen) and pasted around (380, 340): (image, the event's
+    mask, the 2x3 map from source to copy)."""
+    gray = texture(512, 512, 3)
+    source = np.zeros(gray.shape, np.uint8)
+    source[100:100 + side, 100:100 + side] = 1
+    centre = 100 + side / 2 - 0.5
+    flip = np.array([[-1, 0, 2 * centre], [0, 1, 0], [0, 0, 1]]) if mirrored else np.eye(3)
+    matrix = np.vstack([cv2.getRotationMatrix2D((centre, centre), angle, 1.0), [0, 0, 1]]) @ flip
+    matrix[:2, 2] += (380 - centre, 340 - centre)
+    matrix = matrix[:2]
+    warped = cv2.warpAffine(gray, matrix, gray.shape[::-1], flags=cv2.INTER_LINEAR)
+    copy = cv2.warpAffine(source, matrix, gray.shape[::-1], flags=cv2.INTER_NEAREST) > 0
+    image = gray.copy()
+    image[copy] = warped[copy]
+    return (image if saved == "png" else jpeg(image)), (source > 0) | copy, matrix
+
+
+@pytest.mark.parametrize("mirrored", [False, True], ids=["plain", "mirrored"])
+def test_the_free_rotation_read_from_the_moments_is_the_nearest_to_the_truth(mirrored):
+    image, _, matrix = rotated_copy(40, 30, mirrored)
+    z = fine_moments(image)
+    p = np.array([120.0, 120.0])
+    q = np.rint(matrix[:, :2] @ p + matrix[:, 2]).astype(int)
+    which, _ = _best_transform(z[120, 120][None], z[q[1], q[0]][None], np.abs(z).reshape(-1, z.shape[-1]).std(0),
+                               FREE_FACTORS, FREE_CONJUGATE)
+    found = FREE_XY[which[0]]
+    assert (np.linalg.det(found) < 0) == mirrored
+    turn = np.arctan2(*(found @ np.linalg.inv(matrix[:, :2]))[::-1, 0])   # the angle of found * truth^-1
+    assert abs(np.rad2deg(turn)) <= FREE_STEP / 2 + 1e-6
+
+
+@pytest.mark.parametrize("saved", ["png", "jpeg 85"])
+@pytest.mark.parametrize("mirrored", [False, True], ids=["plain", "mirrored"])
+@pytest.mark.parametrize("side", [24, 40])
+def test_a_copy_rotated_by_30_degrees_gets_a_good_candidate_without_keypoints(side, mirrored, saved):
+    image, event, _ = rotated_copy(side, 30, mirrored, saved)
+    events = find_candidates(image, NO_KEYPOINTS).events
+    assert max(pixel_f1(e.mask, event) for e in events) >= 0.5
+
+
+@pytest.mark.parametrize("mirrored", [False, True], ids=["plain", "mirrored"])
+def test_a_40_px_copy_rotated_by_30_degrees_is_found_without_keypoints(mirrored):
+    image, event, _ = rotated_copy(40, 30, mirrored, "jpeg 85")
+    instances = match_image(image, NO_KEYPOINTS).instances
+    assert len(instances) == 1 and pixel_f1(instances[0], event) >= 0.5
 
 
 @pytest.mark.parametrize("kind", ["translate", "flip", "rotate90"])

@@ -5,9 +5,9 @@ Three detectors propose transforms (a region at a moved, rotated, scaled or mirr
 looks like another): keypoints (keypoints.py: SIFT matched against itself and its mirror
 image, large and transformed copies), a dense field (dense.py: PatchMatch over Zernike
 moments of every patch, the method of Cozzolino, Poggi & Verdoliva 2015; weakly textured
-copies) and the fine stage (fine.py: every pixel's 11 px disk matched, the right-angle map
-between partners read from the moments' phases, and a Hough vote over (map, shift) that a
-copy of a few cells wins; copies under 2 % of the figure). Point pairs are explained by
+copies) and the fine stage (fine.py: every pixel's 11 px disk matched, the rotation or flip
+between partners read from the moments' phases, and a Hough vote that a copy of a few cells
+wins; copies under 2 % of the figure, and copies rotated by any angle). Point pairs are explained by
 transforms fitted with RANSAC (transforms.py);
 for each, the image is compared with itself warped by it, and the agreeing area around the
 inliers is the copy, its pre-image the source; both together are one instance, one

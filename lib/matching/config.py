@@ -70,6 +70,7 @@ class MatchConfig:
     fine_max_grid: int = 512             # queries every other cell up to this side, sparser beyond
     fine_min_std: float = 2.0            # pixels whose 11 px disk varies less take no part
     fine_min_points: int = 6             # votes a (map, shift) peak needs
+    fine_free: bool = True               # also copies rotated by other angles than right ones
     # panels and text
     panels: bool = True                  # split compound figures into panels (features: within/across)
     text: bool = True                    # mark text, letters and scale bars (feature: text fraction)

@@ -27,18 +27,27 @@ def zernike_orders(max_order: int = 4) -> list[tuple[int, int]]:
     return [(n, m) for n in range(max_order + 1) for m in range(n % 2, n + 1, 2)]
 
 
-def zernike_kernels(radius: int, max_order: int = 4) -> list[np.ndarray]:
+def zernike_kernels(radius: int, max_order: int = 4, supersample: int = 1) -> list[np.ndarray]:
     """Complex Zernike kernels V*_nm on a disk of `radius` pixels, for the (n, m) of
-    zernike_orders. |image * V*_nm| is invariant to rotations and mirroring of the patch."""
-    y, x = np.mgrid[-radius:radius + 1, -radius:radius + 1] / (radius + 0.5)
+    zernike_orders. |image * V*_nm| is invariant to rotations and mirroring of the patch.
+    With `supersample` s > 1, each pixel's weight is the kernel's mean over an s x s grid inside
+    the pixel rather than its value at the centre: sampled at centres, the rim of the disk is a
+    staircase with the square grid's symmetry, which the m = 4 moments see (under a rotation by
+    30 degrees, |Z_44| of an 11 px disk moved by 0.6 of its spread across a texture, 0.13 with
+    s = 8). Both keep the kernels' exact symmetry under right-angle rotations and flips."""
+    offsets = (np.arange(supersample) + 0.5) / supersample - 0.5
+    y, x = np.mgrid[-radius:radius + 1, -radius:radius + 1].astype(np.float64)
+    y = (y[..., None, None] + offsets[:, None]) / (radius + 0.5)
+    x = (x[..., None, None] + offsets[None, :]) / (radius + 0.5)
     rho, theta = np.hypot(x, y), np.arctan2(y, x)
     disk = rho <= 1.0
+    area = disk.mean((-2, -1)).sum()
     kernels = []
     for n, m in zernike_orders(max_order):
         radial = sum((-1) ** k * factorial(n - k)
                      / (factorial(k) * factorial((n + m) // 2 - k) * factorial((n - m) // 2 - k))
                      * rho ** (n - 2 * k) for k in range((n - m) // 2 + 1))
-        kernels.append(radial * np.exp(-1j * m * theta) * disk * (n + 1) / np.pi / disk.sum())
+        kernels.append((radial * np.exp(-1j * m * theta) * disk).mean((-2, -1)) * (n + 1) / np.pi / area)
     return kernels
 
 
