@@ -34,8 +34,17 @@ def make_parser(description: str | None) -> argparse.ArgumentParser:
     """A script's parser: its docstring as the description, kept as written, and no abbreviated
     flags (argparse would take `--encoder` for `--encoder-weights` where a script has only the
     second; a flag is spelled out or refused)."""
-    return argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                   allow_abbrev=False)
+    return ScriptParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+                        allow_abbrev=False)
+
+
+class ScriptParser(argparse.ArgumentParser):
+    """argparse's parser, saying of a required flag that has an old spelling (lib.flags.add_renamed:
+    a required group of one visible flag) what it says of any required flag."""
+
+    def error(self, message: str):
+        one = re.fullmatch(r"one of the arguments (\S+) is required", message)
+        super().error(f"the following arguments are required: {one.group(1)}" if one else message)
 
 
 def setup_logging(name: str, logs_dir: Path | None = None, level: int = logging.INFO) -> Path | None:

@@ -89,7 +89,11 @@ def old_spelling(group, alias: str, new: argparse.Action, nargs=None) -> argpars
 
 
 def add_renamed(group, old: str, *names: str, old_nargs=None, **kwargs) -> argparse.Action:
-    """`group.add_argument(*names, **kwargs)` for a flag once spelled `old` (still accepted)."""
+    """`group.add_argument(*names, **kwargs)` for a flag once spelled `old` (still accepted). A
+    required flag is satisfied by either spelling: argparse counts a required flag as given only
+    when its own action ran, so both go in a required mutually exclusive group."""
+    if kwargs.pop("required", False):
+        group = group.add_mutually_exclusive_group(required=True)
     action = group.add_argument(*names, **kwargs)
     old_spelling(group, old, action, old_nargs)
     return action

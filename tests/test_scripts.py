@@ -32,10 +32,22 @@ print(json.dumps(answers))
 """
 
 
-def help_of(runs: list[list[str]], cwd: Path) -> list[dict]:
-    """`bin/<script> [args] --help` for each [script, *args] of `runs`, in one interpreter, in turn."""
+# the same, parsing the arguments as given (no --help: required flags are checked) and stopping there
+PARSE_RUNNER = HELP_RUNNER.replace('"--help"]', ']').replace("answers = tuple(json.loads(sys.argv[1])), []", """\
+answers = tuple(json.loads(sys.argv[1])), []
+import argparse
+parse = argparse.ArgumentParser.parse_args
+def parse_and_stop(self, *a, **k):
+    print(json.dumps({k: str(v) for k, v in vars(parse(self, *a, **k)).items()}))
+    raise SystemExit(0)
+argparse.ArgumentParser.parse_args = parse_and_stop""")
+
+
+def help_of(runs: list[list[str]], cwd: Path, runner: str = HELP_RUNNER) -> list[dict]:
+    """`bin/<script> [args] --help` for each [script, *args] of `runs`, in one interpreter, in turn
+    (with PARSE_RUNNER: the arguments parsed as given, and nothing run)."""
     runs = [[str(ROOT / "bin" / script), *map(str, args)] for script, *args in runs]
-    result = subprocess.run([sys.executable, "-c", HELP_RUNNER, json.dumps(HEAVY), json.dumps(runs)], cwd=cwd,
+    result = subprocess.run([sys.executable, "-c", runner, json.dumps(HEAVY), json.dumps(runs)], cwd=cwd,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     answers = json.loads(result.stdout.splitlines()[-1])
@@ -53,9 +65,10 @@ def test_every_script_answers_help_at_once_from_another_directory(tmp_path):
         assert answer["heavy"] == [], f"{path} imports {answer['heavy']} before parsing its arguments"
 
 
-# each script's earlier spellings of its flags (README, "Flags"): accepted for one release, with a warning
+# each script's earlier spellings of its flags (README, "Flags"): accepted for one release, with a warning;
+# the arguments are enough to parse (required ones given, in the old spelling where there is one)
 OLD_SPELLINGS = [
-    ("check_submission.py", ["--test-dir", "x"], [("--test-dir", "--input-dir")]),
+    ("check_submission.py", ["submission.csv", "--test-dir", "x"], [("--test-dir", "--input-dir")]),
     ("full_pipeline.py", ["--test-dir", "x"], [("--test-dir", "--input-dir")]),
     ("make_kaggle_package.py", ["--output", "x"], [("--output", "--output-dir")]),
     ("make_benchmark.py", ["--out", "x", "--workers", "2"], [("--out", "--output-dir"), ("--workers", "--jobs")]),
@@ -68,18 +81,28 @@ OLD_SPELLINGS = [
     ("benchmark_inference.py", ["--limit", "4"], [("--limit", "--images")]),
     ("benchmark_matcher.py", ["--workers", "1"], [("--workers", "--match-workers")]),
     ("train_match_verifier.py", ["--workers", "1"], [("--workers", "--match-workers")]),
-    ("match_copy_move.py", ["--workers", "1"], [("--workers", "--match-workers")]),
+    ("match_copy_move.py", ["--input-dir", "x", "--output", "y.csv", "--workers", "1"],
+     [("--workers", "--match-workers")]),
     ("script_3_train_v4.py", ["--models", "highres_no_ela", "hard_negative"], [("--models", "--model")]),
 ]
 
 
-def test_old_spellings_of_flags_are_still_accepted_with_a_warning(tmp_path):
-    answers = help_of([[script, *args] for script, args, _ in OLD_SPELLINGS], tmp_path)
+@pytest.mark.parametrize("runner", [HELP_RUNNER, PARSE_RUNNER], ids=["--help", "parsed"])
+def test_old_spellings_of_flags_are_still_accepted_with_a_warning(tmp_path, runner):
+    # parsed as given, a required flag (make_kaggle_package's --output-dir) counts when spelled the old way
+    answers = help_of([[script, *args] for script, args, _ in OLD_SPELLINGS], tmp_path, runner)
     for (script, _, renamed), answer in zip(OLD_SPELLINGS, answers):
-        assert answer["code"] in (0, None) and answer["usage"], (script, answer)
+        assert answer["code"] in (0, None), (script, answer)
+        assert answer["usage"] == (runner == HELP_RUNNER), (script, answer)
         warned = [line for line in answer["stderr"].splitlines() if "is now" in line]
         assert warned == [f"warning: {old} is now {new}; the old spelling goes in the next release"
                           for old, new in renamed], (script, answer["stderr"])
+
+
+def test_a_required_flag_left_out_is_named(tmp_path):
+    result = run_script("make_demo_data.py", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1].endswith("error: the following arguments are required: --output-dir")
 
 
 def test_check_submission_accepts_valid_and_rejects_invalid(tmp_path):
