@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """The matcher on a benchmark's test split: v1 (the cascade) beside v2 and v3 (the verifier) and
 v3's ablations, by group, in one table; the verifiers' AUCs, v3's reliability diagrams (per
-figure, and per candidate by size), its top features and its slowest figure.
+figure, and per candidate by size), its top features and its slowest figure; and, for v2 and v3,
+where the forged figures' score goes (no good candidate, a good one dropped by the verifier, or
+kept with one instance per event, extra instances, or fewer instances than events).
 
     python bin/make_benchmark.py --output-dir bench --n 1250
     python bin/evaluate_matcher.py --data-dir bench --leave-out blot --output-dir logs/matcher_eval
@@ -65,6 +67,14 @@ def main(argv: list[str] | None = None) -> int:
                          f"{result['oof_figure_auc']:.3f}  test figures {result['test_figure_auc']:.3f}  "
                          f"threshold {result['threshold']:.2f}")
     v3 = results["v3"]
+    lines += ["", "where the forged test figures' score goes (figures, their mean score, the share of all forged "
+              "figures' score lost):"]
+    for name in ("v2", "v3"):
+        losses = results[name]["losses"]
+        lines += [f"  {name}: {losses['figures'].sum()} forged figures, mean score "
+                  f"{(losses['figures'] * losses['score']).sum() / max(losses['figures'].sum(), 1):.3f}"]
+        lines += [f"    {loss:<36} {row.figures:>4}  score {row.score:.3f}  lost {row.lost:.3f}"
+                  for loss, row in losses.iterrows()]
     importance = v3["importance"]
     lines += ["", "v3's 10 most important features (drop of the test candidates' AUC when shuffled):"]
     lines += [f"  {name:<18} {value:.4f}" for name, value in importance.head(10).items()]

@@ -219,3 +219,29 @@ def test_the_comparison_table_puts_each_variant_beside_the_others():
     assert next(line for line in lines if line.startswith("all figures")).split()[2:] == \
         ["0.600", "(2", "img)", "0.650", "(2", "img)"]
     assert next(line for line in lines if line.startswith("texture_group")).split()[-2:] == ["2/5", "(0.40)"]
+
+
+def test_score_losses_puts_each_forged_figure_where_its_score_goes():
+    from lib.evaluation.matcher import LOSSES, score_losses
+    square = np.zeros((40, 40), bool)
+    square[5:15, 5:15] = square[25:35, 25:35] = True      # one event: source and copy
+    other = np.zeros((40, 40), bool)
+    other[0:4, 30:38] = True                               # a false instance elsewhere
+    half = np.zeros((40, 40), bool)
+    half[5:15, 5:15] = True                                # the source alone: pixel F1 2/3, still a good candidate
+    figures = [([], []),                                   # no candidate
+               ([other], [0.9]),                           # only a false one, kept
+               ([square], [0.2]),                          # the right one, dropped
+               ([square], [0.9]),                          # kept: exact
+               ([square, other], [0.9, 0.8]),              # kept, and a false instance beside it
+               ([half], [0.9])]                            # kept: the source alone
+    outputs = [MatchOutput.of(Path(f"{k}.png"), (40, 40), masks, scores) for k, (masks, scores) in enumerate(figures)]
+    trues = [[square]] * len(figures) + [None]
+    outputs.append(MatchOutput.of(Path("authentic.png"), (40, 40), [other], [0.9]))
+    table = score_losses(outputs, trues, 0.5)
+    assert list(table.index) == list(LOSSES)
+    assert table["figures"].tolist() == [2, 1, 2, 1, 0]
+    assert table.loc["kept: one instance per event", "score"] == pytest.approx((1 + 2 / 3) / 2)
+    assert table.loc["kept: extra instances", "score"] == pytest.approx(0.5)     # n_true / n_pred = 1 / 2
+    mean = np.mean([0, 0, 0, 1, 0.5, 2 / 3])
+    assert table["lost"].sum() == pytest.approx(1 - mean)

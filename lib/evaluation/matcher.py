@@ -24,13 +24,13 @@ import pandas as pd
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import roc_auc_score
 
-from ..competition.metric import AREA_BUCKET_NAMES, area_bucket_names, score_frame
+from ..competition.metric import AREA_BUCKET_NAMES, area_bucket_names, pixel_f1, score_frame, score_instances
 from ..competition.submission import annotation_from_instances, read_solution
 from ..data.manifest import FORGED, load_manifest
 from ..data.truths import truths_from_manifest, truths_from_solution
 from ..errors import ProjectError
 from ..inference.fusion import V1_THRESHOLD, MatchCache, MatchOutput, rescore, run_matcher
-from ..matching.config import MatchConfig
+from ..matching.config import MatchConfig, merge_events
 from ..matching.features import FEATURES
 from ..paths import Paths
 from ..training.verifier import CandidateSet, candidate_set, fit_verifier, training_figures
@@ -206,11 +206,47 @@ def compare_matchers(paths: Paths, out_dir: Path, leave_out: str | None = None, 
         out_dir / "v3_reliability_by_size.png", f"v3's verifier per candidate size, test split "
         f"({len(probabilities)} candidates)")
     v3["importance"] = _importance(v3["model"], candidates, seed)
+    for name in ("v2", "v3"):
+        results[name]["losses"] = score_losses(results[name]["tested"], trues, results[name]["threshold"])
     slowest = max(test_v3, key=lambda o: o.seconds)
     v3["slowest"] = (slowest.path.name, slowest.hw, slowest.seconds)
     for result in results.values():
         result["figures"], result["events"] = figure_report(result["rows"], meta), event_report(result["rows"], events)
     return results
+
+
+GOOD_F1 = 0.5     # a candidate covers a true event when their pixel F1 is at least this (as candidate_coverage)
+LOSSES = ("no good candidate", "good candidate dropped", "kept: one instance per event",
+          "kept: extra instances", "kept: fewer instances than events")
+
+
+def score_losses(outputs: list[MatchOutput], trues: list, threshold: float) -> pd.DataFrame:
+    """Where the forged figures' score goes: each forged figure (a `trues` entry that is not None)
+    in one of LOSSES, by what its candidates (`outputs`, scored) offered and what was kept at
+    `threshold`: no candidate covers any true event; some does but none above the threshold does;
+    or one is kept, with as many instances as true events, more (false or split instances cost
+    n_true / n_pred), or fewer (merged or missed events). Per row: figures, their mean score, and
+    the score they lose as a share of all forged figures (the rows' `lost` sum to 1 - the mean
+    score of the forged figures)."""
+    rows = []
+    for output, true in zip(outputs, trues):
+        if true is None:
+            continue
+        masks = output.masks() if len(output.scores) else []
+        covers = np.array([[pixel_f1(m, t) >= GOOD_F1 for t in true] for m in masks]).reshape(len(masks), len(true))
+        kept = np.asarray(output.scores, float) >= threshold if masks else np.zeros(0, bool)
+        instances = merge_events(masks, list(output.scores), threshold)[0] if masks else []
+        if not covers.any():
+            loss = LOSSES[0]
+        elif not covers[kept].any():
+            loss = LOSSES[1]
+        else:
+            loss = LOSSES[2 + (len(instances) > len(true)) + 2 * (len(instances) < len(true))]
+        rows.append((loss, score_instances(instances, true)))
+    frame = pd.DataFrame(rows, columns=["loss", "score"])
+    table = frame.groupby("loss")["score"].agg(figures="size", score="mean").reindex(list(LOSSES)).fillna(0)
+    table["lost"] = table["figures"] * (1 - table["score"]) / max(len(frame), 1)
+    return table.astype({"figures": int})
 
 
 def _importance(model, test: CandidateSet, seed: int) -> pd.Series:
