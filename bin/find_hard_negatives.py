@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
+from lib.flags import given_dests  # noqa: E402
 from lib.options import add_inference_args  # noqa: E402
 from lib.paths import HARD_NEGATIVES_FILE, add_path_args, resolve_paths  # noqa: E402
 
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from lib.training.datasets import write_hard_negatives
     paths = resolve_paths(args)
     log_file = setup_logging("find_hard_negatives", paths.logs_dir)
-    config = post_config_from_args(args, paths.logs_dir)
+    config = post_config_from_args(args, paths.models_dir, given_dests(parser, argv))
     output = args.output or paths.data_dir / HARD_NEGATIVES_FILE
 
     if args.authentic_dir is not None:
@@ -56,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         if rows.empty:
             raise ProjectError(f"{paths.data_dir}: no authentic training images to mine")
         images, ids = [paths.data_dir / p for p in rows["image_path"]], rows["image_id"].tolist()
-    results, described = predict_paths(args, paths.models_dir, images, gate=config.classifier_threshold, desc="mine")
+    results, described = predict_paths(args, paths.models_dir, images, config.fusion, gate=config.classifier_threshold,
+                                       desc="mine")
     found = false_positives(results, ids, config)
     header = f"hard negatives: authentic training images predicted forged\n{config.summary()}\n{described}"
     write_hard_negatives(output, found["image_id"], header)

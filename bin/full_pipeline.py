@@ -39,7 +39,6 @@ DEMO_TRAINING = {"epochs": 1, "img_size": 128, "batch_size": 4, "encoder_weights
 # the training flags the pipeline passes on (with --device), and the thresholds of mining and inference
 PIPELINE_TRAINING = ("epochs", "img_size", "batch_size", "encoder_weights", "seed", "overwrite")
 PIPELINE_POST = ("classifier_threshold", "seg_threshold", "min_area", "fusion")
-# networks trained this briefly find next to nothing: the demo shows the copy-move matcher first
 DOWNLOAD = ("no Kaggle data in {data}: download it with\n"
             "  kaggle competitions download -c recodai-luc-scientific-image-forgery-detection\n"
             "  unzip recodai-luc-scientific-image-forgery-detection.zip   # at the repository root\n"
@@ -59,7 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     flow.add_argument("--augment", action="store_true", help="also run phase 0 (augmented copies of the data)")
     flow.add_argument("--demo", action="store_true",
                       help="run on the synthetic data in demo/ (made if missing) with CPU-sized settings "
-                           "(1 epoch at 128 px, no ImageNet weights) and --fusion first; models, logs and the "
+                           "(1 epoch at 128 px, no ImageNet weights); models, logs and the "
                            "submission stay under demo/, and the submission is scored")
     flow.add_argument("--dry-run", action="store_true", help="print the plan and the commands, run nothing")
     data = parser.add_argument_group("data and outputs")

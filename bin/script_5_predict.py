@@ -11,6 +11,12 @@ TTA, the specialist union, the brightness-adaptive threshold and the min-area fi
 in union; see lib/inference/fusion.py). Per-image results of the networks and of the matcher are
 cached under <models-dir>/cache, so a re-run with other thresholds runs neither again.
 
+By default (--fusion auto) it runs what was validated for the models in --models-dir: the rule
+and thresholds that validate_test.py --compare-fusion / --sweep chose on the held-out split and
+wrote to <models-dir>/postprocess.json (checked against the checkpoints, the matcher and its
+verifier: a mismatch stops with the command that re-tunes); without that file, the matcher
+alone at its verifier's threshold. Choosing the rule (--fusion) lets you set the thresholds.
+
     python bin/script_5_predict.py --fusion matcher --input-dir demo/test_images --output matcher.csv
 """
 import sys
@@ -19,7 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import make_parser, run, setup_logging  # noqa: E402
-from lib.options import add_inference_args  # noqa: E402
+from lib.flags import given_dests  # noqa: E402
+from lib.options import AUTO, add_inference_args  # noqa: E402
 from lib.paths import ROOT, add_path_args, resolve_paths  # noqa: E402
 
 
@@ -29,15 +36,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder of images to predict (default: <data-dir>/test_images)")
     parser.add_argument("--output", type=Path, default=ROOT / "submission.csv",
                         help="submission file to write (default: <root>/submission.csv)")
-    add_inference_args(parser)
+    add_inference_args(parser, fusion=AUTO)
     add_path_args(parser)
     args = parser.parse_args(argv)
     from lib.inference.infer import folder_images, post_config_from_args, predict_paths, write_predictions
     paths = resolve_paths(args)
     log_file = setup_logging("script_5_predict", paths.logs_dir)
-    config = post_config_from_args(args, paths.logs_dir)
+    config = post_config_from_args(args, paths.models_dir, given_dests(parser, argv))
     images = folder_images(args.input_dir or paths.test_images)
-    results, _ = predict_paths(args, paths.models_dir, images, gate=config.classifier_threshold)
+    results, _ = predict_paths(args, paths.models_dir, images, config.fusion, gate=config.classifier_threshold)
     print(write_predictions(results, config, args.output))
     print(f"log: {log_file}")
     return 0

@@ -14,6 +14,11 @@ Reports the competition score (the exact metric) with TP / FP / TN / FN, recall,
 FP rate and net score, recall per forged-area bucket, and the three instance-forming modes.
 The networks and the matcher run once (results cached under <models-dir>/cache); the sweep
 re-runs only the post-processing and writes <logs-dir>/sweep_<time>.{csv,json,png}.
+
+On the held-out split (not with --solution), what --sweep and --compare-fusion choose is written
+to <models-dir>/postprocess.json, keyed by the checkpoints, the matcher and its verifier, and the
+held-out images: what script_5_predict.py, make_kaggle_package.py and full_pipeline.py run by
+default (--fusion auto), and what --fusion auto here scores (its key checked, the split too).
 """
 import logging
 import sys
@@ -24,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.options import FUSIONS, PostConfig, add_inference_args  # noqa: E402
+from lib.flags import given_dests  # noqa: E402
+from lib.options import AUTO, FUSIONS, PostConfig, add_inference_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 TOP_ROWS = 15
@@ -66,15 +72,17 @@ def main(argv: list[str] | None = None) -> int:
                                          sweep, write_sweep)
     from lib.evaluation.gallery import write_gallery
     from lib.evaluation.groups import report_by_group
-    from lib.inference.fusion import matcher_from_args, write_fusion_choice
-    from lib.inference.infer import folder_images, post_config_from_args, predict_annotations, predict_paths
+    from lib.inference.fusion import best_fusion, matcher_from_args
+    from lib.inference.infer import (folder_images, models_key, post_config_from_args, predict_annotations,
+                                     predict_paths)
+    from lib.inference.tuned import check_tuned, read_tuned, write_tuned
     if args.forged_share is not None and not 0 < args.forged_share < 1:
         raise ProjectError(f"--forged-share {args.forged_share}: must lie in (0, 1)")
     if (args.meta is not None or args.gallery is not None) and args.solution is None:
         raise ProjectError("--meta and --gallery need --solution (and --input-dir): they report on a test split")
     paths = resolve_paths(args)
     log_file = setup_logging("validate_test", paths.logs_dir)
-    config = post_config_from_args(args, paths.logs_dir)
+    config = post_config_from_args(args, paths.models_dir, given_dests(parser, argv))
     progress = args.progress
 
     if args.solution is not None:
@@ -88,12 +96,16 @@ def main(argv: list[str] | None = None) -> int:
         truths = truths_from_manifest(paths.data_dir, rows)
         source = f"{paths.data_dir} ({'all images' if args.all_images else 'held-out split'})"
     n_forged = sum(t.forged for t in truths)
+    held_out = [t.case_id for t in truths] if args.solution is None else None
+    tuned = read_tuned(paths.models_dir) if args.fusion == AUTO else None
+    if tuned is not None and held_out is not None:
+        check_tuned(tuned, models_key(args, paths.models_dir, False, False, held_out))   # the same split
     log.info("scoring %d images of %s: %d forged, %d authentic", len(truths), source, n_forged,
              len(truths) - n_forged)
 
     started = time.perf_counter()
-    results, described = predict_paths(args, paths.models_dir, [t.image_path for t in truths], gate=None,
-                                       desc="validate", matcher=args.compare_fusion or None)
+    results, described = predict_paths(args, paths.models_dir, [t.image_path for t in truths], config.fusion,
+                                       gate=None, desc="validate", matcher=args.compare_fusion or None)
     inference_s = time.perf_counter() - started
 
     if args.sweep:
@@ -116,16 +128,26 @@ def main(argv: list[str] | None = None) -> int:
         config = best_config(table, config)
 
     report, frame = evaluate(results, truths, config, progress)
+    chosen = None
     if args.compare_fusion:
         fusions = FUSIONS if config.fusion != "matcher" else ("matcher",)
         table = compare_fusions(results, truths, config, fusions)
         log.info("fusion rules at %s:\n%s", PostConfig(**{**config.as_dict(), "fusion": "first"}).summary(),
                  table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        if args.solution is None:      # the held-out split chooses; a test set never does
-            choice = paths.logs_dir / f"{log_file.stem.replace('validate_test', 'fusion')}.json"
-            best = write_fusion_choice(table, choice, {"images": len(truths), "forged": n_forged, "source": source,
-                                                       "predictor": described, "at": config.summary()})
-            log.info("the held-out split prefers fusion %s; --fusion auto uses it (%s)", best, choice)
+        best = best_fusion(table)
+        chosen = (PostConfig(**{**config.as_dict(), "fusion": best}),
+                  float(table.loc[table["fusion"] == best, "score"].iloc[0]))
+    elif args.sweep:
+        chosen = config, report.score
+    if chosen is not None and held_out is not None:      # the held-out split chooses; a test set never does
+        post, score = chosen
+        networks, matcher = config.fusion != "matcher", config.fusion != "network" or args.compare_fusion   # ran
+        how = "validate_test.py" + " --sweep" * args.sweep + " --compare-fusion" * args.compare_fusion
+        written = write_tuned(paths.models_dir, models_key(args, paths.models_dir, networks, matcher, held_out),
+                              post, {"how": how, "score": score, "images": len(truths), "forged": n_forged,
+                                     "source": source, "predictor": described})
+        log.info("the held-out split chooses %s (score %.4f): written to %s, what --fusion auto runs for these "
+                 "models", post.summary(), score, written)
     modes = compare_instance_modes(results, truths, config) if config.fusion == "network" else None
     log.info("at %s:\n  competition score %.4f\n  TP %d  FP %d  TN %d  FN %d | recall %.3f | precision %.3f | "
              "FP rate %.3f | net %+d | mask F1 (TP rows) %.3f\nrecall per forged-area bucket:\n%s\n"

@@ -99,6 +99,16 @@ def add_renamed(group, old: str, *names: str, old_nargs=None, **kwargs) -> argpa
     return action
 
 
+def given_dests(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> set[str]:
+    """The destinations of the flags that the command line `argv` (default: sys.argv[1:]) spells
+    out, in any spelling, as `--flag value` or `--flag=value`: what the user chose, as opposed to
+    defaults. Exact because the scripts' parsers take no abbreviations (lib.cli.make_parser)."""
+    tokens = list(sys.argv[1:] if argv is None else argv)
+    tokens = tokens[:tokens.index("--")] if "--" in tokens else tokens
+    spelled = {token.split("=", 1)[0] for token in tokens if token.startswith("--")}
+    return {action.dest for action in parser._actions if spelled & set(action.option_strings)}
+
+
 def add_flag(group, dest: str, spec: Flag, default: Any) -> argparse.Action:
     """One flag (and its hidden old spellings) added to an argparse parser or group."""
     help_text = spec.help

@@ -28,7 +28,7 @@ KAGGLE_PYTHON = "3.11"                         # Python of Kaggle's notebook ima
 # post-processing: the choices lib.inference.postprocess applies, here so that flags need not import cv2
 INSTANCE_MODES = ("all", "similar", "components")
 FUSIONS = ("network", "matcher", "first", "union")   # see lib.inference.fusion
-AUTO = "auto"          # --fusion auto: the rule the held-out split preferred (lib.inference.fusion.chosen_fusion)
+AUTO = "auto"          # --fusion auto: the settings validated for the models (lib.inference.tuned)
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,9 @@ class PostConfig:
     similarity: float = 0.5              # NCC above which two regions are one event (`similar`)
     fusion: str = flag("network", "--fusion", "segmentation networks alone, the copy-move matcher alone, the "
                        "matcher first with the networks where it finds nothing, their union (lib.inference.fusion), or "
-                       "auto: the rule the newest validate_test.py --compare-fusion preferred on the held-out "
-                       "split (network when there is none)", choices=(*FUSIONS, AUTO))
+                       "auto: the rule and thresholds validated for these models (<models-dir>/postprocess.json, "
+                       "written by validate_test.py --compare-fusion / --sweep; the matcher alone where there is "
+                       "none)", choices=(*FUSIONS, AUTO))
     matcher_threshold: float | None = flag(None, "--matcher-threshold", "matcher events of at least this "
                                            "probability of being a real copy count (default: the verifier's own "
                                            "threshold, chosen on held-out figures when it was fitted; --matcher "
@@ -76,6 +77,9 @@ class PostConfig:
                    else f"matcher score >= {self.matcher_threshold:g}")
         return {"network": network, "matcher": matcher}.get(self.fusion,
                                                             f"fusion {self.fusion}: {matcher} | {network}")
+
+
+POST_FIELDS = frozenset(f.name for f in dataclasses.fields(PostConfig))
 
 
 # flags several option sets and scripts share, each declared here once
@@ -188,11 +192,12 @@ class PredictorOptions:
 PACKAGED = ("ensemble", "stage", "aggregate", "tta", "classifier", "specialist", "batch_size")
 
 
-def add_inference_args(parser, post: bool = True) -> None:
-    """The predictor's flags (and the post-processing thresholds when `post`)."""
+def add_inference_args(parser, post: bool = True, **post_defaults) -> None:
+    """The predictor's flags (and the post-processing thresholds when `post`, with `post_defaults`
+    overriding PostConfig's defaults, e.g. fusion=AUTO)."""
     add_args(PredictorOptions, parser, "predictor")
     if post:
-        add_post_args(parser)
+        add_post_args(parser, **post_defaults)
 
 
 def add_post_args(parser, **defaults) -> None:

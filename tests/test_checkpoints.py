@@ -145,7 +145,7 @@ def test_the_crafted_pickle_as_a_users_models_folder_is_refused_by_predict(tmp_p
     write_png(tmp_path / "test_images" / "1.png", random_rgb(np.random.default_rng(0), 32, 32))
     result = run_script("script_5_predict.py", "--input-dir", tmp_path / "test_images", "--output",
                         tmp_path / "submission.csv", "--models-dir", models, "--logs-dir", tmp_path / "logs",
-                        "--stage", "v3", "--device", "cpu", "--no-progress", cwd=tmp_path)
+                        "--stage", "v3", "--device", "cpu", "--no-progress", "--fusion", "network", cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: {models / 'highres_no_ela_v3_best.pth'}: a torch pickle file"), result.stderr

@@ -14,6 +14,7 @@ from lib.data.truths import Truth
 from lib.evaluation.evaluate import (AREA_BUCKET_NAMES, area_bucket_names, best_config, bucket_recall,
                                      describe_false_positives, evaluate, false_positives, sweep, write_sweep)
 from lib.inference.infer import ImageResult
+from lib.inference.tuned import TUNED_FILE
 from lib.options import PostConfig
 from lib.paths import HARD_NEGATIVES_FILE
 from lib.training.datasets import read_hard_negatives
@@ -159,13 +160,22 @@ def test_validate_test_sweep_end_to_end(demo):
     assert "216 combinations" in first.stderr and "competition score" in first.stderr
     assert "recall per forged-area bucket" in first.stderr and "similar" in first.stderr
     assert len(list((demo / "logs").glob("sweep_*.png"))) == 1
+    # the held-out split's choice goes beside the models, keyed by them: what prediction runs by default
+    tuned = json.loads((demo / "models" / TUNED_FILE).read_text())
+    assert tuned["post"]["fusion"] == "network" and tuned["measured"]["how"] == "validate_test.py --sweep"
+    assert tuned["key"]["networks"] and tuned["key"]["split"] and tuned["key"]["matcher"] is None
+    predicted = script(demo, "script_5_predict.py", "--output", demo / "auto.csv")
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    assert f"--fusion auto: {demo / 'models' / TUNED_FILE}: fusion network" in predicted.stderr
     again = script(demo, "validate_test.py", "--sweep")
     assert again.returncode == 0 and "from the cache" in again.stderr
 
+    written = (demo / "models" / TUNED_FILE).read_bytes()
     solution = script(demo, "validate_test.py", "--input-dir", demo / "data" / "test_images",
-                      "--solution", demo / "data" / "solution.csv")
+                      "--solution", demo / "data" / "solution.csv", "--sweep")
     assert solution.returncode == 0, solution.stderr[-3000:]
     assert "scoring 4 images" in solution.stderr
+    assert (demo / "models" / TUNED_FILE).read_bytes() == written       # a test set never chooses
 
     bad = script(demo, "validate_test.py", "--min-area", "-3")
     assert bad.returncode == 1 and "min_area" in bad.stderr and "Traceback" not in bad.stderr
@@ -191,20 +201,22 @@ def test_find_hard_negatives_writes_the_file_training_reads(demo):
 @pytest.mark.slow
 def test_predict_script_writes_a_valid_submission_and_reuses_the_cache(demo):
     output = demo / "submission.csv"
-    first = script(demo, "script_5_predict.py", "--output", output, "--seg-threshold", "0.15", "--min-area", "10")
+    first = script(demo, "script_5_predict.py", "--output", output, "--fusion", "network", "--seg-threshold", "0.15",
+                   "--min-area", "10")
     assert first.returncode == 0, first.stderr[-3000:]
     assert validate_submission_file(output, test_dir=demo / "data" / "test_images") == []
     assert "4 rows" in first.stdout
-    again = script(demo, "script_5_predict.py", "--output", output, "--min-area", "50")
+    again = script(demo, "script_5_predict.py", "--output", output, "--fusion", "network", "--min-area", "50")
     assert again.returncode == 0 and "4 of 4 images from the cache" in again.stderr
 
     empty = demo / "no_models"
     empty.mkdir(exist_ok=True)
     bad = run_script("script_5_predict.py", "--data-dir", demo / "data", "--models-dir", empty, "--output",
-                     demo / "never.csv", cwd=demo)
+                     demo / "never.csv", "--fusion", "network", cwd=demo)
     assert bad.returncode == 1 and "no segmentation checkpoints" in bad.stderr and "Traceback" not in bad.stderr
     assert not (demo / "never.csv").exists()
-    bad = script(demo, "script_5_predict.py", "--seg-threshold", "1.5", "--output", demo / "never.csv")
+    bad = script(demo, "script_5_predict.py", "--fusion", "network", "--seg-threshold", "1.5", "--output",
+                 demo / "never.csv")
     assert bad.returncode == 1 and "thresholds must lie in [0, 1]" in bad.stderr
 
 

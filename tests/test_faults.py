@@ -348,7 +348,7 @@ def models(tmp_path_factory):
 def predict(tmp, input_dir, models_dir, output):
     return run_script("script_5_predict.py", "--input-dir", input_dir, "--output", output,
                       "--models-dir", models_dir, "--logs-dir", tmp / "logs", "--data-dir", tmp / "data",
-                      "--device", "cpu", "--no-progress", "--stage", "v3", cwd=tmp)
+                      "--device", "cpu", "--no-progress", "--stage", "v3", "--fusion", "network", cwd=tmp)
 
 
 def assert_row_per_image_and_warnings(result, output, folder, warning):

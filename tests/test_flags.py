@@ -103,3 +103,14 @@ def test_a_zero_default_is_shown():
     parser = argparse.ArgumentParser()
     add_args(Example, parser, defaults={"size": 0})
     assert "a size (default 0)" in " ".join(parser.format_help().split())
+
+
+def test_given_dests_are_the_flags_spelled_out_in_any_spelling():
+    from lib.flags import given_dests
+    parser = argparse.ArgumentParser(allow_abbrev=False)
+    add_args(Example, parser)
+    add_renamed(parser, "--out", "--output-dir", default=None)
+    assert given_dests(parser, []) == set()
+    assert given_dests(parser, ["--kind", "b", "--no-fast"]) == {"kind", "fast"}
+    assert given_dests(parser, ["--type=b", "--out", "x"]) == {"kind", "output_dir"}
+    assert given_dests(parser, ["--", "--kind"]) == set()

@@ -123,30 +123,3 @@ def test_match_copy_move_script(images, tmp_path):
     bad = run_script("match_copy_move.py", "--input-dir", folder, "--output", tmp_path / "never.csv",
                      "--matcher-threshold", "2", "--logs-dir", tmp_path / "logs", cwd=tmp_path)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr and not (tmp_path / "never.csv").exists()
-
-
-def test_fusion_auto_takes_the_rule_the_held_out_split_preferred(tmp_path):
-    import argparse
-    import os
-    import time
-
-    import pandas as pd
-
-    from lib.inference.fusion import chosen_fusion, write_fusion_choice
-    from lib.inference.infer import post_config_from_args
-    from lib.options import add_post_args
-
-    parser = argparse.ArgumentParser()
-    add_post_args(parser)
-    assert post_config_from_args(parser.parse_args(["--fusion", "auto"]), tmp_path).fusion == "network"  # none yet
-    older = pd.DataFrame({"fusion": ["network", "matcher", "first", "union"], "score": [0.5, 0.7, 0.6, 0.6]})
-    assert write_fusion_choice(older, tmp_path / "fusion_1.json", {"images": 20}) == "matcher"
-    os.utime(tmp_path / "fusion_1.json", (time.time() - 60, time.time() - 60))
-    newer = pd.DataFrame({"fusion": ["network", "matcher", "first", "union"], "score": [0.5, 0.6, 0.7, 0.7]})
-    assert write_fusion_choice(newer, tmp_path / "fusion_2.json", {"images": 20}) == "first"   # a tie: the simpler
-    rule, why = chosen_fusion(tmp_path)
-    assert rule == "first" and "fusion_2.json" in why and "0.7000" in why
-    assert post_config_from_args(parser.parse_args(["--fusion", "auto"]), tmp_path).fusion == "first"
-    (tmp_path / "fusion_3.json").write_text("{not json")
-    with pytest.raises(Exception, match="fusion_3.json: not a fusion comparison"):
-        chosen_fusion(tmp_path)

@@ -17,8 +17,7 @@ from lib.inference.infer import load_predictor
 from lib.integrity import verify_package
 from lib.matching import DEFAULT_VERIFIER
 from lib.options import PostConfig, PredictorOptions
-from lib.tools.kaggle import (COMPETITION, ENTRY, NOTEBOOK, PACKAGE_FILE, PackageOptions, build_package, latest_sweep,
-                              sha256, thresholds_from_sweep)
+from lib.tools.kaggle import COMPETITION, ENTRY, NOTEBOOK, PACKAGE_FILE, PackageOptions, build_package, sha256
 from tests.helpers import random_rgb, run_script, save_tiny_segmenter, write_png
 
 NO_NETWORK = textwrap.dedent("""
@@ -47,7 +46,7 @@ def package(tmp_path_factory):
     save_tiny_segmenter(root / "models" / "highres_no_ela_v3_best.safetensors", img_size=64, seed=0)
     save_tiny_segmenter(root / "models" / "high_recall_v3_best.safetensors", img_size=64, seed=1)
     result = run_script("make_kaggle_package.py", "--output-dir", root / "pkg", "--models-dir", root / "models",
-                        "--logs-dir", root / "logs", "--stage", "v3", "--sweep", "none", "--fusion", "first",
+                        "--logs-dir", root / "logs", "--stage", "v3", "--fusion", "first",
                         "--seg-threshold", "0.45", "--no-wheels", cwd=root)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "2 checkpoints and the matcher's verifier, 0 wheels" in result.stdout and "total" in result.stdout
@@ -194,25 +193,44 @@ def test_packaged_wheels_install_only_what_differs(package, tmp_path):
         meta_path.write_text(original)
 
 
-def test_thresholds_come_from_the_newest_sweep(tmp_path):
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    best = {"fusion": "first", "matcher_threshold": 0.9, "classifier_threshold": float("nan"),
-            "seg_threshold": 0.4, "min_area": 200, "score": 0.71}
-    (logs / "sweep_20260101_000000.json").write_text(json.dumps({"best": {**best, "score": 0.5}}))
-    newest = logs / "sweep_20260102_000000.json"
-    newest.write_text(json.dumps({"best": best, "images": 23, "forged": 13, "adaptive": False,
-                                  "predictor": "ensemble of 2"}))
-    os.utime(newest, (2e9, 2e9))
-    assert latest_sweep(logs) == newest
-    config, record = thresholds_from_sweep(newest, PostConfig())
-    assert (config.fusion, config.matcher_threshold, config.seg_threshold, config.min_area, config.adaptive) == \
-        ("first", 0.9, 0.4, 200, False)
-    assert config.classifier_threshold == PostConfig().classifier_threshold      # NaN: not swept, kept
-    assert record["score"] == 0.71 and record["predictor"] == "ensemble of 2"
-    (logs / "broken.json").write_text("{")
-    with pytest.raises(ProjectError, match="broken.json: not a sweep result"):
-        thresholds_from_sweep(logs / "broken.json", PostConfig())
+def test_the_package_runs_what_was_validated_for_its_models(tmp_path):
+    from lib.inference.tuned import TUNED_FILE
+    from tests.test_tuned import TUNED, change_a_checkpoint, tune
+    models = tmp_path / "models"
+    for seed, name in enumerate(("highres_no_ela", "high_recall")):
+        save_tiny_segmenter(models / f"{name}_v3_best.safetensors", img_size=64, seed=seed)
+    tune(models)
+
+    def package(*args):
+        return run_script("make_kaggle_package.py", "--output-dir", tmp_path / "pkg", "--overwrite", "--models-dir",
+                          models, "--logs-dir", tmp_path / "logs", "--stage", "v3", "--no-wheels", *args, cwd=tmp_path)
+
+    result = package()
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"post-processing: {TUNED.summary()} ({models / TUNED_FILE}: fusion first" in result.stdout
+    meta = json.loads((tmp_path / "pkg" / PACKAGE_FILE).read_text())
+    assert meta["thresholds"] == TUNED.as_dict() and meta["arguments"]["fusion"] == "first"
+    assert meta["validation"]["score"] == 0.61 and meta["validation"]["file"] == f"models/{TUNED_FILE}"
+    assert {"role": "postprocess", "file": f"models/{TUNED_FILE}"}.items() <= meta["checkpoints"][-1].items()
+    assert verify_package(tmp_path / "pkg") == 4               # 2 checkpoints, the verifier, the tuned file
+
+    refused = package("--sweep", tmp_path / "logs" / "sweep_1.json")
+    assert refused.returncode == 1 and "--sweep: the thresholds come from what was validated" in refused.stderr
+    change_a_checkpoint(models)
+    refused = package()
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert f"{models / TUNED_FILE}: tuned for other networks" in refused.stderr
+    assert package("--fusion", "first").returncode == 0         # chosen explicitly: the flags, not validated
+
+
+def test_without_validation_the_package_is_the_matcher_alone_and_needs_no_network(tmp_path):
+    result = run_script("make_kaggle_package.py", "--output-dir", tmp_path / "pkg", "--models-dir",
+                        tmp_path / "models", "--logs-dir", tmp_path / "logs", "--no-wheels", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "0 checkpoints and the matcher's verifier" in result.stdout
+    meta = json.loads((tmp_path / "pkg" / PACKAGE_FILE).read_text())
+    assert meta["thresholds"]["fusion"] == "matcher" and meta["arguments"]["ensemble"] == []
+    assert "the matcher alone at its verifier's threshold" in meta["validation"]["note"]
 
 
 def test_packaging_refuses_to_overwrite_and_leaves_no_half_package(package, tmp_path):

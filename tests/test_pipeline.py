@@ -114,12 +114,22 @@ def test_runs_of_one_process_in_one_second_log_to_their_own_files(tmp_path):
 
 def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
     make_layout(tmp_path / "data")
-    result = run_script("full_pipeline.py", "--dry-run", "--skip-initial", "--data-dir", tmp_path / "data",
-                        "--models-dir", tmp_path / "models", "--logs-dir", tmp_path / "logs", cwd=tmp_path)
+    result = run_script("full_pipeline.py", "--dry-run", "--skip-initial", "--seg-threshold", "0.4", "--data-dir",
+                        tmp_path / "data", "--models-dir", tmp_path / "models", "--logs-dir", tmp_path / "logs",
+                        cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Would run: python bin/find_hard_negatives.py" in result.stderr
     assert "Would run: python bin/script_5_predict.py" in result.stderr
     assert "script_1_train_v3.py" not in result.stderr
+    # --fusion auto (the default): mining looks for the networks' false positives, the held-out split
+    # chooses at the thresholds given, and inference runs what it chose (no thresholds of its own)
+    commands = {line.split("python bin/")[1].split()[0]: line for line in result.stderr.splitlines()
+                if "Would run: python bin/" in line}
+    mining, choosing, predicting = (commands[name] for name in ("find_hard_negatives.py", "validate_test.py",
+                                                                "script_5_predict.py"))
+    assert "--fusion network" in mining and "--seg-threshold 0.4" in mining
+    assert "--compare-fusion" in choosing and "--seg-threshold 0.4" in choosing
+    assert "--fusion auto" in predicting and "--seg-threshold" not in predicting
     assert not (tmp_path / "models").exists()
     assert len(list((tmp_path / "logs").glob("full_pipeline_*.log"))) == 1
 

@@ -32,12 +32,12 @@ import torch
 from tqdm import tqdm
 
 from ..errors import DataError, ProjectError, first_line
-from ..fileio import NpzCache, atomic_write_text
+from ..fileio import NpzCache
 from ..imageio import load_image, write_png
 from ..integrity import package_of, verify_package
 from ..matching import (FEATURES, MatchConfig, Verifier, debug_image, default_verifier, field_maps, find_candidates,
                         load_verifier, merge_events, resolve_verifier, score_events)
-from ..options import FUSIONS
+from ..options import FUSIONS, MATCHERS
 
 log = logging.getLogger(__name__)
 
@@ -141,20 +141,34 @@ class MatchCache(NpzCache):
                    dense_maps=output.dense_maps)
 
 
+def match_config_of(matcher: str) -> MatchConfig:
+    """The MatchConfig of a matcher version (--matcher: v3, v2 or v1)."""
+    return {"v1": MatchConfig.cascade(), "v2": MatchConfig.v2()}.get(matcher, MatchConfig())
+
+
 def matcher_from_args(args, models_dir: Path) -> tuple[MatchConfig, Verifier | None, str]:
     """(config, verifier, one-line description) the flags of add_matcher_args ask for."""
     if args.matcher == "v1":
         if args.match_verifier is not None:
             raise ProjectError("--match-verifier: v1 (--matcher v1) uses no verifier")
-        return MatchConfig.cascade(), None, "copy-move matcher v1 (cascade)"
+        return match_config_of("v1"), None, "copy-move matcher v1 (cascade)"
     path = resolve_verifier(models_dir, args.match_verifier)
     package = package_of(models_dir)
     if package is not None and path.resolve().parent == Path(models_dir).resolve():
         verify_package(package, [path])     # a packaged verifier is the one package.json records
     verifier = load_verifier(path)
-    config = MatchConfig.v2() if args.matcher == "v2" else MatchConfig()
-    return config, verifier, (f"copy-move matcher {args.matcher} (verifier {path.name}, threshold "
-                              f"{verifier.threshold:g})")
+    described = f"copy-move matcher {args.matcher} (verifier {path.name}, threshold {verifier.threshold:g})"
+    return match_config_of(args.matcher), verifier, described
+
+
+def matcher_identity(args, models_dir: Path) -> str:
+    """The matcher's part of a tuning's key (lib.inference.tuned.matcher_key) for the flags of
+    add_matcher_args: its version, config and code, and its verifier's file (a script without
+    those flags, make_kaggle_package.py, runs the default: v3 and the models' verifier)."""
+    from .tuned import matcher_key
+    matcher, explicit = getattr(args, "matcher", MATCHERS[0]), getattr(args, "match_verifier", None)
+    verifier = None if matcher == "v1" else resolve_verifier(models_dir, explicit)
+    return matcher_key(matcher, match_config_key(match_config_of(matcher)), verifier)
 
 
 def match_file(path: Path, config: MatchConfig, debug_dir: Path | None = None,
@@ -251,9 +265,6 @@ def rescore(outputs: Sequence[MatchOutput], verifier: Verifier) -> None:
 
 # --- which fusion: the one the held-out split prefers ----------------------------------------
 
-CHOICE_GLOB = "fusion_*.json"
-
-
 def _ranked(table) -> list[dict]:
     """compare_fusions' rows, best first: highest score; ties go to the simpler rule, in FUSIONS order."""
     return sorted(table.to_dict("records"), key=lambda r: (-r["score"], FUSIONS.index(r["fusion"])))
@@ -262,33 +273,6 @@ def _ranked(table) -> list[dict]:
 def best_fusion(table) -> str:
     """The rule a table of lib.evaluation.evaluate.compare_fusions prefers."""
     return str(_ranked(table)[0]["fusion"])
-
-
-def write_fusion_choice(table, path: Path, info: dict) -> str:
-    """Write validate_test.py --compare-fusion's table (lib.evaluation.evaluate.compare_fusions) and its best
-    rule (best_fusion) to `path`; returns the rule."""
-    ranked = _ranked(table)
-    best = str(ranked[0]["fusion"])
-    atomic_write_text(Path(path), json.dumps({"best": best, "table": ranked, **info}, indent=2, default=str))
-    return best
-
-
-def chosen_fusion(logs_dir: Path | None) -> tuple[str, str]:
-    """(rule, why) for --fusion auto: the best rule of the newest fusion_*.json in `logs_dir`, or
-    `network` (saying so) when there is none."""
-    found = sorted(Path(logs_dir).glob(CHOICE_GLOB), key=lambda p: p.stat().st_mtime) if logs_dir else []
-    if not found:
-        return "network", (f"no fusion comparison in {logs_dir} (python bin/validate_test.py --compare-fusion "
-                           "writes one): using network")
-    try:
-        info = json.loads(found[-1].read_text(encoding="utf-8"))
-        best = str(info["best"])
-        score = next(r["score"] for r in info["table"] if r["fusion"] == best)
-    except (OSError, ValueError, KeyError, TypeError, StopIteration) as exc:
-        raise ProjectError(f"{found[-1]}: not a fusion comparison of validate_test.py ({first_line(exc)})") from None
-    if best not in FUSIONS:
-        raise ProjectError(f"{found[-1]}: unknown fusion {best!r}")
-    return best, f"{found[-1]} prefers {best} (score {score:.4f} on {info.get('images', '?')} held-out images)"
 
 
 def fuse(network: list[np.ndarray], matched: list[np.ndarray], mode: str) -> list[np.ndarray]:

@@ -19,7 +19,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,11 +41,13 @@ from ..imageio import list_images, load_image
 from ..integrity import package_of, sha256, verify_package
 from ..models.checkpoints import find_best, load_model
 from ..models.variants import CLASSIFIER, RGB_INPUTS, SELFCORR_INPUTS, SPECIALIST_RUN, V3_VARIANTS, input_channels
-from ..options import AGGREGATIONS, AUTO, PostConfig
+from ..options import AGGREGATIONS, AUTO, FUSIONS, POST_FIELDS, PostConfig
 from ..paths import BEST_SUFFIX, best_checkpoint
-from .fusion import MatchCache, MatchOutput, chosen_fusion, fuse, matcher_from_args, run_matcher
+from .fusion import MatchCache, MatchOutput, fuse, matcher_from_args, matcher_identity, run_matcher
 from .postprocess import image_brightness, postprocess
 from .selfcorr import maps_key, network_input, selfcorr_maps
+from .tuned import (RETUNE, TUNED_FILE, TunedKey, check_tuned, networks_key, read_tuned,
+                    split_key)
 
 log = logging.getLogger(__name__)
 
@@ -522,15 +524,47 @@ def predict_annotations(results: Sequence[ImageResult], config: PostConfig,
             for r in tqdm(results, desc="post-process", unit="img", disable=not progress)}
 
 
-def post_config_from_args(args, logs_dir: Path | None = None) -> PostConfig:
-    """The post-processing the flags ask for; --fusion auto resolved from `logs_dir` (logged)."""
-    if args.fusion == AUTO:
-        args.fusion, why = chosen_fusion(logs_dir)
-        log.info("--fusion auto: %s", why)
+def post_config_from_args(args, models_dir: Path, given: Collection[str] = ()) -> PostConfig:
+    """The post-processing the flags ask for. `--fusion auto`: the settings validated for the
+    models at hand (lib.inference.tuned: <models-dir>/postprocess.json, its key checked against
+    them), or without any, the matcher alone at its verifier's threshold (logged either way).
+    `given`: the flags' destinations on the command line (lib.flags.given_dests); under auto a
+    post-processing flag given as well is an error, since the validated settings would not be
+    what runs."""
     try:
-        return from_args(PostConfig, args)
+        if args.fusion != AUTO:
+            return from_args(PostConfig, args)
+        fixed = [name for name in sorted(given) if name in POST_FIELDS and name != "fusion"]
+        if fixed:
+            spelled = ", ".join("--" + name.replace("_", "-") for name in fixed)
+            raise ProjectError(f"{spelled} with --fusion auto: auto runs the settings validated for the models "
+                               f"({Path(models_dir) / TUNED_FILE}, or the matcher alone without it); to set them "
+                               f"yourself, choose the rule too (--fusion {'|'.join(FUSIONS)})")
+        tuned = read_tuned(models_dir)
+        if tuned is None:
+            log.info("--fusion auto: no tuned post-processing for these models (%s; %s writes it): the matcher "
+                     "alone at its verifier's threshold", Path(models_dir) / TUNED_FILE, RETUNE)
+            return from_args(PostConfig, args, fusion="matcher", matcher_threshold=None)
+        check_tuned(tuned, models_key(args, models_dir, tuned.key.networks is not None,
+                                      tuned.key.matcher is not None))
+        log.info("--fusion auto: %s", tuned.describe())
+        return tuned.post
     except ValueError as exc:
         raise ProjectError(str(exc)) from None
+
+
+def models_key(args, models_dir: Path, networks: bool, matcher: bool, split: Sequence[str] | None = None
+               ) -> TunedKey:
+    """The key (lib.inference.tuned) of what the flags run from `models_dir`: its networks' part
+    when `networks`, its matcher's when `matcher`, and the held-out case_ids `split`."""
+    networks_part = matcher_part = None
+    if networks:
+        specs, classifier, specialist = predictor_checkpoints(models_dir, args.ensemble, args.stage, args.classifier,
+                                                              args.specialist)
+        networks_part = networks_key(specs, classifier, specialist, args.tta, args.aggregate)
+    if matcher:
+        matcher_part = matcher_identity(args, models_dir)
+    return TunedKey(networks_part, matcher_part, None if split is None else split_key(split))
 
 
 def predictor_from_args(args, models_dir: Path) -> Predictor:
@@ -545,15 +579,15 @@ def cache_from_args(args, models_dir: Path, predictor: Predictor) -> ResultCache
     return None if not args.cache else ResultCache(models_dir / "cache", predictor.key())
 
 
-def predict_paths(args, models_dir: Path, paths: Sequence[Path], gate: float | None, desc: str = "predict",
-                  matcher: bool | None = None) -> tuple[list[ImageResult], str]:
-    """Every member the flags ask for, run on `paths`: the networks (two-pass, gated at `gate`;
-    not loaded with --fusion matcher) and the copy-move matcher (with any fusion but `network`,
-    or when `matcher` says so), each with its cache. Returns the results and a one-line
-    description of what ran."""
+def predict_paths(args, models_dir: Path, paths: Sequence[Path], fusion: str, gate: float | None,
+                  desc: str = "predict", matcher: bool | None = None) -> tuple[list[ImageResult], str]:
+    """Every member that the flags and the fusion rule (resolved: not auto) ask for, run on
+    `paths`: the networks (two-pass, gated at `gate`; not loaded with fusion matcher) and the
+    copy-move matcher (with any fusion but `network`, or when `matcher` says so), each with its
+    cache. Returns the results and a one-line description of what ran."""
     progress = args.progress
-    matcher = args.fusion != "network" if matcher is None else matcher
-    predictor = predictor_from_args(args, models_dir) if args.fusion != "matcher" else None
+    matcher = fusion != "network" if matcher is None else matcher
+    predictor = predictor_from_args(args, models_dir) if fusion != "matcher" else None
     needs_maps = predictor is not None and predictor.needs_maps
     matches = None
     if matcher or needs_maps:

@@ -18,15 +18,15 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from ..errors import ProjectError, first_line
-from ..evaluation.evaluate import swept_config
+from ..errors import ProjectError
 from ..fileio import atomic_write_text
 from ..flags import record
 from ..inference.infer import predictor_checkpoints
+from ..inference.tuned import TUNED_FILE, Tuned
 from ..integrity import PACKAGE_FILE, sha256
 from ..matching import VERIFIER_NAME, resolve_verifier
 from ..options import KAGGLE_PYTHON, PACKAGED, PostConfig, PredictorOptions
@@ -65,27 +65,6 @@ def choose_checkpoints(models_dir: Path, ensemble: list[str] | None, stage: str,
         raise ProjectError(f"two ensemble checkpoints share a file name ({', '.join(names)}); rename one")
     return chosen + [Checkpoint(role, path) for role, path in (("classifier", classifier), ("specialist", specialist))
                      if path is not None]
-
-
-def latest_sweep(logs_dir: Path) -> Path | None:
-    """The newest `sweep_*.json` that validate_test.py --sweep wrote in `logs_dir`, if any."""
-    found = sorted(Path(logs_dir).glob("sweep_*.json"), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
-
-
-def thresholds_from_sweep(path: Path, base: PostConfig) -> tuple[PostConfig, dict]:
-    """`base` with the sweep's best fusion and thresholds, and what to record about the sweep."""
-    try:
-        info = json.loads(Path(path).read_text(encoding="utf-8"))
-        best = info["best"]
-        if "adaptive" in info:
-            base = replace(base, adaptive=bool(info["adaptive"]))
-        config = swept_config(best, base)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ProjectError(f"{path}: not a sweep result of validate_test.py --sweep ({first_line(exc)})") from None
-    record = {"source": str(path), "score": float(best["score"]), "images": info.get("images"),
-              "forged": info.get("forged"), "scored_on": info.get("source"), "predictor": info.get("predictor")}
-    return config, record
 
 
 def versions() -> dict:
@@ -175,15 +154,29 @@ class PackageOptions:
     overwrite: bool = False
 
 
+def validation_record(tuned: Tuned | None, auto: bool) -> dict:
+    """What package.json says of where the post-processing comes from: the tuned file (validated
+    for these models: its score and how it was measured), or none."""
+    if tuned is not None:
+        return {"file": f"models/{TUNED_FILE}", "score": tuned.measured.get("score"),
+                **{k: tuned.measured.get(k) for k in ("how", "when", "images", "forged")},
+                "scored_on": tuned.measured.get("source"), "key": asdict(tuned.key)}
+    note = (f"no {TUNED_FILE} for these models (validate_test.py --compare-fusion / --sweep writes it): the "
+            f"matcher alone at its verifier's threshold" if auto else "the post-processing flags, not validated")
+    return {"score": None, "note": note}
+
+
 def build_package(output: Path, models_dir: Path, config: PostConfig, validation: dict | None,
-                  options: PackageOptions) -> dict:
-    """Write the package folder (see the module docstring); returns its package.json content."""
+                  options: PackageOptions, tuned: Path | None = None) -> dict:
+    """Write the package folder (see the module docstring); returns its package.json content.
+    `tuned`: the tuned post-processing file that `config` comes from, packaged beside the models
+    (and recorded with its hash); with fusion `matcher` no network is packaged."""
     output = Path(output)
     if output.exists() and any(output.iterdir()) and not options.overwrite:
         raise ProjectError(f"{output}: exists and is not empty; choose another --output or pass --overwrite")
     predictor = options.predictor
-    checkpoints = choose_checkpoints(models_dir, predictor.ensemble, predictor.stage, predictor.classifier,
-                                     predictor.specialist)
+    checkpoints = [] if config.fusion == "matcher" else choose_checkpoints(
+        models_dir, predictor.ensemble, predictor.stage, predictor.classifier, predictor.specialist)
     partial = output.with_name(f".{output.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     try:
@@ -201,6 +194,10 @@ def build_package(output: Path, models_dir: Path, config: PostConfig, validation
         shutil.copy2(verifier, partial / "models" / VERIFIER_NAME)
         records.append({"role": "verifier", "file": f"models/{VERIFIER_NAME}", "weight": 0,
                         "bytes": verifier.stat().st_size, "sha256": sha256(verifier)})
+        if tuned is not None:
+            shutil.copy2(tuned, partial / "models" / TUNED_FILE)
+            records.append({"role": "postprocess", "file": f"models/{TUNED_FILE}", "weight": 0,
+                            "bytes": tuned.stat().st_size, "sha256": sha256(tuned)})
         wheels = {}
         if options.wheels != "none":
             source = None if options.wheels == "download" else Path(options.wheels)
@@ -212,7 +209,7 @@ def build_package(output: Path, models_dir: Path, config: PostConfig, validation
         meta = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "competition": COMPETITION, "commit": git_commit(),
                 "versions": versions(), "python_for_wheels": options.python_version if wheels else None,
                 "wheels": wheels, "checkpoints": records, "thresholds": config.as_dict(), "arguments": arguments,
-                "validation": validation or {"score": None, "note": "no sweep: run validate_test.py --sweep first"}}
+                "validation": validation or validation_record(None, False)}
         atomic_write_text(partial / PACKAGE_FILE, json.dumps(meta, indent=2))
         dataset_id = f"{options.kaggle_user}/{options.dataset_slug}"
         atomic_write_text(partial / "dataset-metadata.json", json.dumps(

@@ -176,6 +176,10 @@ def build_plan(phases: Sequence[int], common: list[str], train: list[str], thres
     inference; `device`: the --device flag of the predicting steps."""
     train_all = [*common, *train]
     post = [*thresholds, "--fusion", fusion, *device]
+    # --fusion auto: mining looks for the networks' false positives; inference runs what the held-out
+    # split validated (its thresholds are the ones it was validated at, in <models-dir>/postprocess.json)
+    mining = [*thresholds, "--fusion", "network", *device] if fusion == AUTO else post
+    inference = ["--fusion", AUTO, *device] if fusion == AUTO else post
     steps = {
         0: [Step("forged augmentation", "generate_forged_augmented.py", list(common)),
             Step("authentic augmentation", "generate_authentic_augmented.py", list(common))],
@@ -186,7 +190,7 @@ def build_plan(phases: Sequence[int], common: list[str], train: list[str], thres
                  [*train_all, "--no-hard-negatives"]),
             Step("initial classifier training", "script_2_train_classifier.py", [*train_all, "--no-hard-negatives"])],
         2: [Step("hard-negative mining", "find_hard_negatives.py",
-                 [*common, "--stage", "v3", *post,
+                 [*common, "--stage", "v3", *mining,
                   *(["--authentic-dir", relative(authentic_dir)] if authentic_dir else [])])],
         3: [Step("v4 fine-tuning with hard negatives", "script_3_train_v4.py", train_all),
             # the seeds' phase 3 replaces phase 1's classifier (kept in <models>/previous/)
@@ -194,10 +198,10 @@ def build_plan(phases: Sequence[int], common: list[str], train: list[str], thres
                  [*train_all, *(["--overwrite"] if "--overwrite" not in train_all else [])]),
             Step("small-forgery specialist training", "script_4_small_specialist.py", train_all)],
         4: [Step("inference", "script_5_predict.py",
-                 [*common, *post, "--input-dir", relative(test_dir), "--output", relative(output)])],
+                 [*common, *inference, "--input-dir", relative(test_dir), "--output", relative(output)])],
     }
     if fusion == AUTO:
-        # --fusion auto: the held-out split chooses the rule first (written to the logs, read by inference)
+        # --fusion auto: the held-out split chooses the rule first (written beside the models, read by inference)
         steps[4].insert(0, Step("fusion rule on the held-out split", "validate_test.py",
                                 [*common, *thresholds, "--compare-fusion", *device]))
     return {phase: steps[phase] for phase in phases}
