@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     from lib.data.manifest import load_manifest
     from lib.data.split import load_or_make_split, split_rows
     from lib.data.truths import truths_from_manifest, truths_from_solution
-    from lib.evaluation.evaluate import (best_config, bucket_recall, compare_fusions, compare_instance_modes, evaluate,
-                                         sweep, write_sweep)
+    from lib.evaluation.evaluate import (best_config, bucket_recall, check_sweepable, compare_fusions,
+                                         compare_instance_modes, evaluate, sweep, write_sweep)
     from lib.evaluation.gallery import write_gallery
     from lib.evaluation.groups import report_by_group
     from lib.inference.fusion import best_fusion, matcher_from_args
@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     paths = resolve_paths(args)
     log_file = setup_logging("validate_test", paths.logs_dir)
     config = post_config_from_args(args, paths.models_dir, given_dests(parser, argv))
+    if args.sweep:
+        check_sweepable(config)          # before any inference
     progress = args.progress
 
     if args.solution is not None:
@@ -110,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.sweep:
         started = time.perf_counter()
-        table = sweep(results, truths, adaptive=config.adaptive, fusion=config.fusion, progress=progress,
+        table = sweep(results, truths, config, progress=progress,
                       forged_share=args.forged_share)
         sweep_s = time.perf_counter() - started
         stem = paths.logs_dir / log_file.stem.replace("validate_test", "sweep")

@@ -1,5 +1,7 @@
 """Validation scoring and the threshold sweep: the fast sweep equals post-processing + the
 metric image by image, it finds the known-best combination, and the scripts run end to end."""
+import dataclasses
+import itertools
 import json
 import re
 from pathlib import Path
@@ -11,8 +13,10 @@ import pytest
 from lib.competition.submission import annotation_from_instances, validate_submission_file
 from lib.data.demo import make_demo_dataset
 from lib.data.truths import Truth
-from lib.evaluation.evaluate import (AREA_BUCKET_NAMES, area_bucket_names, best_config, bucket_recall,
+from lib.errors import ProjectError
+from lib.evaluation.evaluate import (AREA_BUCKET_NAMES, SWEEP_MODELS, area_bucket_names, best_config, bucket_recall,
                                      describe_false_positives, evaluate, false_positives, sweep, write_sweep)
+from lib.inference.fusion import MatchOutput
 from lib.inference.infer import ImageResult
 from lib.inference.tuned import TUNED_FILE
 from lib.options import PostConfig
@@ -67,7 +71,7 @@ def constructed_case():
 
 def test_sweep_finds_the_known_best_combination():
     results, truths = constructed_case()
-    table = sweep(results, truths, adaptive=False, progress=False)
+    table = sweep(results, truths, PostConfig(adaptive=False), progress=False)
     assert len(table) == 216
     best = table.iloc[0]
     assert (best["classifier_threshold"], best["seg_threshold"], best["min_area"]) == (0.15, 0.35, 150)
@@ -87,7 +91,7 @@ def test_sweep_scores_equal_post_processing_image_by_image():
         results.append(ImageResult(Path(f"{i}.png"), HW, float(rng.choice([30, 60, 128, 230])),
                                    float(rng.random()), np.clip(prob, 0, 1).astype(np.float16)))
         truths.append(truth(str(i), instances))
-    table = sweep(results, truths, adaptive=True, progress=False)
+    table = sweep(results, truths, PostConfig(adaptive=True), progress=False)
     for row in table.sample(n=25, random_state=0).itertuples():
         config = PostConfig(row.classifier_threshold, row.seg_threshold, int(row.min_area))
         report, _ = evaluate(results, truths, config)
@@ -95,11 +99,42 @@ def test_sweep_scores_equal_post_processing_image_by_image():
         assert (row.tp, row.fp, row.fn, row.tn) == (report.tp, report.fp, report.fn, report.tn)
 
 
+def test_the_sweep_models_every_post_processing_setting_or_refuses_it():
+    # every PostConfig field is either swept or applied as post-processing applies it; a new field
+    # must be classified in SWEEP_MODELS (and covered below) before the sweep runs with it
+    assert set(SWEEP_MODELS) == {f.name for f in dataclasses.fields(PostConfig)}
+    rng = np.random.default_rng(3)
+    results, truths = [], []
+    for i in range(12):
+        prob = rng.random(HW) ** 3
+        prob[20:40, 30:60] += 0.5 * rng.random()
+        instances = [square(20, 30, 20) | square(60, 10, 15)] if i % 2 else []
+        matched = [square(20, 30, 18) | square(60, 12, 15)] if i % 3 else [square(2, 2, 9)]
+        match = MatchOutput.of(Path(f"{i}.png"), HW, matched, [float(rng.uniform(0.15, 0.85))])
+        results.append(ImageResult(Path(f"{i}.png"), HW, float(rng.choice([30, 128, 230])), float(rng.random()),
+                                   np.clip(prob, 0, 1).astype(np.float16), match=match))
+        truths.append(truth(str(i), instances))
+    grid = dict(classifier_thresholds=(0.1, 0.5), seg_thresholds=(0.2, 0.4), min_areas=(25, 200),
+                matcher_thresholds=(0.3, 0.7), progress=False)
+    for fusion, adaptive, similarity in itertools.product(("network", "first", "matcher"), (True, False), (0.2, 0.9)):
+        base = PostConfig(fusion=fusion, adaptive=adaptive, similarity=similarity, instance_mode="all")
+        for row in sweep(results, truths, base, **grid).itertuples():
+            swept = {name: getattr(row, name) for name in ("classifier_threshold", "seg_threshold", "min_area",
+                                                           "matcher_threshold") if not pd.isna(getattr(row, name))}
+            config = dataclasses.replace(base, **{k: int(v) if k == "min_area" else v for k, v in swept.items()})
+            report, _ = evaluate(results, truths, config)
+            assert row.score == pytest.approx(report.score, abs=1e-12), (config, row)
+    for refused, message in ((PostConfig(instance_mode="similar"), "--instances similar: the sweep scores"),
+                             (PostConfig(fusion="union"), "not 'union'")):
+        with pytest.raises(ProjectError, match=message):
+            sweep(results, truths, refused, **grid)
+
+
 def test_sweep_needs_every_map():
     results, truths = constructed_case()
     results[0].prob_map = None
     with pytest.raises(ValueError, match="pass 2 on every image"):
-        sweep(results, truths, progress=False)
+        sweep(results, truths, PostConfig(), progress=False)
 
 
 def test_evaluate_report_and_area_buckets():
@@ -130,7 +165,7 @@ def test_false_positives_and_their_statistics():
 
 def test_write_sweep_files(tmp_path):
     results, truths = constructed_case()
-    table = sweep(results, truths, adaptive=False, progress=False)
+    table = sweep(results, truths, PostConfig(adaptive=False), progress=False)
     written = write_sweep(table, tmp_path / "sweep_x", {"images": len(truths)})
     assert [p.suffix for p in written] == [".csv", ".json", ".png"]
     assert len(pd.read_csv(written[0])) == 216
@@ -179,6 +214,8 @@ def test_validate_test_sweep_end_to_end(demo):
 
     bad = script(demo, "validate_test.py", "--min-area", "-3")
     assert bad.returncode == 1 and "min_area" in bad.stderr and "Traceback" not in bad.stderr
+    bad = script(demo, "validate_test.py", "--sweep", "--instances", "similar")
+    assert bad.returncode == 1 and "--instances similar: the sweep scores instance mode 'all'" in bad.stderr
 
 
 @pytest.mark.slow

@@ -91,7 +91,7 @@ def test_sweep_with_the_matcher_equals_evaluation_image_by_image():
                                    np.clip(prob, 0, 1).astype(np.float16), match=match))
         truths.append(truth(str(i), instances))
     for fusion in ("first", "matcher"):
-        table = sweep(results, truths, adaptive=True, fusion=fusion, progress=False)
+        table = sweep(results, truths, PostConfig(adaptive=True, fusion=fusion), progress=False)
         assert len(table) == (7 * 216 if fusion == "first" else 7)
         for row in table.sample(n=min(20, len(table)), random_state=0).itertuples():
             base = PostConfig(fusion=fusion, matcher_threshold=row.matcher_threshold)
@@ -102,7 +102,7 @@ def test_sweep_with_the_matcher_equals_evaluation_image_by_image():
             assert row.score == pytest.approx(report.score, abs=1e-12)
             assert (row.tp, row.fp, row.fn, row.tn) == (report.tp, report.fp, report.fn, report.tn)
     with pytest.raises(Exception, match="union"):
-        sweep(results, truths, fusion="union", progress=False)
+        sweep(results, truths, PostConfig(fusion="union"), progress=False)
     table = compare_fusions(results, truths, PostConfig())
     assert list(table["fusion"]) == ["network", "matcher", "first", "union"]
 

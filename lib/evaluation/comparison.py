@@ -56,9 +56,9 @@ def _sweep(results: Sequence[ImageResult], truths: Sequence[Truth], fusion: str,
     verifier_threshold = next((r.match.threshold for r in results if r.match is not None), 0.5)
     best = None
     for adaptive in (True, False):
-        table = sweep(results, truths, adaptive=adaptive, classifier_thresholds=(base.classifier_threshold,),
-                      seg_thresholds=SEG_GRID, min_areas=MIN_AREA_GRID, fusion=fusion,
-                      matcher_thresholds=(verifier_threshold,), progress=False)
+        table = sweep(results, truths, replace(base, adaptive=adaptive, fusion=fusion),
+                      classifier_thresholds=(base.classifier_threshold,), seg_thresholds=SEG_GRID,
+                      min_areas=MIN_AREA_GRID, matcher_thresholds=(verifier_threshold,), progress=False)
         if best is None or table["score"].iloc[0] > best[0]:
             best = (table["score"].iloc[0], replace(best_config(table, replace(base, adaptive=adaptive)),
                                                     matcher_threshold=None))

@@ -146,22 +146,47 @@ def _matcher_outcomes(results: Sequence[ImageResult], trues: list[list[np.ndarra
     return outcomes
 
 
-def sweep(results: Sequence[ImageResult], truths: Sequence[Truth], adaptive: bool = True,
+# How the sweep treats each PostConfig field: swept over a grid, or applied as post-processing applies
+# it. A field not listed is one the sweep does not model: a base config that sets it is refused
+# (check_sweepable), so a new post-processing rule cannot be silently left out of the sweep.
+SWEEP_MODELS = {
+    "classifier_threshold": "swept", "seg_threshold": "swept", "min_area": "swept", "matcher_threshold": "swept",
+    "adaptive": "as given", "fusion": "as given: network, matcher or first",
+    "instance_mode": "'all' only", "similarity": "unused under instance mode 'all'",
+}
+
+
+def check_sweepable(base: PostConfig) -> None:
+    """Raise ProjectError (one line) where `base` asks for post-processing the sweep does not model."""
+    defaults = PostConfig()
+    unmodelled = [name for name in base.as_dict()
+                  if name not in SWEEP_MODELS and getattr(base, name) != getattr(defaults, name)]
+    if unmodelled:
+        raise ProjectError(f"the sweep does not model {', '.join(unmodelled)}: score it at fixed thresholds "
+                           f"(validate_test.py without --sweep)")
+    if base.instance_mode != "all":
+        raise ProjectError(f"--instances {base.instance_mode}: the sweep scores instance mode 'all' (one instance "
+                           f"of all regions); score other modes at fixed thresholds (validate_test.py without --sweep)")
+    if base.fusion not in ("network", "matcher", "first"):
+        raise ProjectError(f"the sweep scores fusion network, matcher or first, not {base.fusion!r}; "
+                           f"union is scored at fixed thresholds (validate_test.py --compare-fusion)")
+
+
+def sweep(results: Sequence[ImageResult], truths: Sequence[Truth], base: PostConfig,
           classifier_thresholds: Sequence[float] = SWEEP_CLASSIFIER, seg_thresholds: Sequence[float] = SWEEP_SEG,
-          min_areas: Sequence[int] = SWEEP_MIN_AREA, fusion: str = "network",
-          matcher_thresholds: Sequence[float] = SWEEP_MATCHER, progress: bool = True,
-          forged_share: float | None = None) -> pd.DataFrame:
-    """Every threshold combination of `fusion` scored with instance mode 'all', sorted by
-    competition score (with `forged_share`, forged images weighted to that share:
+          min_areas: Sequence[int] = SWEEP_MIN_AREA, matcher_thresholds: Sequence[float] = SWEEP_MATCHER,
+          progress: bool = True, forged_share: float | None = None) -> pd.DataFrame:
+    """Every threshold combination of `base`'s fusion, the rest of `base` as post-processing
+    applies it (SWEEP_MODELS; what the sweep does not model is refused: check_sweepable), sorted
+    by competition score (with `forged_share`, forged images weighted to that share:
     metric.weighted_score; the plain mean is `score_unweighted`; ties: higher net, then higher
     thresholds): (classifier, seg, min_area)
     for the networks, the matcher threshold for the matcher, both for `first` (the matcher's
     instances where it finds any, the networks' elsewhere). Needs every image's map (the
     predictor run with gate=None) unless fusion is `matcher`, and the matcher's output unless
     it is `network`. `union` is not swept (its instances mix both sources; score it with evaluate)."""
-    if fusion not in ("network", "matcher", "first"):
-        raise ProjectError(f"the sweep scores fusion network, matcher or first, not {fusion!r}; "
-                           f"union is scored at fixed thresholds (validate_test.py --compare-fusion)")
+    check_sweepable(base)
+    fusion, adaptive = base.fusion, base.adaptive
     forged = np.array([t.forged for t in truths])
     trues = [t.instances() for t in tqdm(truths, desc="sweep: truth", unit="img", disable=not progress)]
     per_image: list[dict[float, _Components] | None] = []
