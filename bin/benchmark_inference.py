@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     add_path_args(parser)
     args = parser.parse_args(argv)
     from lib.device import resolve_device
-    from lib.inference.infer import folder_images, predictor_from_args
+    from lib.flags import from_args
+    from lib.inference.infer import folder_images, predictor_of
+    from lib.options import PredictorOptions
     from lib.tools.benchmark import benchmark, random_predictor
     paths = resolve_paths(args)
     log_file = setup_logging("benchmark_inference", paths.logs_dir)
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.random_models:
         predictor = random_predictor(args.img_size, device=resolve_device(args.device), **options)
     else:
-        predictor = predictor_from_args(args, paths.models_dir)
+        predictor = predictor_of(from_args(PredictorOptions, args), paths.models_dir)
         predictor.forward_chunk = args.forward_chunk or predictor.forward_chunk
     log.info("benchmark on %d images of %s: %s, forward chunk %d", len(images), images[0].parent,
              predictor.describe(), predictor.forward_chunk)

@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.flags import given_dests  # noqa: E402
-from lib.options import add_inference_args  # noqa: E402
+from lib.flags import from_args, given_dests  # noqa: E402
+from lib.options import PredictorOptions, add_inference_args  # noqa: E402
 from lib.paths import HARD_NEGATIVES_FILE, add_path_args, resolve_paths  # noqa: E402
 
 log = logging.getLogger("find_hard_negatives")
@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         if rows.empty:
             raise ProjectError(f"{paths.data_dir}: no authentic training images to mine")
         images, ids = [paths.data_dir / p for p in rows["image_path"]], rows["image_id"].tolist()
-    results, described = predict_paths(args, paths.models_dir, images, config.fusion, gate=config.classifier_threshold,
-                                       desc="mine")
+    results, described = predict_paths(from_args(PredictorOptions, args), paths.models_dir, images, config.fusion,
+                                       gate=config.classifier_threshold, desc="mine")
     found = false_positives(results, ids, config)
     header = f"hard negatives: authentic training images predicted forged\n{config.summary()}\n{described}"
     write_hard_negatives(output, found["image_id"], header)

@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
     from lib.cli import make_parser, run, setup_logging  # noqa: E402  (after the wheels are in)
-    from lib.flags import given_dests
-    from lib.options import add_inference_args
+    from lib.flags import from_args, given_dests
+    from lib.options import PredictorOptions, add_inference_args
 
     input_dir, output = default_paths(known.kaggle_root)
     parser = make_parser(__doc__)
@@ -132,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{'not measured' if score is None else f'{score:.4f}'}", flush=True)
         config = post_config_from_args(args, package / "models", given_dests(parser, argv))
         images = folder_images(args.input_dir)
-        results, described = predict_paths(args, package / "models", images, config.fusion,
-                                           gate=config.classifier_threshold)
+        results, described = predict_paths(from_args(PredictorOptions, args), package / "models", images,
+                                           config.fusion, gate=config.classifier_threshold)
         print(described)
         print(write_predictions(results, config, args.output))
         if log_file:

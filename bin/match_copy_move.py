@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.options import PostConfig, add_matcher_args, add_shared, add_switches  # noqa: E402
+from lib.flags import from_args  # noqa: E402
+from lib.options import PostConfig, PredictorOptions, add_matcher_args, add_shared, add_switches  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 log = logging.getLogger("match_copy_move")
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     add_matcher_args(parser)
     add_path_args(parser)
     args = parser.parse_args(argv)
-    from lib.inference.fusion import MatchCache, matcher_from_args, run_matcher
+    from lib.inference.fusion import MatchCache, matcher_of, run_matcher
     from lib.inference.infer import folder_images, result_of_match, write_predictions
     if args.match_workers < 1:
         raise ProjectError(f"--match-workers {args.match_workers}: must be at least 1")
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = resolve_paths(args)
     log_file = setup_logging("match_copy_move", paths.logs_dir)
     images = folder_images(args.input_dir)
-    config, verifier, described = matcher_from_args(args, paths.models_dir)
+    config, verifier, described = matcher_of(from_args(PredictorOptions, args), paths.models_dir)
     config = replace(config, keypoints=not args.no_keypoints, dense=not args.no_dense)
     log.info("%s on %d images", described, len(images))
     cache = None if not args.cache else MatchCache(paths.models_dir / "cache", config)

@@ -25,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import make_parser, run, setup_logging  # noqa: E402
-from lib.flags import given_dests  # noqa: E402
-from lib.options import AUTO, add_inference_args  # noqa: E402
+from lib.flags import from_args, given_dests  # noqa: E402
+from lib.options import AUTO, PredictorOptions, add_inference_args  # noqa: E402
 from lib.paths import ROOT, add_path_args, resolve_paths  # noqa: E402
 
 
@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     log_file = setup_logging("script_5_predict", paths.logs_dir)
     config = post_config_from_args(args, paths.models_dir, given_dests(parser, argv))
     images = folder_images(args.input_dir or paths.test_images)
-    results, _ = predict_paths(args, paths.models_dir, images, config.fusion, gate=config.classifier_threshold)
+    results, _ = predict_paths(from_args(PredictorOptions, args), paths.models_dir, images, config.fusion,
+                               gate=config.classifier_threshold)
     print(write_predictions(results, config, args.output))
     print(f"log: {log_file}")
     return 0

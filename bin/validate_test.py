@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
-from lib.flags import given_dests  # noqa: E402
-from lib.options import AUTO, FUSIONS, PostConfig, add_inference_args  # noqa: E402
+from lib.flags import from_args, given_dests  # noqa: E402
+from lib.options import AUTO, FUSIONS, PostConfig, PredictorOptions, add_inference_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 TOP_ROWS = 15
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                                          compare_instance_modes, evaluate, sweep, write_sweep)
     from lib.evaluation.gallery import write_gallery
     from lib.evaluation.groups import report_by_group
-    from lib.inference.fusion import best_fusion, matcher_from_args
+    from lib.inference.fusion import best_fusion, matcher_of
     from lib.inference.infer import (folder_images, models_key, post_config_from_args, predict_annotations,
                                      predict_paths)
     from lib.inference.tuned import check_tuned, read_tuned, write_tuned
@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = resolve_paths(args)
     log_file = setup_logging("validate_test", paths.logs_dir)
     config = post_config_from_args(args, paths.models_dir, given_dests(parser, argv))
+    options = from_args(PredictorOptions, args)
     if args.sweep:
         check_sweepable(config)          # before any inference
     progress = args.progress
@@ -101,12 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     held_out = [t.case_id for t in truths] if args.solution is None else None
     tuned = read_tuned(paths.models_dir) if args.fusion == AUTO else None
     if tuned is not None and held_out is not None:
-        check_tuned(tuned, models_key(args, paths.models_dir, False, False, held_out))   # the same split
+        check_tuned(tuned, models_key(options, paths.models_dir, False, False, held_out))   # the same split
     log.info("scoring %d images of %s: %d forged, %d authentic", len(truths), source, n_forged,
              len(truths) - n_forged)
 
     started = time.perf_counter()
-    results, described = predict_paths(args, paths.models_dir, [t.image_path for t in truths], config.fusion,
+    results, described = predict_paths(options, paths.models_dir, [t.image_path for t in truths], config.fusion,
                                        gate=None, desc="validate", matcher=args.compare_fusion or None)
     inference_s = time.perf_counter() - started
 
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         post, score = chosen
         networks, matcher = config.fusion != "matcher", config.fusion != "network" or args.compare_fusion   # ran
         how = "validate_test.py" + " --sweep" * args.sweep + " --compare-fusion" * args.compare_fusion
-        written = write_tuned(paths.models_dir, models_key(args, paths.models_dir, networks, matcher, held_out),
+        written = write_tuned(paths.models_dir, models_key(options, paths.models_dir, networks, matcher, held_out),
                               post, {"how": how, "score": score, "images": len(truths), "forged": n_forged,
                                      "source": source, "predictor": described})
         log.info("the held-out split chooses %s (score %.4f): written to %s, what --fusion auto runs for these "
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.meta is not None:
             log.info("at %s, by group:\n%s", config.summary(), report_by_group(rows, args.meta))
         if args.gallery is not None:
-            match_config, verifier, _ = matcher_from_args(args, paths.models_dir)   # the pictures: this matcher
+            match_config, verifier, _ = matcher_of(options, paths.models_dir)   # the pictures: this matcher
             index = write_gallery(rows, args.input_dir or paths.test_images, args.gallery, args.meta,
                                   match_config=match_config, verifier=verifier)
             print(f"gallery: {index}")

@@ -1,6 +1,5 @@
 """The Kaggle package: a local rehearsal of the offline notebook run (Kaggle's folder layout, the
 network blocked), the recorded thresholds and hashes, and packaging that never leaves half a folder."""
-import argparse
 import json
 import os
 import subprocess
@@ -12,7 +11,7 @@ import pytest
 
 from lib.competition.submission import read_submission, validate_submission_file
 from lib.errors import ProjectError
-from lib.inference.fusion import matcher_from_args
+from lib.inference.fusion import matcher_of
 from lib.inference.infer import load_predictor
 from lib.integrity import verify_package
 from lib.matching import DEFAULT_VERIFIER
@@ -157,14 +156,14 @@ def test_a_tampered_checkpoint_stops_the_run_before_anything_is_written(package,
 def test_a_tampered_packaged_verifier_is_refused(package):
     verifier = package / "pkg" / "models" / "match_verifier.json"
     original = verifier.read_bytes()
-    args = argparse.Namespace(matcher="v2", match_verifier=None)
+    options = PredictorOptions(matcher="v2")
     try:
         verifier.write_bytes(original.replace(b'"threshold":', b'"threshold": ', 1))   # one byte more
         with pytest.raises(ProjectError, match="match_verifier.json: .* bytes, package.json records"):
-            matcher_from_args(args, package / "pkg" / "models")
+            matcher_of(options, package / "pkg" / "models")
     finally:
         verifier.write_bytes(original)
-    assert matcher_from_args(args, package / "pkg" / "models")[1].path == verifier
+    assert matcher_of(options, package / "pkg" / "models")[1].path == verifier
 
 
 @pytest.mark.slow

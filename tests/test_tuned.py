@@ -7,11 +7,11 @@ import json
 import pytest
 
 from lib.errors import ProjectError
-from lib.flags import given_dests
+from lib.flags import from_args, given_dests
 from lib.inference.infer import models_key, post_config_from_args
 from lib.inference.tuned import TUNED_FILE, TunedKey, check_tuned, read_tuned, split_key, write_tuned
 from lib.matching import DEFAULT_VERIFIER, VERIFIER_NAME
-from lib.options import AUTO, PostConfig, add_inference_args
+from lib.options import AUTO, PostConfig, PredictorOptions, add_inference_args
 from tests.helpers import save_tiny_segmenter
 
 TUNED = PostConfig(fusion="first", seg_threshold=0.4, min_area=50, matcher_threshold=0.6)
@@ -39,7 +39,7 @@ def models(tmp_path):
 
 def tune(models, post: PostConfig = TUNED, networks: bool = True, matcher: bool = True) -> None:
     args, _ = parse(["--stage", "v3"])
-    write_tuned(models, models_key(args, models, networks, matcher, HELD_OUT), post,
+    write_tuned(models, models_key(from_args(PredictorOptions, args), models, networks, matcher, HELD_OUT), post,
                 {"how": "validate_test.py --compare-fusion", "score": 0.61, "images": len(HELD_OUT)})
 
 

@@ -37,7 +37,7 @@ from ..imageio import load_image, write_png
 from ..integrity import package_of, verify_package
 from ..matching import (FEATURES, MatchConfig, Verifier, debug_image, default_verifier, field_maps, find_candidates,
                         load_verifier, merge_events, resolve_verifier, score_events)
-from ..options import FUSIONS, MATCHERS
+from ..options import FUSIONS, PredictorOptions
 
 log = logging.getLogger(__name__)
 
@@ -146,29 +146,28 @@ def match_config_of(matcher: str) -> MatchConfig:
     return {"v1": MatchConfig.cascade(), "v2": MatchConfig.v2()}.get(matcher, MatchConfig())
 
 
-def matcher_from_args(args, models_dir: Path) -> tuple[MatchConfig, Verifier | None, str]:
-    """(config, verifier, one-line description) the flags of add_matcher_args ask for."""
-    if args.matcher == "v1":
-        if args.match_verifier is not None:
+def matcher_of(options: PredictorOptions, models_dir: Path) -> tuple[MatchConfig, Verifier | None, str]:
+    """(config, verifier, one-line description) of the matcher `options` asks for (its
+    `matcher` and `match_verifier`); a packaged verifier is checked against package.json."""
+    if options.matcher == "v1":
+        if options.match_verifier is not None:
             raise ProjectError("--match-verifier: v1 (--matcher v1) uses no verifier")
         return match_config_of("v1"), None, "copy-move matcher v1 (cascade)"
-    path = resolve_verifier(models_dir, args.match_verifier)
+    path = resolve_verifier(models_dir, options.match_verifier)
     package = package_of(models_dir)
     if package is not None and path.resolve().parent == Path(models_dir).resolve():
         verify_package(package, [path])     # a packaged verifier is the one package.json records
     verifier = load_verifier(path)
-    described = f"copy-move matcher {args.matcher} (verifier {path.name}, threshold {verifier.threshold:g})"
-    return match_config_of(args.matcher), verifier, described
+    described = f"copy-move matcher {options.matcher} (verifier {path.name}, threshold {verifier.threshold:g})"
+    return match_config_of(options.matcher), verifier, described
 
 
-def matcher_identity(args, models_dir: Path) -> str:
-    """The matcher's part of a tuning's key (lib.inference.tuned.matcher_key) for the flags of
-    add_matcher_args: its version, config and code, and its verifier's file (a script without
-    those flags, make_kaggle_package.py, runs the default: v3 and the models' verifier)."""
+def matcher_identity(options: PredictorOptions, models_dir: Path) -> str:
+    """The matcher's part of a tuning's key (lib.inference.tuned.matcher_key) for `options`: its
+    version, config and code, and its verifier's file."""
     from .tuned import matcher_key
-    matcher, explicit = getattr(args, "matcher", MATCHERS[0]), getattr(args, "match_verifier", None)
-    verifier = None if matcher == "v1" else resolve_verifier(models_dir, explicit)
-    return matcher_key(matcher, match_config_key(match_config_of(matcher)), verifier)
+    verifier = None if options.matcher == "v1" else resolve_verifier(models_dir, options.match_verifier)
+    return matcher_key(options.matcher, match_config_key(match_config_of(options.matcher)), verifier)
 
 
 def match_file(path: Path, config: MatchConfig, debug_dir: Path | None = None,

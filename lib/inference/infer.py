@@ -41,9 +41,9 @@ from ..imageio import list_images, load_image
 from ..integrity import package_of, sha256, verify_package
 from ..models.checkpoints import find_best, load_model
 from ..models.variants import CLASSIFIER, RGB_INPUTS, SELFCORR_INPUTS, SPECIALIST_RUN, V3_VARIANTS, input_channels
-from ..options import AGGREGATIONS, AUTO, FUSIONS, POST_FIELDS, PostConfig
+from ..options import AGGREGATIONS, AUTO, FUSIONS, POST_FIELDS, PostConfig, PredictorOptions
 from ..paths import BEST_SUFFIX, best_checkpoint
-from .fusion import MatchCache, MatchOutput, fuse, matcher_from_args, matcher_identity, run_matcher
+from .fusion import MatchCache, MatchOutput, fuse, matcher_identity, matcher_of, run_matcher
 from .postprocess import image_brightness, postprocess
 from .selfcorr import maps_key, network_input, selfcorr_maps
 from .tuned import (RETUNE, TUNED_FILE, TunedKey, check_tuned, networks_key, read_tuned,
@@ -545,7 +545,7 @@ def post_config_from_args(args, models_dir: Path, given: Collection[str] = ()) -
             log.info("--fusion auto: no tuned post-processing for these models (%s; %s writes it): the matcher "
                      "alone at its verifier's threshold", Path(models_dir) / TUNED_FILE, RETUNE)
             return from_args(PostConfig, args, fusion="matcher", matcher_threshold=None)
-        check_tuned(tuned, models_key(args, models_dir, tuned.key.networks is not None,
+        check_tuned(tuned, models_key(from_args(PredictorOptions, args), models_dir, tuned.key.networks is not None,
                                       tuned.key.matcher is not None))
         log.info("--fusion auto: %s", tuned.describe())
         return tuned.post
@@ -553,58 +553,58 @@ def post_config_from_args(args, models_dir: Path, given: Collection[str] = ()) -
         raise ProjectError(str(exc)) from None
 
 
-def models_key(args, models_dir: Path, networks: bool, matcher: bool, split: Sequence[str] | None = None
-               ) -> TunedKey:
-    """The key (lib.inference.tuned) of what the flags run from `models_dir`: its networks' part
+def models_key(options: PredictorOptions, models_dir: Path, networks: bool, matcher: bool,
+               split: Sequence[str] | None = None) -> TunedKey:
+    """The key (lib.inference.tuned) of what `options` run from `models_dir`: its networks' part
     when `networks`, its matcher's when `matcher`, and the held-out case_ids `split`."""
     networks_part = matcher_part = None
     if networks:
-        specs, classifier, specialist = predictor_checkpoints(models_dir, args.ensemble, args.stage, args.classifier,
-                                                              args.specialist)
-        networks_part = networks_key(specs, classifier, specialist, args.tta, args.aggregate)
+        specs, classifier, specialist = predictor_checkpoints(models_dir, options.ensemble, options.stage,
+                                                              options.classifier, options.specialist)
+        networks_part = networks_key(specs, classifier, specialist, options.tta, options.aggregate)
     if matcher:
-        matcher_part = matcher_identity(args, models_dir)
+        matcher_part = matcher_identity(options, models_dir)
     return TunedKey(networks_part, matcher_part, None if split is None else split_key(split))
 
 
-def predictor_from_args(args, models_dir: Path) -> Predictor:
-    if args.batch_size < 1:
-        raise ProjectError(f"--batch-size {args.batch_size}: must be at least 1")
-    return load_predictor(models_dir, args.device, args.ensemble, args.stage, args.classifier,
-                          args.specialist, tta=args.tta, aggregate=args.aggregate,
-                          batch_size=args.batch_size, workers=args.workers)
+def predictor_of(options: PredictorOptions, models_dir: Path) -> Predictor:
+    """The predictor `options` ask for, from the checkpoints in `models_dir`."""
+    if options.batch_size < 1:
+        raise ProjectError(f"--batch-size {options.batch_size}: must be at least 1")
+    return load_predictor(models_dir, options.device, options.ensemble, options.stage, options.classifier,
+                          options.specialist, tta=options.tta, aggregate=options.aggregate,
+                          batch_size=options.batch_size, workers=options.workers)
 
 
-def cache_from_args(args, models_dir: Path, predictor: Predictor) -> ResultCache | None:
-    return None if not args.cache else ResultCache(models_dir / "cache", predictor.key())
-
-
-def predict_paths(args, models_dir: Path, paths: Sequence[Path], fusion: str, gate: float | None,
-                  desc: str = "predict", matcher: bool | None = None) -> tuple[list[ImageResult], str]:
-    """Every member that the flags and the fusion rule (resolved: not auto) ask for, run on
+def predict_paths(options: PredictorOptions, models_dir: Path, paths: Sequence[Path], fusion: str,
+                  gate: float | None, desc: str = "predict", matcher: bool | None = None
+                  ) -> tuple[list[ImageResult], str]:
+    """Every member that `options` and the fusion rule (resolved: not auto) ask for, run on
     `paths`: the networks (two-pass, gated at `gate`; not loaded with fusion matcher) and the
     copy-move matcher (with any fusion but `network`, or when `matcher` says so), each with its
-    cache. Returns the results and a one-line description of what ran."""
-    progress = args.progress
+    cache (unless options.cache is off). Returns the results and a one-line description of
+    what ran. A notebook calls it with options it builds:
+    `predict_paths(PredictorOptions(stage="v3"), Path("models"), paths, "first", gate=0.25)`."""
+    progress = options.progress
     matcher = fusion != "network" if matcher is None else matcher
-    predictor = predictor_from_args(args, models_dir) if fusion != "matcher" else None
+    predictor = predictor_of(options, models_dir) if fusion != "matcher" else None
     needs_maps = predictor is not None and predictor.needs_maps
     matches = None
     if matcher or needs_maps:
-        if args.match_workers < 1:
-            raise ProjectError(f"--match-workers {args.match_workers}: must be at least 1")
-        config, verifier, matcher_name = matcher_from_args(args, models_dir)
+        if options.match_workers < 1:
+            raise ProjectError(f"--match-workers {options.match_workers}: must be at least 1")
+        config, verifier, matcher_name = matcher_of(options, models_dir)
         if needs_maps and config.decision != "verifier":
             raise ProjectError("the ensemble has a self-correlation member, whose maps come from matcher v2: "
                                "drop --matcher v1")
-        cache = None if not args.cache else MatchCache(models_dir / "cache", config)
-        matches = run_matcher(paths, config, cache, args.match_workers, progress, desc=f"{desc}: match",
+        cache = MatchCache(models_dir / "cache", config) if options.cache else None
+        matches = run_matcher(paths, config, cache, options.match_workers, progress, desc=f"{desc}: match",
                               verifier=verifier)
     if predictor is not None:
         if needs_maps:
             predictor.maps_key = maps_key(config, verifier)
-        results = predictor.run(paths, gate=gate, cache=cache_from_args(args, models_dir, predictor),
-                                progress=progress, desc=desc, matches=matches)
+        cache = ResultCache(models_dir / "cache", predictor.key()) if options.cache else None
+        results = predictor.run(paths, gate=gate, cache=cache, progress=progress, desc=desc, matches=matches)
         described = predictor.describe()
     else:
         results = [result_of_match(match) for match in matches]
