@@ -99,11 +99,10 @@ def test_sweep_scores_equal_post_processing_image_by_image():
         assert (row.tp, row.fp, row.fn, row.tn) == (report.tp, report.fp, report.fn, report.tn)
 
 
-def test_the_sweep_models_every_post_processing_setting_or_refuses_it():
-    # every PostConfig field is either swept or applied as post-processing applies it; a new field
-    # must be classified in SWEEP_MODELS (and covered below) before the sweep runs with it
-    assert set(SWEEP_MODELS) == {f.name for f in dataclasses.fields(PostConfig)}
-    rng = np.random.default_rng(3)
+def matched_case(seed: int, brightnesses=(128.0,)) -> tuple[list[ImageResult], list[Truth]]:
+    """12 images with speckled maps, half forged (one event), each with the matcher's output: a
+    near-exact match on two of three images, a false speck on the third, scored at random."""
+    rng = np.random.default_rng(seed)
     results, truths = [], []
     for i in range(12):
         prob = rng.random(HW) ** 3
@@ -111,9 +110,17 @@ def test_the_sweep_models_every_post_processing_setting_or_refuses_it():
         instances = [square(20, 30, 20) | square(60, 10, 15)] if i % 2 else []
         matched = [square(20, 30, 18) | square(60, 12, 15)] if i % 3 else [square(2, 2, 9)]
         match = MatchOutput.of(Path(f"{i}.png"), HW, matched, [float(rng.uniform(0.15, 0.85))])
-        results.append(ImageResult(Path(f"{i}.png"), HW, float(rng.choice([30, 128, 230])), float(rng.random()),
+        results.append(ImageResult(Path(f"{i}.png"), HW, float(rng.choice(brightnesses)), float(rng.random()),
                                    np.clip(prob, 0, 1).astype(np.float16), match=match))
         truths.append(truth(str(i), instances))
+    return results, truths
+
+
+def test_the_sweep_models_every_post_processing_setting_or_refuses_it():
+    # every PostConfig field is either swept or applied as post-processing applies it; a new field
+    # must be classified in SWEEP_MODELS (and covered below) before the sweep runs with it
+    assert set(SWEEP_MODELS) == {f.name for f in dataclasses.fields(PostConfig)}
+    results, truths = matched_case(3, brightnesses=(30.0, 128.0, 230.0))
     grid = dict(classifier_thresholds=(0.1, 0.5), seg_thresholds=(0.2, 0.4), min_areas=(25, 200),
                 matcher_thresholds=(0.3, 0.7), progress=False)
     for fusion, adaptive, similarity in itertools.product(("network", "first", "matcher"), (True, False), (0.2, 0.9)):

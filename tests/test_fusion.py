@@ -13,7 +13,7 @@ from lib.inference.infer import ImageResult, result_instances
 from lib.matching import MatchConfig
 from lib.options import PostConfig
 from tests.helpers import run_script, write_png
-from tests.test_evaluate import HW, square, truth
+from tests.test_evaluate import HW, matched_case, square
 from tests.test_matching import copy_region, texture
 
 
@@ -79,17 +79,7 @@ def test_cache_round_trip_and_parallel_equals_serial(images, tmp_path):
 
 
 def test_sweep_with_the_matcher_equals_evaluation_image_by_image():
-    rng = np.random.default_rng(1)
-    results, truths = [], []
-    for i in range(12):
-        prob = rng.random(HW) ** 3
-        prob[20:40, 30:60] += 0.5 * rng.random()
-        instances = [square(20, 30, 20) | square(60, 10, 15)] if i % 2 else []
-        matched = [square(20, 30, 18) | square(60, 12, 15)] if i % 3 else [square(2, 2, 9)]
-        match = MatchOutput.of(Path(f"{i}.png"), HW, matched, [float(rng.uniform(0.15, 0.85))])
-        results.append(ImageResult(Path(f"{i}.png"), HW, 128.0, float(rng.random()),
-                                   np.clip(prob, 0, 1).astype(np.float16), match=match))
-        truths.append(truth(str(i), instances))
+    results, truths = matched_case(1)
     for fusion in ("first", "matcher"):
         table = sweep(results, truths, PostConfig(adaptive=True, fusion=fusion), progress=False)
         assert len(table) == (7 * 216 if fusion == "first" else 7)
