@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         losses = results[name]["losses"]
         lines += [f"  {name}: {losses['figures'].sum()} forged figures, mean score "
                   f"{(losses['figures'] * losses['score']).sum() / max(losses['figures'].sum(), 1):.3f}"]
-        lines += [f"    {loss:<36} {row.figures:>4}  score {row.score:.3f}  lost {row.lost:.3f}"
+        lines += [f"    {loss:<36} {int(row.figures):>4}  score {row.score:.3f}  lost {row.lost:.3f}"
                   for loss, row in losses.iterrows()]
     importance = v3["importance"]
     lines += ["", "v3's 10 most important features (drop of the test candidates' AUC when shuffled):"]

@@ -11,12 +11,19 @@ from lib.matching import MatchConfig, debug_image, match_image
 
 
 def texture(h, w, seed):
-    """A micrograph-like gray texture: smoothed noise with blobs, and sensor noise."""
+    """A micrograph-like gray texture: smoothed noise with blobs, and sensor noise. No two blobs
+    share a radius and a gray level within 24: two such filled discs are a duplicated region by
+    every measure, and a figure this helper makes must hold no duplicate it was not given."""
     rng = np.random.default_rng(seed)
     image = cv2.GaussianBlur(rng.normal(128, 60, (h, w)).astype(np.float32), (0, 0), 2.0)
+    drawn: list[tuple[int, int]] = []
     for _ in range(60):
-        cv2.circle(image, (int(rng.integers(w)), int(rng.integers(h))), int(rng.integers(3, 12)),
-                   float(rng.integers(0, 255)), -1)
+        centre = (int(rng.integers(w)), int(rng.integers(h)))
+        radius, gray = int(rng.integers(3, 12)), int(rng.integers(0, 255))
+        if any(radius == r and abs(gray - g) < 24 for r, g in drawn):
+            continue
+        drawn.append((radius, gray))
+        cv2.circle(image, centre, radius, float(gray), -1)
     image = cv2.GaussianBlur(image, (0, 0), 1.0) + rng.normal(0, 3, (h, w))   # sensor noise
     return np.clip(image, 0, 255).astype(np.uint8)
 
