@@ -17,6 +17,7 @@ from lib.data.demo.saving import TEXTURE_GROUPS
 from lib.evaluation.gallery import write_gallery
 from lib.evaluation.groups import event_matches, event_report, figure_report, read_meta
 from lib.imageio import load_image
+from tests.helpers import run_script
 
 SMALL = dict(n=24, min_size=192, max_size=320)
 META_COLUMNS = ["case_id", "image", "split", "label", "twin", "events", "gray", "jpeg", "rescale", "noise", "hard",
@@ -261,3 +262,17 @@ def test_the_networks_table_chooses_on_validation_and_a_useless_network_costs_no
         fused, matcher = table.loc[f"{name} + matcher"], table.loc[MATCHER_ROW]
         assert fused[["score", "recall", "fp_rate", "pixel_f1"]].tolist() == matcher[
             ["score", "recall", "fp_rate", "pixel_f1"]].tolist()
+
+
+def test_benchmark_matcher_times_v2_and_v3_on_real_figure_files(bench, tmp_path):
+    folder = bench[0] / "test_images"
+    result = run_script("benchmark_matcher.py", "--sizes", "96", "--images", "1", "--input-dir", folder, "--every",
+                        "8", "--logs-dir", tmp_path / "logs", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = len(sorted(folder.glob("*.png"))[::8])
+    assert f"v2 and v3 on {figures} figures of {folder} (every 8-th, one at a time)" in result.stderr
+    assert "slowest with v3: " in result.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = run_script("benchmark_matcher.py", "--input-dir", empty, "--logs-dir", tmp_path / "logs", cwd=tmp_path)
+    assert refused.returncode == 1 and "no images found" in refused.stderr

@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from ..data.demo import make_case
-from ..imageio import write_png
+from ..imageio import load_image, write_png
 from ..inference.fusion import run_matcher
 from ..inference.infer import Member, Predictor, reference_probabilities
-from ..matching import MatchConfig, match_image
+from ..matching import MatchConfig, find_candidates, match_image
 from ..models.networks import build_model
 from ..models.variants import CLASSIFIER, SEGMENTER, V3_VARIANTS
 
@@ -133,6 +134,22 @@ def benchmark_matcher(sizes: Sequence[int] = (512, 2000), images: int = 8, worke
                 run_matcher(paths, base, None, workers, progress=progress, desc=f"match {matcher} {size}px")
                 row[f"img/s ({workers} threads)"] = images / (time.perf_counter() - started)
             rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def benchmark_matcher_figures(paths: Sequence[Path], progress: bool = True) -> pd.DataFrame:
+    """v2 and v3 on real figure files, one at a time (the candidates and their masks: no verifier,
+    no file reading timed): one row per figure with each matcher's seconds, to set v3's cost
+    against v2's where it matters (figures of every size and kind), and name the slowest."""
+    rows = []
+    for path in tqdm(paths, desc="figures", unit="img", disable=not progress):
+        image = load_image(path)
+        row = {"figure": Path(path).name, "width": image.shape[1], "height": image.shape[0]}
+        for matcher, config in (("v2", MatchConfig.v2()), ("v3", MatchConfig())):
+            started = time.perf_counter()
+            find_candidates(image, config)
+            row[f"{matcher} s"] = time.perf_counter() - started
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
