@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                            args.inference_only, args.augment)
     if not phases:
         raise ProjectError("the skip flags leave no phase to run")
-    if not args.demo and not list_images(paths.train_images, recursive=True) and not list_images(test_dir):
+    if not (args.demo or args.dry_run) and not list_images(paths.train_images, recursive=True) \
+            and not list_images(test_dir):
         raise ProjectError(DOWNLOAD.format(data=paths.data_dir))
     log_file = setup_logging("full_pipeline", paths.logs_dir)
 

@@ -134,6 +134,15 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
     assert len(list((tmp_path / "logs").glob("full_pipeline_*.log"))) == 1
 
 
+def test_a_dry_run_without_any_data_still_prints_the_plan_and_what_each_phase_lacks(tmp_path):
+    result = run_script("full_pipeline.py", "--dry-run", "--data-dir", tmp_path / "data", "--models-dir",
+                        tmp_path / "models", "--logs-dir", tmp_path / "logs", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Would run: python bin/script_1_train_v3.py" in result.stderr
+    assert f"would stop: no training images under {tmp_path / 'data' / 'train_images'}" in result.stderr
+    assert not (tmp_path / "models").exists()
+
+
 def test_training_flags_reach_the_training_scripts_spelled_out(tmp_path):
     make_layout(tmp_path / "data")
     result = run_script("full_pipeline.py", "--dry-run", "--phase", "1", "--epochs", "2", "--img-size", "96",

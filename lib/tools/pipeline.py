@@ -127,6 +127,7 @@ def execute(plan: dict[int, list[Step]], stop_on_failure: bool, checks: dict[int
         else:
             if missing:
                 log.warning("(when run) phase %d would stop here: %s", phase, missing)
+                result.note = f"would stop: {missing}"
             result.status = "ok"
             for step in steps:
                 if dry_run:
