@@ -76,8 +76,8 @@ def verify_checkpoints(package: Path) -> None:
         checked = verify_package(package)
     except ProjectError as exc:
         fail(str(exc))
-    print(f"{checked} model file(s) (checkpoints, the matcher's verifier) match the sizes and sha256 in "
-          f"{PACKAGE_FILE}", flush=True)
+    print(f"{checked} model file(s) (checkpoints, the matcher's verifier, the tuned settings) match the sizes and "
+          f"sha256 in {PACKAGE_FILE}", flush=True)
 
 
 def default_paths(kaggle: Path) -> tuple[Path, Path]:

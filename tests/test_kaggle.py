@@ -86,7 +86,8 @@ def test_the_notebook_script_runs_offline_in_kaggles_layout(package):
     assert frame.set_index("case_id").loc["999", "annotation"] == "authentic"
     assert "999.png: unreadable, predicted authentic" in result.stderr
     assert "copy-move matcher" in result.stdout                      # fusion first: the matcher ran
-    assert "3 model file(s) (checkpoints, the matcher's verifier) match the sizes and sha256" in result.stdout
+    assert ("3 model file(s) (checkpoints, the matcher's verifier, the tuned settings) match the sizes and sha256"
+            in result.stdout)
     assert "seg 0.45" in result.stdout                               # the packaged thresholds
     assert not list((package / "pkg").rglob("cache"))                # nothing written into the package
 
