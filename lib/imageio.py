@@ -43,7 +43,11 @@ def load_image(path: Path) -> np.ndarray:
         raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if data.size == 0:
         raise DataError(f"{path}: empty file (0 bytes)")
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:   # e.g. a header that claims more pixels than OpenCV decodes (CV_IO_MAX_IMAGE_PIXELS)
+        reason = "claims more pixels than the decoder allows" if "MAX_IMAGE_PIXELS" in str(exc) else "cannot be decoded"
+        raise DataError(f"{path}: not a readable image ({reason})") from None
     if image is None:
         raise DataError(f"{path}: not a readable image (truncated, corrupt or not an image)")
     return to_rgb_uint8(image, path)

@@ -1,6 +1,8 @@
 """Data layer: images of every on-disk format, masks, and the cached manifest of the Kaggle layout."""
 import logging
 import os
+import struct
+import zlib
 
 import cv2
 import numpy as np
@@ -61,6 +63,22 @@ def test_unreadable_files_raise_one_line_error(tmp_path, content, message):
     with pytest.raises(DataError, match=message) as err:
         load_image(path)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A 69-byte PNG whose header claims width x height pixels (gray, 8 bit)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b""))
+
+
+def test_a_header_claiming_a_huge_image_is_a_one_line_data_error(tmp_path):
+    path = tmp_path / "huge.png"
+    path.write_bytes(png_claiming(100_000, 100_000))       # OpenCV refuses it with its own cv2.error
+    with pytest.raises(DataError) as err:
+        load_image(path)
+    assert str(err.value) == f"{path}: not a readable image (claims more pixels than the decoder allows)"
 
 
 def test_truncated_png_raises(tmp_path):

@@ -10,7 +10,7 @@ from lib.competition.submission import read_submission, validate_submission_file
 from lib.evaluation.evaluate import compare_fusions, evaluate, sweep
 from lib.inference.fusion import MatchCache, MatchOutput, fuse, run_matcher
 from lib.inference.infer import ImageResult, result_instances
-from lib.matching import MatchConfig
+from lib.matching import MatchConfig, match_image
 from lib.options import PostConfig
 from tests.helpers import run_script, write_png
 from tests.test_evaluate import HW, matched_case, square
@@ -113,3 +113,25 @@ def test_match_copy_move_script(images, tmp_path):
     bad = run_script("match_copy_move.py", "--input-dir", folder, "--output", tmp_path / "never.csv",
                      "--matcher-threshold", "2", "--logs-dir", tmp_path / "logs", cwd=tmp_path)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr and not (tmp_path / "never.csv").exists()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (8, 8), (10, 10), (4, 500), (1, 3000), (700, 12)])
+def test_images_too_small_for_any_patch_get_no_instance_not_an_error(shape):
+    # the dense field's 13 px patches do not fit: its stage is skipped, the others run
+    image = np.random.default_rng(0).integers(0, 255, (*shape, 3)).astype(np.uint8)
+    for config in (MatchConfig(), MatchConfig.v2(), MatchConfig.cascade()):
+        assert match_image(image, config).instances == []
+
+
+def test_match_copy_move_gives_every_tiny_or_hostile_file_its_row(tmp_path):
+    from tests.test_data import png_claiming
+    folder = tmp_path / "in"
+    write_png(folder / "1.png", np.full((1, 1, 3), 90, np.uint8))
+    write_png(folder / "2.png", np.full((8, 500, 3), 90, np.uint8))
+    (folder / "3.png").write_bytes(png_claiming(100_000, 100_000))
+    result = run_script("match_copy_move.py", "--input-dir", folder, "--output", tmp_path / "sub.csv",
+                        "--logs-dir", tmp_path / "logs", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = read_submission(tmp_path / "sub.csv").set_index("case_id")["annotation"]
+    assert rows.to_dict() == {"1": "authentic", "2": "authentic", "3": "authentic"}
+    assert "3.png: not a readable image (claims more pixels than the decoder allows)" in result.stderr

@@ -131,6 +131,8 @@ def dense_field(gray: np.ndarray, config: MatchConfig) -> DenseField | None:
     too small for the grid or has too few patches that are not blank."""
     r = config.dense_radius
     h, w = gray.shape
+    if min(h, w) <= 2 * r:             # no patch fits (a 1 px or 8 px image): no grid at all
+        return None
     ys, xs, step = _grid(gray.shape, config)
     if min(h, w) < 2 * r + 4 * step * config.dense_reach:
         return None
