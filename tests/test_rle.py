@@ -90,6 +90,9 @@ def test_large_mask_round_trip_is_fast_enough_and_exact():
     ('{"a": 1}', "JSON"),
     ("", "JSON"),
     ("[true, 1]", "integers"),
+    ("[1, 2, 9223372036854775000, 10000]", "past 4611686018427387904"),   # its end wrapped around in int64
+    ("[99999999999999999999999, 1]", "past 4611686018427387904"),          # past int64 itself
+    ("[" * 100_000 + "]" * 100_000, "JSON"),                                # nested past Python's recursion limit
 ])
 def test_malformed_rle_raises_clear_error(text, message):
     with pytest.raises(RLEError, match=message):

@@ -40,6 +40,9 @@ def rle_encode_instances(masks: Sequence[np.ndarray]) -> str:
     return ";".join(rle_encode(m) for m in masks)
 
 
+MAX_RLE_VALUE = 2 ** 62        # any start or length beyond it is refused (int64 sums stay exact)
+
+
 def parse_rle(text: str) -> np.ndarray:
     """Parse and check one RLE string; return its values as int64. Raises RLEError when malformed.
 
@@ -48,12 +51,15 @@ def parse_rle(text: str) -> np.ndarray:
     """
     try:
         values = json.loads(text)
-    except (json.JSONDecodeError, TypeError):
+    except (json.JSONDecodeError, TypeError, RecursionError):     # RecursionError: lists nested thousands deep
         raise RLEError(f"not a JSON list of integers: {_preview(text)}") from None
     if not isinstance(values, list) or not all(type(v) is int for v in values):
         raise RLEError(f"not a JSON list of integers: {_preview(text)}")
     if len(values) % 2:
         raise RLEError(f"odd number of values ({len(values)}): {_preview(text)}")
+    if any(abs(v) > MAX_RLE_VALUE for v in values):
+        # no image has that many pixels, and past it start + length could wrap around in int64
+        raise RLEError(f"a value past {MAX_RLE_VALUE} (2**62): {_preview(text)}")
     runs = np.asarray(values, dtype=np.int64)
     starts, lengths = runs[0::2], runs[1::2]
     if np.any(starts < 1):
