@@ -61,11 +61,16 @@ FREE_REFIT = 2.5          # px: a free match belongs to a transform when it land
 FREE_SCALE = 0.1          # a free transform scales by at most this (see _rigid)
 
 
+def _flip(mirrored: bool) -> np.ndarray:
+    """The reflection diag(1, -1) every mirrored map here is written with, or the identity."""
+    return np.diag([1.0, -1.0]) if mirrored else np.eye(2)
+
+
 def _reflection(theta: float, mirrored: bool) -> np.ndarray:
     """The 2x2 map R(theta) (rotation by theta, on (x, y) offsets), after the reflection
     diag(1, -1) when `mirrored`."""
     c, s = np.cos(theta), np.sin(theta)
-    return np.array([[c, -s], [s, c]]) @ (np.diag([1.0, -1.0]) if mirrored else np.eye(2))
+    return np.array([[c, -s], [s, c]]) @ _flip(mirrored)
 
 
 # The 8 right-angle rotations and flips as 2x2 matrices acting on (x, y) offsets.
@@ -85,7 +90,7 @@ def _moment_maps(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     factors, conjugate = [], []
     for a in maps.astype(np.float64):
         det = np.linalg.det(a)
-        rotation = a if det > 0 else a @ np.diag([1, -1])
+        rotation = a @ _flip(det < 0)
         theta = np.arctan2(rotation[1, 0], rotation[0, 0])
         factors.append(np.exp(-1j * m * theta))
         conjugate.append(det < 0)
@@ -143,9 +148,10 @@ def fine_matches(gray: np.ndarray, config: MatchConfig) -> np.ndarray:
     """(n, 6) float32 rows (px, py, qx, qy, transform index, distance): the textured cells of a
     grid of step `fine_stride` are the partners; every other one of them (a checkerboard: half
     the k-d tree's queries, and a copy's cells still vote densely) asks for its nearest partner
-    by magnitude at least min_distance away, and the moments' phases say which dihedral map
-    carries one onto the other and how well. Rows for the cells whose match is good (distance
-    at most FINE_MAX_DISTANCE)."""
+    by magnitude at least min_distance away, and the moments' phases say which map carries one
+    onto the other and how well: a right-angle one (indices 0-7 of DIHEDRAL_XY), else with
+    `fine_free` a free rotation (index 8 + its index in FREE_XY). Rows for the cells whose match
+    is good (distance at most FINE_MAX_DISTANCE, FREE_MAX_DISTANCE for a free rotation)."""
     h, w = gray.shape
     r = FINE_RADIUS
     step = config.fine_stride
@@ -238,7 +244,7 @@ def _right_angle_peaks(matches: np.ndarray, shape: tuple[int, int], reach: float
 def _similarity(p: np.ndarray, q: np.ndarray, mirrored: bool) -> np.ndarray | None:
     """The 2x3 similarity (after the reflection diag(1, -1) when `mirrored`) carrying the points
     p (n, 2) onto q (n, 2), fitted by RANSAC (2 px); None when none fits."""
-    flip = np.diag([1.0, -1.0]) if mirrored else np.eye(2)
+    flip = _flip(mirrored)
     matrix, _ = cv2.estimateAffinePartial2D(np.ascontiguousarray(p @ flip, dtype=np.float32),
                                             np.ascontiguousarray(q, dtype=np.float32), method=cv2.RANSAC,
                                             ransacReprojThreshold=2.0, maxIters=500, confidence=0.99)
@@ -247,7 +253,7 @@ def _similarity(p: np.ndarray, q: np.ndarray, mirrored: bool) -> np.ndarray | No
     return np.hstack([matrix[:, :2] @ flip, matrix[:, 2:]])
 
 
-def _rigid(matrix: np.ndarray | None, mirrored: bool) -> bool:
+def _rigid(matrix: np.ndarray | None) -> bool:
     """Whether a fitted similarity moves without scaling (within FREE_SCALE): the fine moments of
     a disk change with scale, so a free copy's matches come from copies at their own size, and a
     fit that scales is chance."""
@@ -297,14 +303,14 @@ def _free_peaks(matches: np.ndarray, reach: float, config: MatchConfig) -> list[
         same = ~taken & (mirrored == flip)
         matrix = _similarity(p[voters], q[voters], flip)
         for _ in range(2):           # grow to the copy's other blocks, refit
-            if not _rigid(matrix, flip):
+            if not _rigid(matrix):
                 break
-            rotation = matrix[:, :2] @ (np.diag([1.0, -1.0]) if flip else np.eye(2))
+            rotation = matrix[:, :2] @ _flip(flip)
             turn = np.angle(np.exp(1j * (angle - np.arctan2(rotation[1, 0], rotation[0, 0]))))
             landed = np.hypot(*(p @ matrix[:, :2].T + matrix[:, 2] - q).T)
             voters = np.flatnonzero(same & (landed <= FREE_REFIT) & (np.abs(turn) <= np.deg2rad(FREE_STEP)))
             matrix = _similarity(p[voters], q[voters], flip) if len(voters) >= config.fine_min_points else None
-        if not _rigid(matrix, flip):
+        if not _rigid(matrix):
             continue
         voters = voters[_coherent(p[voters], reach)]
         taken[voters] = True
