@@ -57,13 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.sweep is not None:
         raise ProjectError(SWEEP_GONE)
-    from lib.inference.infer import post_config_from_args
-    from lib.inference.tuned import read_tuned
+    from lib.inference.infer import post_and_tuning_from_args
     from lib.tools.kaggle import PackageOptions, build_package, describe, validation_record
     paths = resolve_paths(args)
     setup_logging("make_kaggle_package", paths.logs_dir)
-    config = post_config_from_args(args, paths.models_dir, given_dests(parser, argv))   # auto: key checked
-    tuned = read_tuned(paths.models_dir) if args.fusion == AUTO else None
+    config, tuned = post_and_tuning_from_args(args, paths.models_dir, given_dests(parser, argv))   # key checked
     validation = validation_record(tuned, args.fusion == AUTO)
     print(f"post-processing: {config.summary()} ({tuned.describe() if tuned else validation['note']})")
     if args.no_wheels and args.wheels_from:

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lib.cli import make_parser, run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.flags import from_args, given_dests  # noqa: E402
-from lib.options import AUTO, FUSIONS, PostConfig, PredictorOptions, add_inference_args  # noqa: E402
+from lib.options import FUSIONS, PostConfig, PredictorOptions, add_inference_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
 
 TOP_ROWS = 15
@@ -73,16 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     from lib.evaluation.gallery import write_gallery
     from lib.evaluation.groups import report_by_group
     from lib.inference.fusion import best_fusion, matcher_of
-    from lib.inference.infer import (folder_images, models_key, post_config_from_args, predict_annotations,
+    from lib.inference.infer import (folder_images, models_key, post_and_tuning_from_args, predict_annotations,
                                      predict_paths)
-    from lib.inference.tuned import check_tuned, read_tuned, write_tuned
+    from lib.inference.tuned import check_tuned, write_tuned
     if args.forged_share is not None and not 0 < args.forged_share < 1:
         raise ProjectError(f"--forged-share {args.forged_share}: must lie in (0, 1)")
     if (args.meta is not None or args.gallery is not None) and args.solution is None:
         raise ProjectError("--meta and --gallery need --solution (and --input-dir): they report on a test split")
     paths = resolve_paths(args)
     log_file = setup_logging("validate_test", paths.logs_dir)
-    config = post_config_from_args(args, paths.models_dir, given_dests(parser, argv))
+    config, tuned = post_and_tuning_from_args(args, paths.models_dir, given_dests(parser, argv))
     options = from_args(PredictorOptions, args)
     if args.sweep:
         check_sweepable(config)          # before any inference
@@ -100,7 +100,6 @@ def main(argv: list[str] | None = None) -> int:
         source = f"{paths.data_dir} ({'all images' if args.all_images else 'held-out split'})"
     n_forged = sum(t.forged for t in truths)
     held_out = [t.case_id for t in truths] if args.solution is None else None
-    tuned = read_tuned(paths.models_dir) if args.fusion == AUTO else None
     if tuned is not None and held_out is not None:
         check_tuned(tuned, models_key(options, paths.models_dir, False, False, held_out))   # the same split
     log.info("scoring %d images of %s: %d forged, %d authentic", len(truths), source, n_forged,

@@ -238,7 +238,7 @@ SWEPT = (("matcher_threshold", float), ("classifier_threshold", float), ("seg_th
 def swept_config(best: dict, base: PostConfig) -> PostConfig:
     """`base` with a sweep's best row applied: its fusion and thresholds (those the sweep left
     alone, empty or NaN, kept) and the sweep's instance forming. The one reader of a sweep's
-    best row, from the table (best_config) or from its JSON (lib.tools.kaggle.thresholds_from_sweep)."""
+    best row (best_config)."""
     changes = {"fusion": str(best["fusion"]), "instance_mode": "all"}
     for key, kind in SWEPT:
         value = best.get(key)

@@ -38,6 +38,7 @@ from ..integrity import package_of, verify_package
 from ..matching import (FEATURES, MatchConfig, Verifier, debug_image, default_verifier, field_maps, find_candidates,
                         load_verifier, merge_events, resolve_verifier, score_events)
 from ..options import FUSIONS, PredictorOptions
+from .tuned import matcher_key
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,6 @@ def matcher_of(options: PredictorOptions, models_dir: Path) -> tuple[MatchConfig
 def matcher_identity(options: PredictorOptions, models_dir: Path) -> str:
     """The matcher's part of a tuning's key (lib.inference.tuned.matcher_key) for `options`: its
     version, config and code, and its verifier's file."""
-    from .tuned import matcher_key
     verifier = None if options.matcher == "v1" else resolve_verifier(models_dir, options.match_verifier)
     return matcher_key(options.matcher, match_config_key(match_config_of(options.matcher)), verifier)
 

@@ -46,8 +46,7 @@ from ..paths import BEST_SUFFIX, best_checkpoint
 from .fusion import MatchCache, MatchOutput, fuse, matcher_identity, matcher_of, run_matcher
 from .postprocess import image_brightness, postprocess
 from .selfcorr import maps_key, network_input, selfcorr_maps
-from .tuned import (RETUNE, TUNED_FILE, TunedKey, check_tuned, networks_key, read_tuned,
-                    split_key)
+from .tuned import RETUNE, TUNED_FILE, Tuned, TunedKey, check_tuned, networks_key, read_tuned, split_key
 
 log = logging.getLogger(__name__)
 
@@ -525,15 +524,22 @@ def predict_annotations(results: Sequence[ImageResult], config: PostConfig,
 
 
 def post_config_from_args(args, models_dir: Path, given: Collection[str] = ()) -> PostConfig:
-    """The post-processing the flags ask for. `--fusion auto`: the settings validated for the
-    models at hand (lib.inference.tuned: <models-dir>/postprocess.json, its key checked against
-    them), or without any, the matcher alone at its verifier's threshold (logged either way).
-    `given`: the flags' destinations on the command line (lib.flags.given_dests); under auto a
+    """The post-processing the flags ask for (post_and_tuning_from_args, without the tuning)."""
+    return post_and_tuning_from_args(args, models_dir, given)[0]
+
+
+def post_and_tuning_from_args(args, models_dir: Path, given: Collection[str] = ()
+                              ) -> tuple[PostConfig, Tuned | None]:
+    """The post-processing the flags ask for, and the tuning it comes from (None unless `--fusion
+    auto` found one). `--fusion auto`: the settings validated for the models at hand
+    (lib.inference.tuned: <models-dir>/postprocess.json, its key checked against them), or
+    without any, the matcher alone at its verifier's threshold (logged either way). `given`: the
+    flags' destinations on the command line (lib.flags.given_dests); under auto a
     post-processing flag given as well is an error, since the validated settings would not be
     what runs."""
     try:
         if args.fusion != AUTO:
-            return from_args(PostConfig, args)
+            return from_args(PostConfig, args), None
         fixed = [name for name in sorted(given) if name in POST_FIELDS and name != "fusion"]
         if fixed:
             spelled = ", ".join("--" + name.replace("_", "-") for name in fixed)
@@ -544,11 +550,11 @@ def post_config_from_args(args, models_dir: Path, given: Collection[str] = ()) -
         if tuned is None:
             log.info("--fusion auto: no tuned post-processing for these models (%s; %s writes it): the matcher "
                      "alone at its verifier's threshold", Path(models_dir) / TUNED_FILE, RETUNE)
-            return from_args(PostConfig, args, fusion="matcher", matcher_threshold=None)
+            return from_args(PostConfig, args, fusion="matcher", matcher_threshold=None), None
         check_tuned(tuned, models_key(from_args(PredictorOptions, args), models_dir, tuned.key.networks is not None,
                                       tuned.key.matcher is not None))
         log.info("--fusion auto: %s", tuned.describe())
-        return tuned.post
+        return tuned.post, tuned
     except ValueError as exc:
         raise ProjectError(str(exc)) from None
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -29,8 +28,6 @@ from ..fileio import atomic_write_text
 from ..integrity import sha256
 from ..options import FUSIONS, PostConfig
 from ..paths import git_commit
-
-log = logging.getLogger(__name__)
 
 TUNED_FILE = "postprocess.json"
 TUNED_FORMAT = "copy-move-postprocess/1"
