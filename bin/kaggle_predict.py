@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         args.ensemble = [str(package / spec) if spec.startswith("models/") else spec
                          for spec in args.ensemble or []] or None
         log_file = setup_logging("kaggle_predict", args.logs_dir)
-        score = meta["validation"].get("score")
+        validation = meta.get("validation")
+        score = validation.get("score") if isinstance(validation, dict) else None
         print(f"package {package.name}: made {meta['created']}, validation score "
               f"{'not measured' if score is None else f'{score:.4f}'}", flush=True)
         config = post_config_from_args(args, package / "models", given_dests(parser, argv))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import logging
 import os
 import secrets
 import sys
@@ -15,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ProjectError
+
+log = logging.getLogger(__name__)
 
 # RLE strings of large images are far longer than the csv module's default field
 # limit (131,072 characters); raise it once for every reader in the project.
@@ -121,19 +124,26 @@ def _alive(pid: int) -> bool:
 
 
 def file_key(path: str | os.PathLike) -> str:
-    """A cache key of a file: its resolved path, size and modification time (24 hex digits)."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    return hashlib.sha1(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:24]
+    """A cache key of a file: a hash of its bytes (24 hex digits). Its contents, not its path, size
+    and time: an image replaced by another of the same size with its time restored is a new
+    entry. Hashing reads the file once more, which costs far less than what the cache saves."""
+    digest = hashlib.blake2b(digest_size=12)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class NpzCache:
-    """One compressed .npz of arrays per source file under `folder`, keyed by file_key (the
-    file's path, size and modification time), written atomically. Subclasses turn their
-    results into arrays and back; an unreadable entry reads as missing (it is recomputed)."""
+    """One compressed .npz of arrays per source file under `folder`, keyed by file_key (a hash of
+    the file's bytes), written atomically. Subclasses turn their results into arrays and back.
+    The cache is an optimisation: an entry that cannot be read reads as missing (it is
+    recomputed), and a cache that cannot be written is one warning, after which the run goes on
+    without writing to it."""
 
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
+        self.writable = True
 
     def _file(self, path: str | os.PathLike) -> Path:
         return self.folder / f"{file_key(path)}.npz"
@@ -146,11 +156,19 @@ class NpzCache:
                 return None
             with np.load(file, allow_pickle=False) as data:
                 return {key: data[key] for key in data.files}
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):
             return None
 
     def write(self, path: str | os.PathLike, **arrays) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self._file(path)) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez_compressed(handle, **arrays)
+        """Store `arrays` for `path`; a failure is a warning, once, and ends the writing."""
+        if not self.writable:
+            return
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self._file(path)) as tmp:
+                with open(tmp, "wb") as handle:
+                    np.savez_compressed(handle, **arrays)
+        except (WriteError, OSError) as exc:
+            self.writable = False
+            text = str(exc) if isinstance(exc, WriteError) else f"{self.folder}: {exc.strerror or exc}"
+            log.warning("%s; going on without writing the cache (--no-cache: without reading it either)", text)

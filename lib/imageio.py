@@ -1,12 +1,17 @@
 """Reading images and masks from disk, whatever their format, with one-line errors naming the file."""
 from __future__ import annotations
 
+import errno
+import io
+import os
+import stat
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from .errors import DataError, ProjectError, first_line
 from .fileio import atomic_path
@@ -18,15 +23,98 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
+# The pixel budget: every reader of the project refuses an image whose header claims more pixels,
+# before decoding it. 100 megapixels (10000 x 10000) is 300 MB as RGB and keeps the predictor and
+# the matcher under 4 GB of memory (docs/inference.md has the measurement); the largest figures of
+# the competition and of published papers are a few megapixels. A 69-byte PNG can claim
+# 100000 x 100000 pixels: decoded, 30 GB.
+MAX_PIXELS = 100_000_000
+
+# Pillow reads the headers (it knows PNG, JPEG, TIFF and BMP without decoding them); its own
+# decompression-bomb limit is replaced by MAX_PIXELS, checked on every header read here.
+Image.MAX_IMAGE_PIXELS = None
+
+
+@dataclass
+class ImageListing:
+    """The image files of a folder (`paths`, sorted) and one line per entry that looks like an
+    image by its name but cannot be one (`skipped`): a dangling link, a link loop, a folder, a
+    special file, a name that is not UTF-8 (it cannot be a case_id of a CSV row)."""
+
+    paths: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def shown(path: Path | str) -> str:
+    """A path as it can be printed and logged: bytes of a name that are not UTF-8 as \\x escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def find_images(folder: Path, recursive: bool = False) -> ImageListing:
+    """The image files of a folder (by extension; links to files followed), with what was
+    skipped and why; empty if the folder is missing."""
+    folder = Path(folder)
+    listing = ImageListing()
+    if not folder.is_dir():
+        return listing
+    for path in folder.rglob("*") if recursive else folder.iterdir():
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        problem = _not_an_image_file(path)
+        if problem:
+            listing.skipped.append(f"{shown(path)}: {problem}, skipped")
+        else:
+            listing.paths.append(path)
+    listing.paths.sort(key=lambda p: p.as_posix())
+    listing.skipped.sort()
+    return listing
+
+
+def _not_an_image_file(path: Path) -> str:
+    """Why `path` cannot be read as an image file ('' if it can be tried)."""
+    try:
+        os.fsencode(path.name).decode("utf-8")
+    except UnicodeDecodeError:
+        return "file name is not UTF-8 (it cannot be a case_id)"
+    try:
+        mode = os.stat(path).st_mode                # follows links
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a link loop"
+        if path.is_symlink():
+            return "a dangling link"
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISDIR(mode):
+        return "a folder, not an image file"
+    if not stat.S_ISREG(mode):
+        return "not a regular file"
+    return ""
+
 
 def list_images(folder: Path, recursive: bool = False) -> list[Path]:
-    """Image files of a folder (by extension), sorted by name; empty if the folder is missing."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted((p for p in found if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS),
-                  key=lambda p: p.as_posix())
+    """Image files of a folder (by extension), sorted by name; empty if the folder is missing.
+    What find_images skips is left out without a word: callers that answer for every file use
+    find_images and say it."""
+    return find_images(folder, recursive).paths
+
+
+def header_size(path: Path | str, data: bytes | np.ndarray | None = None) -> tuple[int, int] | None:
+    """(H, W) an image's header claims, read without decoding the pixels (from `data`, its bytes,
+    when given); None when the header is not one Pillow knows (the decoder then decides)."""
+    try:
+        source = io.BytesIO(memoryview(data)) if data is not None else path
+        with Image.open(source) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error):
+        return None
+    return int(height), int(width)
+
+
+def check_pixel_budget(path: Path | str, height: int, width: int) -> None:
+    """Refuse an image over MAX_PIXELS (a DataError naming the file and its size)."""
+    if height * width > MAX_PIXELS:
+        raise DataError(f"{shown(path)}: {width} x {height} pixels ({height * width / 1e6:.0f} megapixels) is over "
+                        f"the pixel budget of {MAX_PIXELS / 1e6:.0f} megapixels (lib/imageio.py MAX_PIXELS)")
 
 
 def load_image(path: Path) -> np.ndarray:
@@ -43,6 +131,9 @@ def load_image(path: Path) -> np.ndarray:
         raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if data.size == 0:
         raise DataError(f"{path}: empty file (0 bytes)")
+    claimed = header_size(path, data)
+    if claimed is not None:
+        check_pixel_budget(path, *claimed)
     try:
         image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:   # e.g. a header that claims more pixels than OpenCV decodes (CV_IO_MAX_IMAGE_PIXELS)
@@ -50,6 +141,7 @@ def load_image(path: Path) -> np.ndarray:
         raise DataError(f"{path}: not a readable image ({reason})") from None
     if image is None:
         raise DataError(f"{path}: not a readable image (truncated, corrupt or not an image)")
+    check_pixel_budget(path, *image.shape[:2])     # a header Pillow did not know: checked after decoding
     return to_rgb_uint8(image, path)
 
 
@@ -88,8 +180,12 @@ def _to_uint8(image: np.ndarray, path: Path | str) -> np.ndarray:
         # 65535 / 257 = 255 exactly: the full 16-bit range maps onto the full 8-bit range.
         return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
     if np.issubdtype(image.dtype, np.floating):
-        scale = 255.0 if float(np.nanmax(image, initial=0.0)) <= 1.0 else 1.0
-        return np.clip(np.nan_to_num(image) * scale, 0, 255).round().astype(np.uint8)
+        # the range is read from the finite pixels: one inf must not make a [0, 1] image black
+        finite = np.isfinite(image)
+        peak = float(np.max(image, where=finite, initial=0.0))
+        scale = 255.0 if peak <= 1.0 else 1.0
+        image = np.nan_to_num(image, nan=0.0, posinf=peak, neginf=0.0)
+        return np.clip(image * scale, 0, 255).round().astype(np.uint8)
     raise DataError(f"{path}: unsupported pixel type {image.dtype}")
 
 
@@ -116,6 +212,7 @@ def read_image_size(path: Path) -> tuple[int, int]:
             if b"IEND" not in fh.read():
                 raise DataError(f"{path}: truncated PNG (no IEND chunk at its end)")
         width, height = struct.unpack(">II", head[16:24])
+        check_pixel_budget(path, height, width)
         return int(height), int(width)
     image = load_image(path)
     return image.shape[0], image.shape[1]

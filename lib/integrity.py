@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -39,43 +41,85 @@ def package_of(models_dir: str | Path) -> Path | None:
     return package if (package / PACKAGE_FILE).is_file() else None
 
 
+def read_json(path: str | Path, max_bytes: int = 50_000_000):
+    """A JSON file's value; a file over `max_bytes`, not UTF-8, not JSON or nested past Python's
+    recursion limit is a ValueError (the caller names the file)."""
+    path = Path(path)
+    if path.stat().st_size > max_bytes:
+        raise ValueError(f"{path.stat().st_size} bytes, more than the {max_bytes} a JSON file of this project may have")
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def packaged_records(package: str | Path) -> dict[str, dict]:
-    """package.json's checkpoint records by file (relative to the package, e.g. models/x.safetensors)."""
+    """package.json's records of the files the package loads, by file (relative to the package,
+    under models/, e.g. models/x.safetensors): {"bytes": int, "sha256": str}."""
     path = Path(package) / PACKAGE_FILE
     try:
-        records = json.loads(path.read_text(encoding="utf-8"))["checkpoints"]
-        return {str(r["file"]): {"bytes": int(r["bytes"]), "sha256": str(r["sha256"])} for r in records}
+        records = {}
+        for record in read_json(path)["checkpoints"]:
+            name, size, digest = record["file"], record["bytes"], record["sha256"]
+            if not (isinstance(name, str) and _inside_models(name)):
+                raise ValueError(f"file {name!r} is not a plain path under models/")
+            if not (isinstance(size, int) and size >= 0 and isinstance(digest, str) and len(digest) == 64):
+                raise ValueError(f"{name}: bytes {size!r} or sha256 {digest!r} malformed")
+            records[name] = {"bytes": size, "sha256": digest}
+        return records
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise IntegrityError(f"{path}: no readable checkpoint records ({type(exc).__name__}: {exc})") from None
 
 
+def _inside_models(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) >= 2 and parts[0] == "models" and all(p not in ("", ".", "..") for p in parts) \
+        and "\\" not in name
+
+
 def verify_package(package: str | Path, files: Iterable[str | Path] | None = None) -> int:
-    """Check `files` (default: every checkpoint package.json records) against their recorded size
-    and SHA-256. A file under the package's models/ that package.json does not record, a missing
-    file, or a mismatch raises IntegrityError naming the file (and both hashes); files outside the
-    package are not the package's to vouch for and pass. Returns the number of files checked."""
+    """Check `files` (default: every file package.json records) before they are loaded: each must
+    be a regular file inside the package, reached through no symbolic link, recorded in
+    package.json, with the recorded size and SHA-256. Anything else raises IntegrityError in one
+    line naming the file: a path leaving the package (`models/../../x`, an absolute path), a link,
+    a file the package was not made with, a missing or changed one. Returns the number checked.
+
+    package.json itself is not vouched for: whoever can edit it can edit lib/ too, and a package
+    runs its own code (see the module's docstring)."""
     package = Path(package).resolve()
     records = packaged_records(package)
-    wanted = [package / name for name in records] if files is None else [Path(f).resolve() for f in files]
-    checked = 0
+    wanted = [package / name for name in records] if files is None else [Path(f) for f in files]
     for path in wanted:
-        try:
-            name = path.relative_to(package).as_posix()
-        except ValueError:
-            continue
-        record = records.get(name)
-        if record is None:
-            raise IntegrityError(f"{path}: not recorded in {package / PACKAGE_FILE}; refusing to load a "
-                                 f"checkpoint the package was not made with")
-        if not path.is_file():
-            raise IntegrityError(f"{path}: recorded in {PACKAGE_FILE} but missing from the package")
-        size = path.stat().st_size
-        if size != record["bytes"]:
-            raise IntegrityError(f"{path}: {size} bytes, {PACKAGE_FILE} records {record['bytes']}; the file is "
-                                 f"corrupted or was replaced, not loading it")
-        actual = sha256(path)
-        if actual != record["sha256"]:
-            raise IntegrityError(f"{path}: sha256 {actual} but {PACKAGE_FILE} records {record['sha256']}; "
-                                 f"the file is corrupted or was replaced, not loading it")
-        checked += 1
-    return checked
+        _check_file(package, Path(os.path.abspath(path)), records)      # abspath: '..' resolved, links not
+    return len(wanted)
+
+
+def _check_file(package: Path, path: Path, records: dict[str, dict]) -> None:
+    try:
+        name = path.relative_to(package).as_posix()
+    except ValueError:
+        raise IntegrityError(f"{path}: outside the package {package}; a package loads only the files "
+                             f"its {PACKAGE_FILE} records") from None
+    record = records.get(name)
+    if record is None:
+        raise IntegrityError(f"{path}: not recorded in {package / PACKAGE_FILE}; refusing to load a "
+                             f"file the package was not made with")
+    step = package
+    for part in name.split("/"):
+        step = step / part
+        if step.is_symlink():
+            raise IntegrityError(f"{step}: a symbolic link inside the package; refusing to load {name} through it")
+    try:
+        mode = path.lstat().st_mode
+    except OSError:
+        raise IntegrityError(f"{path}: recorded in {PACKAGE_FILE} but missing from the package") from None
+    if not stat.S_ISREG(mode):
+        raise IntegrityError(f"{path}: not a regular file; refusing to load it")
+    size = path.stat().st_size
+    if size != record["bytes"]:
+        raise IntegrityError(f"{path}: {size} bytes, {PACKAGE_FILE} records {record['bytes']}; the file is "
+                             f"corrupted or was replaced, not loading it")
+    actual = sha256(path)
+    if actual != record["sha256"]:
+        raise IntegrityError(f"{path}: sha256 {actual} but {PACKAGE_FILE} records {record['sha256']}; "
+                             f"the file is corrupted or was replaced, not loading it")

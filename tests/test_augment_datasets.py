@@ -119,17 +119,26 @@ def test_segmentation_dataset_gives_the_union_mask_or_zeros(layout):
     assert mask.shape == (1, 32, 32) and not mask.any()
 
 
-def test_dataset_errors_name_the_file(layout):
+def test_an_unreadable_item_is_said_once_and_another_of_its_label_takes_its_place(layout, caplog):
     data_dir, manifest = layout
-    dataset = SegmentationDataset(data_dir, manifest, build_transforms("light", 32, train=True))
-    (data_dir / "train_images/forged/20.png").unlink()
+    dataset = SegmentationDataset(data_dir, manifest, build_transforms("standard", 32, train=False))
     index = manifest.index[manifest["image_id"] == "forged/20"][0]
+    labels = manifest["label"].tolist()
+    after = [i % len(labels) for i in range(index + 1, index + len(labels))]     # wrapping
+    same = [i for i in after if labels[i] == labels[index]]
+    standing_in = same[0] if same else after[0]       # the next of its label, else the next one
+    (data_dir / "train_images/forged/20.png").unlink()
     with pytest.raises(DataError, match="forged/20.png"):
-        dataset[index]
+        dataset._item(index)
+    for _ in range(2):                                 # said once, however often it is drawn
+        x, y = dataset[index]
+        assert torch.equal(x, dataset[standing_in][0]) and torch.equal(y, dataset[standing_in][1])
+    said = [r.getMessage() for r in caplog.records if "forged/20.png" in r.getMessage()]
+    assert len(said) == 1 and "another image in its place" in said[0]
     write_png(data_dir / "train_images/forged/20.png", random_rgb(np.random.default_rng(1), 60, 80))
     np.save(data_dir / "train_masks/20.npy", box_mask(61, 80, (0, 5, 0, 5)))
     with pytest.raises(DataError, match="20.npy: mask shape"):
-        dataset[index]
+        SegmentationDataset(data_dir, manifest, dataset.transform)._item(index)
     with pytest.raises(ValueError, match="mask_path"):
         SegmentationDataset(data_dir, manifest.drop(columns="mask_path"), dataset.transform)
 

@@ -1,8 +1,6 @@
 """Data layer: images of every on-disk format, masks, and the cached manifest of the Kaggle layout."""
 import logging
 import os
-import struct
-import zlib
 
 import cv2
 import numpy as np
@@ -11,7 +9,8 @@ import pytest
 from lib.data import manifest as data_mod
 from lib.data.manifest import group_of, load_manifest
 from lib.errors import DataError
-from lib.imageio import load_image, load_mask, read_image_size
+from lib.imageio import MAX_PIXELS, find_images, header_size, list_images, load_image, load_mask, read_image_size
+from lib.tools.hostile import png_claiming
 from lib.paths import Paths
 from tests.helpers import box_mask, make_layout, random_rgb, write_png
 
@@ -65,20 +64,47 @@ def test_unreadable_files_raise_one_line_error(tmp_path, content, message):
     assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 
-def png_claiming(width: int, height: int) -> bytes:
-    """A 69-byte PNG whose header claims width x height pixels (gray, 8 bit)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b""))
-
-
-def test_a_header_claiming_a_huge_image_is_a_one_line_data_error(tmp_path):
+def test_an_image_over_the_pixel_budget_is_refused_from_its_header(tmp_path):
     path = tmp_path / "huge.png"
-    path.write_bytes(png_claiming(100_000, 100_000))       # OpenCV refuses it with its own cv2.error
-    with pytest.raises(DataError) as err:
-        load_image(path)
-    assert str(err.value) == f"{path}: not a readable image (claims more pixels than the decoder allows)"
+    path.write_bytes(png_claiming(100_000, 100_000))       # 69 bytes; decoded it would be 30 GB
+    expected = (f"{path}: 100000 x 100000 pixels (10000 megapixels) is over the pixel budget of "
+                f"{MAX_PIXELS // 10**6} megapixels (lib/imageio.py MAX_PIXELS)")
+    for read in (load_image, read_image_size):
+        with pytest.raises(DataError) as err:
+            read(path)
+        assert str(err.value) == expected
+    side = int(MAX_PIXELS ** 0.5)
+    assert header_size(path) == (100_000, 100_000)
+    (tmp_path / "at.png").write_bytes(png_claiming(side, side))
+    assert read_image_size(tmp_path / "at.png") == (side, side)     # at the budget: read
+
+
+def test_a_float_image_with_an_inf_pixel_keeps_its_range(tmp_path):
+    floats = np.full((20, 30), 0.5, np.float32)
+    floats[0, 0], floats[1, 1] = np.inf, np.nan
+    cv2.imwrite(str(tmp_path / "f.tif"), floats)
+    image = load_image(tmp_path / "f.tif")
+    assert image[5, 5].tolist() == [128, 128, 128] and image[0, 0].tolist() == [128, 128, 128]
+
+
+def test_find_images_says_what_it_skips_and_why(tmp_path):
+    write_png(tmp_path / "a.png", random_rgb(np.random.default_rng(0), 16, 16))
+    os.symlink("a.png", tmp_path / "link.png")
+    os.symlink("gone.png", tmp_path / "dangling.png")
+    os.symlink("loop.png", tmp_path / "loop.png")
+    (tmp_path / "dir.png").mkdir()
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "notes.txt").write_text("not an image name: not listed, not skipped")
+    with open(os.path.join(os.fsencode(tmp_path), b"b\xff.png"), "wb") as handle:
+        handle.write((tmp_path / "a.png").read_bytes())
+    listing = find_images(tmp_path)
+    assert [p.name for p in listing.paths] == ["a.png", "link.png"]
+    assert listing.skipped == [f"{tmp_path}/b\\xff.png: file name is not UTF-8 (it cannot be a case_id), skipped",
+                               f"{tmp_path}/dangling.png: a dangling link, skipped",
+                               f"{tmp_path}/dir.png: a folder, not an image file, skipped",
+                               f"{tmp_path}/loop.png: a link loop, skipped",
+                               f"{tmp_path}/pipe.png: not a regular file, skipped"]
+    assert list_images(tmp_path) == listing.paths
 
 
 def test_truncated_png_raises(tmp_path):

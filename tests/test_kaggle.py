@@ -2,9 +2,12 @@
 network blocked), the recorded thresholds and hashes, and packaging that never leaves half a folder."""
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,7 +87,7 @@ def test_the_notebook_script_runs_offline_in_kaggles_layout(package):
     frame = read_submission(submission)
     assert sorted(frame["case_id"]) == ["100", "101", "102", "999"]
     assert frame.set_index("case_id").loc["999", "annotation"] == "authentic"
-    assert "999.png: unreadable, predicted authentic" in result.stderr
+    assert "999.png: empty file (0 bytes); no match, its row: authentic" in result.stderr   # said once
     assert "copy-move matcher" in result.stdout                      # fusion first: the matcher ran
     assert ("3 model file(s) (checkpoints, the matcher's verifier, the tuned settings) match the sizes and sha256"
             in result.stdout)
@@ -165,6 +168,81 @@ def test_a_tampered_packaged_verifier_is_refused(package):
     finally:
         verifier.write_bytes(original)
     assert matcher_of(options, package / "pkg" / "models")[1].path == verifier
+
+
+def _package_copy(package, tmp_path):
+    """A copy of the package (links kept as links) that a test may tamper with."""
+    copy = tmp_path / "pkg"
+    shutil.copytree(package / "pkg", copy, symlinks=True)
+    return copy
+
+
+def test_links_extra_files_and_paths_leaving_the_package_are_refused_in_one_line(package, tmp_path):
+    pkg = _package_copy(package, tmp_path)
+    models = pkg / "models"
+    target = models / "high_recall_v3_best.safetensors"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # a checkpoint replaced by a link, even to a file with the very bytes package.json records
+    shutil.copy(target, elsewhere / "same.safetensors")
+    target.unlink()
+    target.symlink_to(elsewhere / "same.safetensors")
+    link = f"{target}: a symbolic link inside the package; refusing to load models/high_recall_v3_best.safetensors"
+    for check in (lambda: verify_package(pkg), lambda: verify_package(pkg, [target]),
+                  lambda: load_predictor(models, "cpu", stage="v3", use_classifier=False)):
+        with pytest.raises(ProjectError) as refused:
+            check()
+        assert str(refused.value).startswith(link)
+    target.unlink()
+    shutil.copy(elsewhere / "same.safetensors", target)
+    assert verify_package(pkg) == 3
+    # an extra checkpoint under a name the predictor looks for (the specialist's), a link or a file
+    specialist = models / "small_forgery_specialist_best.safetensors"
+    for make in (lambda: specialist.symlink_to(target), lambda: shutil.copy(target, specialist)):
+        make()
+        with pytest.raises(ProjectError, match=f"^{specialist}: not recorded in {pkg / PACKAGE_FILE}; refusing"):
+            load_predictor(models, "cpu", stage="v3", use_classifier=False)
+        specialist.unlink()
+    # ensemble entries that leave the package or name a file it does not record
+    shutil.copy(target, elsewhere / "x.safetensors")
+    for spec, message in ((f"{models}/../../elsewhere/x.safetensors:1.5", "outside the package"),
+                          (f"{elsewhere}/x.safetensors", "outside the package"),
+                          (f"{models}/unrecorded.safetensors", "not recorded in")):
+        Path(spec.split(":")[0]).parent.mkdir(exist_ok=True)
+        if "unrecorded" in spec:
+            shutil.copy(target, models / "unrecorded.safetensors")
+        with pytest.raises(ProjectError, match=message):
+            load_predictor(models, "cpu", ensemble=[spec], stage="v3", use_classifier=False)
+    # a models folder that is itself a link out of the package
+    moved = tmp_path / "models_elsewhere"
+    models.rename(moved)
+    models.symlink_to(moved)
+    with pytest.raises(ProjectError, match=f"^{models}: a symbolic link inside the package"):
+        verify_package(pkg)
+
+
+def test_package_json_records_are_plain_paths_under_models(package, tmp_path):
+    pkg = _package_copy(package, tmp_path)
+    meta = json.loads((pkg / PACKAGE_FILE).read_text())
+    for bad in ("models/../../x.safetensors", "/etc/passwd", "lib/cli.py", "models//x"):
+        broken = {**meta, "checkpoints": [{**meta["checkpoints"][0], "file": bad}]}
+        (pkg / PACKAGE_FILE).write_text(json.dumps(broken))
+        with pytest.raises(ProjectError, match=f"no readable checkpoint records .*{re.escape(repr(bad))}"):
+            verify_package(pkg)
+    (pkg / PACKAGE_FILE).write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ProjectError, match="no readable checkpoint records .*nested too deeply"):
+        verify_package(pkg)
+
+
+@pytest.mark.slow
+def test_the_package_answers_for_every_file_of_the_hostile_folder(package, tmp_path):
+    from lib.tools.hostile import write_hostile_folder
+    from tests.test_hostile import assert_every_file_answered
+    folder = write_hostile_folder(tmp_path / "test_images")
+    output = tmp_path / "submission.csv"
+    result = _offline(package, "--input-dir", folder, "--output", output, "--no-progress", cwd=tmp_path)
+    assert_every_file_answered(result, output, folder)
+    assert "3 model file(s) (checkpoints, the matcher's verifier, the tuned settings) match" in result.stdout
 
 
 @pytest.mark.slow

@@ -110,3 +110,78 @@ def test_run_past_the_image_is_rejected():
         check_rle("[1, 101]", (10, 10))
     with pytest.raises(RLEError, match="past"):
         rle_decode("[100, 2]", (10, 10))
+
+
+def reference_decode(text: str, shape: tuple[int, int]) -> np.ndarray | None:
+    """The slow reference: Python integers (no overflow), every rule spelled out; None where the
+    annotation is malformed. Bounds: start >= 1, length >= 1, starts increasing, runs not
+    overlapping, the last pixel within H*W."""
+    try:
+        values = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(values, list) or len(values) % 2 or any(type(v) is not int for v in values):
+        return None
+    flat = [False] * (shape[0] * shape[1])
+    previous_end = 0                                     # 1-based last pixel of the run before
+    for start, length in zip(values[0::2], values[1::2]):
+        if start < 1 or length < 1 or start <= previous_end or start + length - 1 > len(flat):
+            return None
+        for pixel in range(start - 1, start - 1 + length):
+            flat[pixel] = True
+        previous_end = start + length - 1
+    return np.array(flat, bool).reshape(shape, order="F")
+
+
+def _random_annotation(rng: np.random.Generator, pixels: int) -> str:
+    """Runs that are mostly well formed, with every way of being wrong mixed in: huge values (past
+    int64 and near its wrap-around), negative and zero ones, overlaps, disorder, floats, odd counts."""
+    values: list = []
+    position = 1
+    for _ in range(rng.integers(0, 6)):
+        start = position + int(rng.integers(0, 4))
+        length = int(rng.integers(1, 5))
+        values += [start, length]
+        position = start + length
+    kind = rng.integers(0, 12)
+    if values and kind == 0:
+        values[rng.integers(len(values))] = int(rng.choice([2**63 - 1, 2**63, 2**64 + 3, 9223372036854775000,
+                                                            10**30, -(2**63), -(10**30)]))
+    elif values and kind == 1:
+        values[rng.integers(len(values))] = -int(rng.integers(0, 3))
+    elif len(values) >= 4 and kind == 2:
+        values[2] = values[0]                                           # two runs from one start
+    elif len(values) >= 4 and kind == 3:
+        values[0], values[2] = values[2], values[0]                     # disorder
+    elif values and kind == 4:
+        values[-1] = pixels                                             # past the end
+    elif values and kind == 5:
+        values.pop()                                                    # odd count
+    elif values and kind == 6:
+        values[0] = float(values[0]) + 0.5
+    elif values and kind == 7:
+        values = [values[0], 9223372036854775000 - values[0] + 2] + values[2:]   # wraps in int64
+    return json.dumps(values)
+
+
+def test_check_rle_and_the_scorer_agree_with_a_slow_reference_on_random_and_hostile_runs():
+    from lib.competition.metric import score_row
+    from lib.errors import SubmissionError
+    rng = np.random.default_rng(2026)
+    shapes = [(1, 1), (3, 4), (5, 5), (2, 9)]
+    malformed = 0
+    for trial in range(3000):
+        shape = shapes[trial % len(shapes)]
+        text = _random_annotation(rng, shape[0] * shape[1])
+        expected = reference_decode(text, shape)
+        if expected is None:
+            malformed += 1
+            with pytest.raises(RLEError):
+                check_rle(text, shape)
+            with pytest.raises(SubmissionError):             # never scored, let alone as correct
+                score_row(text, text, json.dumps(list(shape)))
+        else:
+            assert np.array_equal(rle_decode(text, shape), expected), text
+            if expected.any():
+                assert score_row(text, text, json.dumps(list(shape))) == 1.0
+    assert 300 < malformed < 2700                    # both kinds well represented

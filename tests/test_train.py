@@ -325,6 +325,20 @@ def test_a_new_run_never_replaces_an_earlier_one_silently(demo):
     assert (archived[0] / "enhanced_aug_v3_best.safetensors").read_bytes() == before   # kept, not deleted
 
 
+def test_a_run_that_stopped_before_its_first_checkpoint_does_not_block_the_next(demo, caplog):
+    variant = V3_VARIANTS["enhanced_aug"].with_overrides(model=TINY_SEG)
+    options = TrainOptions(epochs=1, img_size=64, batch_size=4, workers=0, encoder_weights="none", limit=8,
+                           progress=False)
+    caplog.set_level(logging.INFO)
+    paths = paths_in(demo, "stopped")
+    paths.models_dir.mkdir(parents=True)
+    (paths.models_dir / "enhanced_aug_v3_args.json").write_text("{}")      # what a crash in epoch 1 leaves
+    result = train_variant(variant, options, paths)                          # a plain re-run: no --overwrite
+    assert result.best_path.is_file() and not (paths.models_dir / "previous").exists()
+    assert "removed enhanced_aug_v3_args.json, left by an earlier enhanced_aug_v3 run that stopped before its first " \
+           "checkpoint" in caplog.text
+
+
 @pytest.mark.slow
 def test_the_best_checkpoint_is_never_replaced_by_a_worse_one(demo, monkeypatch):
     scores = iter([0.6, 0.4, 0.5, 0.3])

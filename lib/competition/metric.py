@@ -12,7 +12,8 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
 from ..errors import RLEError, SubmissionError
-from .rle import rle_decode_instances
+from ..imageio import MAX_PIXELS
+from .rle import preview, rle_decode_instances
 
 AUTHENTIC = "authentic"
 
@@ -99,10 +100,12 @@ def parse_shape(text: str, case_id: str = "?") -> tuple[int, int]:
     try:
         value = json.loads(text)
         height, width = (int(v) for v in value)
-    except (ValueError, TypeError):
-        raise SubmissionError(f"case {case_id}: shape {text!r} is not '[H, W]'") from None
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        raise SubmissionError(f"case {case_id}: shape {preview(text)} is not '[H, W]'") from None
     if height < 1 or width < 1:
         raise SubmissionError(f"case {case_id}: shape {text!r} has a non-positive side")
+    if height * width > MAX_PIXELS:          # no image of the competition is; decoding would take gigabytes
+        raise SubmissionError(f"case {case_id}: shape {text!r} is over the pixel budget of {MAX_PIXELS} pixels")
     return height, width
 
 

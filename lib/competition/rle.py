@@ -52,25 +52,25 @@ def parse_rle(text: str) -> np.ndarray:
     try:
         values = json.loads(text)
     except (json.JSONDecodeError, TypeError, RecursionError):     # RecursionError: lists nested thousands deep
-        raise RLEError(f"not a JSON list of integers: {_preview(text)}") from None
+        raise RLEError(f"not a JSON list of integers: {preview(text)}") from None
     if not isinstance(values, list) or not all(type(v) is int for v in values):
-        raise RLEError(f"not a JSON list of integers: {_preview(text)}")
+        raise RLEError(f"not a JSON list of integers: {preview(text)}")
     if len(values) % 2:
-        raise RLEError(f"odd number of values ({len(values)}): {_preview(text)}")
+        raise RLEError(f"odd number of values ({len(values)}): {preview(text)}")
     if any(abs(v) > MAX_RLE_VALUE for v in values):
         # no image has that many pixels, and past it start + length could wrap around in int64
-        raise RLEError(f"a value past {MAX_RLE_VALUE} (2**62): {_preview(text)}")
+        raise RLEError(f"a value past {MAX_RLE_VALUE} (2**62): {preview(text)}")
     runs = np.asarray(values, dtype=np.int64)
     starts, lengths = runs[0::2], runs[1::2]
     if np.any(starts < 1):
-        raise RLEError(f"starts must be >= 1 (1-based): {_preview(text)}")
+        raise RLEError(f"starts must be >= 1 (1-based): {preview(text)}")
     if np.any(lengths < 1):
-        raise RLEError(f"lengths must be >= 1: {_preview(text)}")
+        raise RLEError(f"lengths must be >= 1: {preview(text)}")
     if np.any(np.diff(starts) < 0):
-        raise RLEError(f"starts must be in ascending order: {_preview(text)}")
+        raise RLEError(f"starts must be in ascending order: {preview(text)}")
     ends = starts - 1 + lengths  # exclusive, 0-based
     if np.any(ends[:-1] > starts[1:] - 1):
-        raise RLEError(f"runs must not overlap: {_preview(text)}")
+        raise RLEError(f"runs must not overlap: {preview(text)}")
     return runs
 
 
@@ -82,7 +82,7 @@ def check_rle(text: str, shape: Sequence[int] | None = None) -> np.ndarray:
         end = int(runs[-2] + runs[-1] - 1)
         if end > height * width:
             raise RLEError(f"run ends at pixel {end}, past the {height}x{width} image "
-                           f"({height * width} pixels): {_preview(text)}")
+                           f"({height * width} pixels): {preview(text)}")
     return runs
 
 
@@ -104,6 +104,6 @@ def rle_decode_instances(annotation: str, shape: Sequence[int]) -> list[np.ndarr
     return [rle_decode(part, shape) for part in annotation.split(";")]
 
 
-def _preview(text: object, limit: int = 60) -> str:
+def preview(text: object, limit: int = 60) -> str:
     text = str(text)
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"

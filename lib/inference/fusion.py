@@ -35,8 +35,8 @@ from ..errors import DataError, ProjectError, first_line
 from ..fileio import NpzCache
 from ..imageio import load_image, write_png
 from ..integrity import package_of, verify_package
-from ..matching import (FEATURES, MatchConfig, Verifier, debug_image, default_verifier, field_maps, find_candidates,
-                        load_verifier, merge_events, resolve_verifier, score_events)
+from ..matching import (DEFAULT_VERIFIER, FEATURES, MatchConfig, Verifier, debug_image, default_verifier, field_maps,
+                        find_candidates, load_verifier, merge_events, resolve_verifier, score_events)
 from ..options import FUSIONS, PredictorOptions
 from .tuned import matcher_key
 
@@ -65,7 +65,8 @@ class MatchOutput:
     def of(cls, path: Path, hw: tuple[int, int], masks: Sequence[np.ndarray], scores: Sequence[float],
            features: np.ndarray | None = None, seconds: float = 0.0, dense_maps: np.ndarray | None = None
            ) -> MatchOutput:
-        packed = (np.packbits(np.stack([m.ravel() for m in masks]).astype(bool), axis=1) if len(masks)
+        # packed one mask at a time: stacking full-size masks first would hold them all twice
+        packed = (np.stack([np.packbits(np.asarray(m, bool).ravel()) for m in masks]) if len(masks)
                   else np.zeros((0, 0), np.uint8))
         if features is None:
             features = np.zeros((len(masks), len(FEATURES)), np.float32)
@@ -75,17 +76,17 @@ class MatchOutput:
             output.dense_maps = np.asarray(dense_maps, np.uint8)
         return output
 
-    def masks(self) -> list[np.ndarray]:
-        if not len(self.scores):
-            return []
-        bits = np.unpackbits(self.packed, axis=1, count=self.hw[0] * self.hw[1])
-        return [row.reshape(self.hw).astype(bool) for row in bits]
+    def masks(self, keep: Sequence[bool] | None = None) -> list[np.ndarray]:
+        """The events' masks, (H, W) bool each (with `keep`, those of the events it marks True)."""
+        return [np.unpackbits(row, count=self.hw[0] * self.hw[1]).view(bool).reshape(self.hw)
+                for i, row in enumerate(self.packed[:len(self.scores)]) if keep is None or keep[i]]
 
     def above(self, threshold: float) -> list[np.ndarray]:
         """The instances of the events scoring at least `threshold` (sharing pixels: merged)."""
-        if not any(s >= threshold for s in self.scores):
+        keep = [s >= threshold for s in self.scores]
+        if not any(keep):
             return []
-        return merge_events(self.masks(), self.scores, threshold)[0]
+        return merge_events(self.masks(keep), [s for s in self.scores if s >= threshold], threshold)[0]
 
     @property
     def best(self) -> float:
@@ -156,8 +157,8 @@ def matcher_of(options: PredictorOptions, models_dir: Path) -> tuple[MatchConfig
         return match_config_of("v1"), None, "copy-move matcher v1 (cascade)"
     path = resolve_verifier(models_dir, options.match_verifier)
     package = package_of(models_dir)
-    if package is not None and path.resolve().parent == Path(models_dir).resolve():
-        verify_package(package, [path])     # a packaged verifier is the one package.json records
+    if package is not None and path != DEFAULT_VERIFIER:
+        verify_package(package, [path])     # a package's verifier: the one its package.json records
     verifier = load_verifier(path)
     described = f"copy-move matcher {options.matcher} (verifier {path.name}, threshold {verifier.threshold:g})"
     return match_config_of(options.matcher), verifier, described
@@ -192,7 +193,7 @@ def match_file(path: Path, config: MatchConfig, debug_dir: Path | None = None,
 
 def _keep(outputs: list, index: int, output: MatchOutput, cache: MatchCache | None) -> None:
     if output.error:
-        log.warning("%s: unreadable, no match (%s)", output.path, output.error)
+        log.warning("%s; no match, its row: authentic", output.error)     # the error names the file
     elif cache is not None:
         cache.put(output)
     outputs[index] = output

@@ -23,6 +23,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -37,7 +38,7 @@ from ..device import Amp, resolve_device
 from ..errors import DataError, ProjectError, first_line
 from ..fileio import NpzCache
 from ..flags import from_args
-from ..imageio import list_images, load_image
+from ..imageio import find_images, load_image
 from ..integrity import package_of, sha256, verify_package
 from ..models.checkpoints import find_best, load_model
 from ..models.variants import CLASSIFIER, RGB_INPUTS, SELFCORR_INPUTS, SPECIALIST_RUN, V3_VARIANTS, input_channels
@@ -150,13 +151,27 @@ def parse_member_spec(spec: str) -> tuple[Path, float]:
 
 # --- data --------------------------------------------------------------------------------
 
+WORKING_SIDE = 4096          # the networks' inputs are made from an image of at most this side
+
+
+def shrunk(image: np.ndarray, side: int) -> np.ndarray:
+    """`image` itself when neither side is over `side`, else resized (INTER_AREA) to fit it."""
+    h, w = image.shape[:2]
+    scale = side / max(h, w)
+    if scale >= 1.0:
+        return image
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
 class ImageFolderDataset(Dataset):
     """Images read once and prepared at every size the predictor needs (validation transform:
     resize + ImageNet normalisation, the one the models were validated with): item `x<size>`;
     with `matches` (the matcher's scored outputs, one per path), also `xs<size>` for the sizes
     in `selfcorr_sizes`: the image and its self-correlation maps (lib.inference.selfcorr), as in training.
     An unreadable image yields `error` instead of tensors, so one bad file cannot stop a whole
-    submission."""
+    submission. An image with a side over WORKING_SIDE is first shrunk to it (INTER_AREA, as the
+    transform's own resize): the networks see at most 512 px, and the float copies the transforms
+    and self-correlation maps make of a 100-megapixel image would take gigabytes."""
 
     def __init__(self, paths: Sequence[Path], sizes: Sequence[int], selfcorr_sizes: Sequence[int] = (),
                  matches: Sequence[MatchOutput] | None = None):
@@ -185,6 +200,7 @@ class ImageFolderDataset(Dataset):
             return item
         item["hw"] = torch.tensor(image.shape[:2])
         item["brightness"] = image_brightness(image)
+        image = shrunk(image, WORKING_SIDE)
         for size, transform in self.transforms.items():
             item[input_key(size)] = transform(image=image)["image"]
         if self.selfcorr_sizes:
@@ -218,8 +234,9 @@ class ImageResult:
 
 
 class ResultCache(NpzCache):
-    """Per-image results on disk under `root/<predictor key>/`, one .npz per image, keyed by the
-    image's resolved path, size and modification time. Written atomically."""
+    """Per-image results on disk under `root/<predictor key>/`, one .npz per image, keyed by a
+    hash of the image's bytes (lib.fileio.file_key). Written atomically; unreadable images are
+    not stored."""
 
     def __init__(self, root: Path, predictor_key: str):
         super().__init__(Path(root) / predictor_key)
@@ -234,6 +251,8 @@ class ResultCache(NpzCache):
             return None   # no entry, or one of another layout: recompute it
 
     def put(self, result: ImageResult) -> None:
+        if result.error:       # not stored: found again at once, and its message names this file
+            return
         self.write(result.path, hw=np.array(result.hw), brightness=result.brightness,
                    classifier_prob=result.classifier_prob, error=result.error, has_map=result.prob_map is not None,
                    prob_map=result.prob_map if result.prob_map is not None else np.zeros((0, 0), np.float16))
@@ -360,14 +379,16 @@ class Predictor:
             raise ProjectError("a member reads self-correlation maps: the predictor needs the matcher's output "
                                "of every image")
         results: list[ImageResult | None] = [None] * len(paths)
+        for i, match in enumerate(matches or []):
+            if match.error:            # the matcher could not read it either and has said so
+                results[i] = ImageResult(paths[i], match.hw, 0.0, math.nan, error=match.error)
         if cache is not None:
             for i, path in enumerate(paths):
+                if results[i] is not None:
+                    continue
                 hit = cache.get(path)
-                if hit is not None and (hit.prob_map is not None or hit.error
-                                        or (gate is not None and not hit.passes_gate(gate))):
+                if hit is not None and (hit.prob_map is not None or (gate is not None and not hit.passes_gate(gate))):
                     results[i] = hit
-                    if hit.error:      # said again on every run: the row it gets is a guess
-                        log.warning("%s: unreadable, predicted authentic (%s; cached)", path, hit.error)
         todo = [i for i, r in enumerate(results) if r is None]
         if len(todo) < len(paths):
             log.info("%s: %d of %d images from the cache %s", desc, len(paths) - len(todo), len(paths),
@@ -404,7 +425,7 @@ class Predictor:
                 for j, index in enumerate(indices):
                     error = batch["error"][j]
                     if error:
-                        log.warning("%s: unreadable, predicted authentic (%s)", paths[index], error)
+                        log.warning("%s; predicted authentic", error)
                     yield index, ImageResult(paths[index], tuple(batch["hw"][j].tolist()),
                                              float(batch["brightness"][j]),
                                              float(cls_probs[j]) if not error else math.nan, maps.get(j), error)
@@ -420,7 +441,7 @@ def reference_probabilities(predictor: Predictor, path: Path, match: MatchOutput
     model, every flip, one forward pass each, at the predictor's precision (bf16 autocast on
     CUDA); `match`: the image's scored matcher output when a member reads self-correlation maps.
     Used by the benchmark and the tests."""
-    image = load_image(Path(path))
+    image = shrunk(load_image(Path(path)), WORKING_SIDE)
     inputs = {input_key(s): build_transforms("standard", s, train=False)(image=image)["image"][None]
               for s in predictor.sizes()}
     if predictor.needs_maps:
@@ -546,6 +567,9 @@ def post_and_tuning_from_args(args, models_dir: Path, given: Collection[str] = (
             raise ProjectError(f"{spelled} with --fusion auto: auto runs the settings validated for the models "
                                f"({Path(models_dir) / TUNED_FILE}, or the matcher alone without it); to set them "
                                f"yourself, choose the rule too (--fusion {'|'.join(FUSIONS)})")
+        package = package_of(models_dir)
+        if package is not None and (Path(models_dir) / TUNED_FILE).exists():
+            verify_package(package, [Path(models_dir) / TUNED_FILE])     # a packaged file: as recorded
         tuned = read_tuned(models_dir)
         if tuned is None:
             log.info("--fusion auto: no tuned post-processing for these models (%s; %s writes it): the matcher "
@@ -630,9 +654,17 @@ def result_of_match(match: MatchOutput) -> ImageResult:
 def folder_images(folder: Path) -> list[Path]:
     """The images of a test folder; an empty or missing folder, or two images sharing a case_id,
     is a clear error."""
-    paths = list_images(folder)
+    listing = find_images(folder)
+    for line in listing.skipped:        # no row for these: they are not files a case_id can name
+        log.warning("%s", line)
+    paths = listing.paths
     if not paths:
-        raise ProjectError(f"{folder}: no images found (expected the Kaggle test_images layout)")
+        skipped = f"; {len(listing.skipped)} skipped" if listing.skipped else ""
+        raise ProjectError(f"{folder}: no images found (expected the Kaggle test_images layout: image files "
+                           f"directly in the folder{skipped})")
+    if listing.skipped:
+        log.warning("%d entries that look like images skipped (no row for them), %d images to predict",
+                    len(listing.skipped), len(paths))
     seen: dict[str, Path] = {}
     for path in paths:
         if path.stem in seen:
@@ -649,5 +681,7 @@ def write_predictions(results: Sequence[ImageResult], config: PostConfig, output
     shapes = {r.case_id: (None if r.error else r.hw) for r in results}
     write_submission(annotations, output, shapes)
     forged = sum(a != AUTHENTIC for a in annotations.values())
-    return (f"{output}: {len(annotations)} rows, {forged} forged, {len(annotations) - forged} authentic "
+    unreadable = sum(bool(r.error) for r in results)
+    said = f", {unreadable} of them unreadable (one warning each above)" if unreadable else ""
+    return (f"{output}: {len(annotations)} rows, {forged} forged, {len(annotations) - forged} authentic{said} "
             f"({config.summary()})")

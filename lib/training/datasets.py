@@ -2,11 +2,14 @@
 hard-negative file that the mining step writes and the fine-tuning steps read.
 
 Datasets keep their rows as plain lists: DataLoader workers pickle the dataset, and a
-list of strings pickles faster and smaller than a DataFrame. A file that cannot be read
-raises DataError naming it; nothing is replaced by a zero tensor.
+list of strings pickles faster and smaller than a DataFrame. An image or mask that cannot be
+read although the manifest found it good (changed since, or corrupt past its header) is one
+warning naming it, and the next readable item of the same label takes its place: a training run
+does not end on one bad file. Nothing is replaced by a zero tensor.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from pathlib import Path
@@ -27,8 +30,14 @@ from ..inference.selfcorr import network_input
 from ..models.variants import SampleWeights
 from .distributed import ShardedWeightedSampler
 
+log = logging.getLogger(__name__)
+
 HARD_NEGATIVES_COMMAND = "python bin/find_hard_negatives.py"
 _BARE_ID_SOURCE = "authentic"                   # a bare case id in the file means authentic/<id>
+
+
+class UnreadableItem(DataError):
+    """An image or mask of a training set that cannot be read: the set puts another in its place."""
 
 
 class _ManifestDataset(Dataset):
@@ -44,12 +53,36 @@ class _ManifestDataset(Dataset):
         self.transform = transform
         self.image_paths: list[str] = rows["image_path"].astype(str).tolist()
         self.labels: list[int] = rows["label"].astype(int).tolist()
+        self.unreadable: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.image_paths)
 
+    def __getitem__(self, index: int):
+        """The item `index` (`_item`); an unreadable one is skipped, said once per file and
+        process, and the next readable item of the same label stands in (of another label when
+        none of its label can be read)."""
+        order = [i % len(self) for i in range(index, index + len(self))]
+        for candidate in sorted(order, key=lambda i: self.labels[i] != self.labels[index]):   # stable
+            if candidate in self.unreadable:
+                continue
+            try:
+                return self._item(candidate)
+            except UnreadableItem as exc:
+                if candidate not in self.unreadable:
+                    self.unreadable.add(candidate)
+                    log.warning("%s; skipped (%d unreadable training file(s) so far in this process), "
+                                "another image in its place", first_line(exc), len(self.unreadable))
+        raise DataError(f"{self.data_dir}: no image of this set ({len(self)}) can be read")
+
+    def _item(self, index: int):
+        raise NotImplementedError
+
     def _image(self, index: int) -> np.ndarray:
-        return load_image(self.data_dir / self.image_paths[index])
+        try:
+            return load_image(self.data_dir / self.image_paths[index])
+        except DataError as exc:
+            raise UnreadableItem(str(exc)) from None
 
 
 class SegmentationDataset(_ManifestDataset):
@@ -72,15 +105,18 @@ class SegmentationDataset(_ManifestDataset):
         if self.labels[index] != FORGED:
             return image, np.zeros((0, *image.shape[:2]), bool)
         if not self.mask_paths[index]:
-            raise DataError(f"{self.data_dir / self.image_paths[index]}: forged image without a mask")
-        return image, load_mask(self.data_dir / self.mask_paths[index], expected_hw=image.shape[:2]).instances
+            raise UnreadableItem(f"{self.data_dir / self.image_paths[index]}: forged image without a mask")
+        try:
+            return image, load_mask(self.data_dir / self.mask_paths[index], expected_hw=image.shape[:2]).instances
+        except DataError as exc:
+            raise UnreadableItem(str(exc)) from None
 
     def _sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(image, forged-pixel mask uint8) before the transform."""
         image, instances = self._image_and_instances(index)
         return image, instances.any(axis=0).astype(np.uint8)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _item(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, mask = self._sample(index)
         if self.maps is None:
             out = self.transform(image=image, mask=mask)
@@ -173,7 +209,7 @@ def crop_sheet(dataset: CropAroundForgeryDataset, count: int = 12, seed: int = 0
 class ClassifierDataset(_ManifestDataset):
     """Item: (image float32 (3, S, S), label float32 scalar: 1 forged, 0 authentic). Loads no mask."""
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _item(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.transform(image=self._image(index))
         return out["image"].float(), torch.tensor(self.labels[index], dtype=torch.float32)
 

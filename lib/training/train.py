@@ -480,7 +480,8 @@ def _initial_weights(variant: Variant, paths: Paths, device: torch.device) -> tu
     return model.train(), variant.with_overrides(model=dict(checkpoint["model_config"]))
 
 
-RUN_FILES = (BEST_SUFFIX, LAST_SUFFIX, "_args.json", "_history.csv", "_curves.png", LEGACY_BEST_SUFFIX)
+CHECKPOINT_SUFFIXES = (BEST_SUFFIX, LAST_SUFFIX, LEGACY_BEST_SUFFIX)
+RUN_FILES = (*CHECKPOINT_SUFFIXES, "_args.json", "_history.csv", "_curves.png")
 VAL_THRESHOLD = 0.5             # the probability threshold of the validation score
 PREVIOUS_DIR = "previous"      # in the models dir: earlier runs replaced with --overwrite
 
@@ -491,6 +492,13 @@ def _keep_earlier_run(models_dir: Path, run_name: str, overwrite: bool) -> None:
     files move to <models>/previous/<run>_<time>/ (nothing is deleted)."""
     earlier = [path for path in (models_dir / f"{run_name}{suffix}" for suffix in RUN_FILES) if path.is_file()]
     if not earlier:
+        return
+    if not any(path.name.endswith(CHECKPOINT_SUFFIXES) for path in earlier):
+        # a run that stopped before its first checkpoint (a bad image, Ctrl-C): nothing to resume or keep
+        for path in earlier:
+            path.unlink()
+        log.info("removed %s, left by an earlier %s run that stopped before its first checkpoint",
+                 ", ".join(p.name for p in earlier), run_name)
         return
     if not overwrite:
         described = ""
