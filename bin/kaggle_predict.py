@@ -38,8 +38,8 @@ def read_package(package: Path) -> dict:
     except FileNotFoundError:
         fail(f"{package / PACKAGE_FILE}: not found; this script runs inside a package made by "
              f"python bin/make_kaggle_package.py (or pass --package DIR)")
-    except (OSError, ValueError) as exc:
-        fail(f"{package / PACKAGE_FILE}: unreadable ({exc})")
+    except (OSError, ValueError, RecursionError) as exc:
+        fail(f"{package / PACKAGE_FILE}: unreadable ({type(exc).__name__}: {str(exc)[:200]})")
 
 
 def installed_version(dist: str) -> str | None:

@@ -1,4 +1,5 @@
-"""File hashes, and the check of a Kaggle package's checkpoints against its package.json.
+"""File hashes, the check of a Kaggle package's files against its package.json, and the JSON
+reader every settings file of the project goes through (size and nesting bounded).
 
 Standard library only: bin/kaggle_predict.py runs `verify_package` before it installs a wheel
 or imports torch, so a corrupted or swapped weights file stops the run before anything else.

@@ -10,6 +10,8 @@ them from here, so this module sits at the bottom of lib's import graph (flags a
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,6 +56,16 @@ class PostConfig:
                                            "v1: the fine-detail correlation, 0.85)", type=float)
 
     def __post_init__(self):
+        given = {"classifier_threshold": self.classifier_threshold, "seg_threshold": self.seg_threshold,
+                   "similarity": self.similarity, "matcher_threshold": self.matcher_threshold}
+        for name, value in given.items():    # what a settings file holds is checked too: "0.3" is no number
+            if not (value is None and name == "matcher_threshold") and (
+                    not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if not isinstance(self.min_area, numbers.Integral) or isinstance(self.min_area, bool):
+            raise ValueError(f"min_area must be an integer, got {self.min_area!r}")
+        if type(self.adaptive) is not bool:
+            raise ValueError(f"adaptive must be true or false, got {self.adaptive!r}")
         if self.instance_mode not in INSTANCE_MODES:
             raise ValueError(f"unknown instance mode {self.instance_mode!r}; known: {', '.join(INSTANCE_MODES)}")
         if self.fusion not in FUSIONS:

@@ -117,6 +117,43 @@ def test_bad_checkpoints_are_one_line_errors(tmp_path, good):
         load_model(wrong)
 
 
+@pytest.mark.parametrize("value", ["abc", None, 0, 127.5, 60000, True, 100])
+def test_an_img_size_out_of_type_or_range_is_one_line_naming_the_field(tmp_path, good, value):
+    path = changed_checkpoint(good, tmp_path / "odd.safetensors", img_size=value)
+    with pytest.raises(CheckpointError) as refused:
+        read_checkpoint(path)
+    assert str(refused.value) == (f"{path}: metadata img_size {value!r} is not an integer multiple of 32 "
+                                  f"from 32 to 4096")
+
+
+def test_odd_metadata_fields_and_weights_are_one_line_naming_them(tmp_path, good):
+    for fields, message in (({"epoch": -1}, "metadata epoch -1 is not an integer >= 0"),
+                            ({"best_score": "nan"}, "metadata best_score 'nan' is not a finite number")):
+        with pytest.raises(CheckpointError, match=f"odd.safetensors: {message}"):
+            read_checkpoint(changed_checkpoint(good, tmp_path / "odd.safetensors", **fields))
+    deep = changed_checkpoint(good, tmp_path / "deep.safetensors", raw={"history": "[" * 100_000 + "]" * 100_000})
+    with pytest.raises(CheckpointError, match="deep.safetensors: metadata field 'history' is not JSON"):
+        read_checkpoint(deep)
+    extra = tmp_path / "extra.safetensors"
+    from safetensors.torch import save_file
+    checkpoint = read_checkpoint(good)
+    metadata = {"format": FORMAT, "model_config": json.dumps(SEG)}
+    save_file({**checkpoint["model_state_dict"], "stowaway.weight": torch.zeros(3)}, str(extra), metadata=metadata)
+    with pytest.raises(CheckpointError, match=r"extra.safetensors: weights do not fit model .*\(unexpected tensor "
+                                              r"'stowaway.weight'\)"):
+        load_model(extra)
+
+
+def test_a_giant_model_config_is_refused_before_it_is_built(tmp_path, good):
+    giant = changed_checkpoint(good, tmp_path / "giant.safetensors",
+                               model_config={"arch": "classifier", "encoder": "vit_giant_patch14_224", "in_channels": 3})
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match=r"giant.safetensors: its model_config .* has 1,011,563,393 parameters, "
+                                              r"more than the 300,000,000 of any network of this project"):
+        load_model(giant)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000     # KiB: nothing allocated
+
+
 def test_a_crafted_pickle_is_refused_and_never_run(tmp_path):
     target = tmp_path / "PWNED"
     path = crafted_pth(tmp_path / "highres_no_ela_v3_best.pth", target)

@@ -143,6 +143,15 @@ def test_encoder_flag_is_checked_and_a_resume_must_build_the_same_network(demo):
     assert (paths.models_dir / "high_recall_v3_args.json").read_text() == args      # the refused resume wrote nothing
     with pytest.raises(ProjectError, match="starts from the v3 checkpoint and keeps its encoder"):
         train_variant(V4_VARIANTS["high_recall"], options, paths)
+    # a resume state missing a part, or with a part that does not fit: one line, nothing written
+    state = read_resume_state(result.last_path)
+    for change, message in (({"scheduler_state_dict": None}, "has no scheduler state; cannot resume from it"),
+                            ({"epoch": "1"}, "epoch '1' is not an integer >= 0; cannot resume"),
+                            ({"optimizer_state_dict": {"state": {}, "param_groups": []}}, "does not fit this run")):
+        torch.save({**state, **change}, result.last_path)
+        with pytest.raises(ProjectError, match=f"_last\\.pth: {message}"):
+            train_variant(V3_VARIANTS["high_recall"], replace(options, epochs=2, resume=True), paths)
+        assert (paths.models_dir / "high_recall_v3_args.json").read_text() == args
 
 
 @pytest.mark.slow

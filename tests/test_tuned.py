@@ -127,3 +127,29 @@ def test_a_malformed_tuned_file_is_one_line_naming_it(models):
     (models / TUNED_FILE).write_text(json.dumps({"format": "something else"}), encoding="utf-8")
     with pytest.raises(ProjectError, match="format 'something else'"):
         resolved(models)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("adaptive", "false", "adaptive must be true or false, got 'false'"),
+    ("seg_threshold", "0.3", "seg_threshold must be a finite number, got '0.3'"),
+    ("min_area", 12.5, "min_area must be an integer, got 12.5"),
+    ("matcher_threshold", 2, "thresholds must lie in [0, 1]"),
+])
+def test_a_tuned_setting_of_the_wrong_type_is_one_line_naming_the_field(models, field, value, message):
+    tune(models)
+    record = json.loads((models / TUNED_FILE).read_text())
+    record["post"][field] = value
+    (models / TUNED_FILE).write_text(json.dumps(record))
+    with pytest.raises(ProjectError) as refused:
+        resolved(models)
+    assert f"{TUNED_FILE}: not a tuned post-processing of validate_test.py ({message})" in str(refused.value)
+    (models / TUNED_FILE).write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ProjectError, match=r"not a tuned post-processing of validate_test.py \(nested too deeply\)"):
+        resolved(models)
+
+
+@pytest.mark.parametrize("weight", ["inf", "nan", "0", "-1"])
+def test_an_ensemble_weight_must_be_positive_and_finite(weight):
+    from lib.inference.infer import parse_member_spec
+    with pytest.raises(ProjectError, match=f"--ensemble m.safetensors:{weight}: the weight must be a positive finite"):
+        parse_member_spec(f"m.safetensors:{weight}")

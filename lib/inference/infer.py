@@ -144,8 +144,8 @@ def parse_member_spec(spec: str) -> tuple[Path, float]:
         value = float(weight)
     except ValueError:
         return Path(spec), 1.0          # a colon inside the path
-    if not value > 0:
-        raise ProjectError(f"--ensemble {spec}: the weight must be a positive number")
+    if not (value > 0 and math.isfinite(value)):
+        raise ProjectError(f"--ensemble {spec}: the weight must be a positive finite number")
     return Path(path), value
 
 

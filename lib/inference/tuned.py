@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import ProjectError, first_line
 from ..fileio import atomic_write_text
-from ..integrity import sha256
+from ..integrity import read_json, sha256
 from ..options import FUSIONS, PostConfig
 from ..paths import git_commit
 
@@ -110,7 +110,7 @@ def read_tuned(models_dir: Path) -> Tuned | None:
     if not path.is_file():
         return None
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = read_json(path)
         if record.get("format") != TUNED_FORMAT:
             raise ValueError(f"format {record.get('format')!r}, expected {TUNED_FORMAT!r}")
         key = TunedKey(**{f.name: record["key"].get(f.name) for f in fields(TunedKey)})

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import ProjectError
 from ..fileio import atomic_write_bytes
+from ..integrity import read_json
 from ..options import DEFAULT_VERIFIER, VERIFIER_NAME
 from .features import FEATURES, schema_hash
 from .treemodel import parse_model, predict_parsed
@@ -58,8 +59,8 @@ class Verifier:
         try:
             if path.stat().st_size > MAX_BYTES:
                 raise VerifierError(f"{path}: {path.stat().st_size} bytes, more than a verifier's {MAX_BYTES}")
-            data = json.loads(path.read_bytes())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = read_json(path, MAX_BYTES)
+        except (OSError, ValueError) as exc:       # not UTF-8, not JSON, nested too deeply
             raise VerifierError(f"{path}: not a readable JSON verifier ({exc})") from None
         if not isinstance(data, dict) or data.get("format") != VERIFIER_FORMAT:
             found = data.get("format") if isinstance(data, dict) else type(data).__name__

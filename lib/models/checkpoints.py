@@ -104,11 +104,39 @@ def read_checkpoint(path: Path) -> dict:
             continue
         try:
             fields[key] = json.loads(text)
-        except ValueError:
-            raise CheckpointError(f"{path}: metadata field {key!r} is not JSON") from None
+        except (ValueError, RecursionError):
+            raise CheckpointError(f"{path}: metadata field {key!r} is not JSON (or nested too deeply)") from None
     if not isinstance(fields.get("model_config"), dict):
         raise CheckpointError(f"{path}: no model_config in its metadata")
+    check_fields(path, fields)
     return {"model_state_dict": state, **fields}
+
+
+IMG_SIZES = (32, 4096)           # the input sizes a checkpoint may record: multiples of 32 in this range
+MAX_PARAMETERS = 300_000_000     # the project's networks have 10-60 million; a bigger config is refused unbuilt
+
+
+def check_fields(path: Path, fields: dict) -> None:
+    """The metadata fields the predictor reads, each of its type and in its range, or a
+    CheckpointError naming the file and the field: `img_size` an integer multiple of 32 within
+    IMG_SIZES, `epoch` an integer >= 0, `best_score` a finite number (or null)."""
+    def refuse(name: str, what: str) -> None:
+        raise CheckpointError(f"{path}: metadata {name} {preview(fields[name])} is not {what}")
+
+    if "img_size" in fields:
+        size = fields["img_size"]
+        if not (type(size) is int and IMG_SIZES[0] <= size <= IMG_SIZES[1] and size % 32 == 0):
+            refuse("img_size", f"an integer multiple of 32 from {IMG_SIZES[0]} to {IMG_SIZES[1]}")
+    if "epoch" in fields and not (type(fields["epoch"]) is int and fields["epoch"] >= 0):
+        refuse("epoch", "an integer >= 0")
+    score = fields.get("best_score")
+    if score is not None and not (type(score) in (int, float) and math.isfinite(score)):
+        refuse("best_score", "a finite number")
+
+
+def preview(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
@@ -125,6 +153,7 @@ def _model_of(path: Path, checkpoint: dict) -> nn.Module:
         check_model_config(config)
     except ValueError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
+    check_weights_fit(path, config, checkpoint["model_state_dict"])
     try:
         model = build_model(config, "none")
     except Exception as exc:   # an encoder smp lists but cannot build, ...
@@ -134,6 +163,31 @@ def _model_of(path: Path, checkpoint: dict) -> nn.Module:
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit model {config} ({first_line(exc)})") from None
     return model
+
+
+def check_weights_fit(path: Path, config: dict, state: dict[str, torch.Tensor]) -> None:
+    """Before any memory is spent on the model a config describes: build it on torch's meta device
+    (shapes, no storage), refuse it over MAX_PARAMETERS, and refuse weights that do not fit it,
+    naming the first tensor missing, unexpected or of another shape."""
+    try:
+        with torch.device("meta"):
+            skeleton = build_model(config, "none").state_dict()
+    except Exception as exc:   # an encoder smp lists but cannot build, ...
+        raise CheckpointError(f"{path}: cannot build the model {config} it describes ({first_line(exc)})") from None
+    parameters = sum(t.numel() for t in skeleton.values())
+    if parameters > MAX_PARAMETERS:
+        raise CheckpointError(f"{path}: its model_config {config} has {parameters:,} parameters, more than the "
+                              f"{MAX_PARAMETERS:,} of any network of this project; not building it")
+    for key, tensor in skeleton.items():
+        if key not in state:
+            raise CheckpointError(f"{path}: weights do not fit model {config} (tensor {key!r} missing)")
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise CheckpointError(f"{path}: weights do not fit model {config} (tensor {key!r} is "
+                                  f"{tuple(state[key].shape)}, the model's {tuple(tensor.shape)})")
+    unexpected = sorted(set(state) - set(skeleton))
+    if unexpected:
+        raise CheckpointError(f"{path}: weights do not fit model {config} (unexpected tensor {unexpected[0]!r}"
+                              f"{f' and {len(unexpected) - 1} more' if len(unexpected) > 1 else ''})")
 
 
 # --- resume states (torch, weights_only) -------------------------------------------------------

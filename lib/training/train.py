@@ -32,7 +32,7 @@ from ..data.manifest import FORGED, load_manifest
 from ..data.split import load_or_make_split, split_rows
 from ..data.truths import truths_from_manifest
 from ..device import Amp
-from ..errors import ProjectError
+from ..errors import ProjectError, first_line
 from ..fileio import atomic_write_text, remove_stale_temporaries
 from ..inference.postprocess import instances_from_probability, resize_probability
 from ..inference.selfcorr import SelfCorrSource, prepare_selfcorr
@@ -563,18 +563,26 @@ def _resume(last_path: Path, model: nn.Module, model_config: dict, optimizer: to
     """Restore model, optimizer, scheduler and scaler from the resume state; (epoch, history).
     The network this run built must be the one the state was saved from (`model_config`)."""
     checkpoint = read_resume_state(last_path)
-    if "optimizer_state_dict" not in checkpoint:
-        raise ProjectError(f"{last_path}: has no optimizer state; cannot resume from it")
+    for part in ("optimizer_state_dict", "scheduler_state_dict", "scaler_state_dict"):
+        if not isinstance(checkpoint.get(part), dict):
+            raise ProjectError(f"{last_path}: has no {part.replace('_state_dict', '')} state; cannot resume from it "
+                               f"(start anew with --overwrite)")
+    if type(checkpoint.get("epoch")) is not int or checkpoint["epoch"] < 0:
+        raise ProjectError(f"{last_path}: epoch {checkpoint.get('epoch')!r} is not an integer >= 0; cannot resume")
     saved = dict(checkpoint.get("model_config") or model_config)
     if saved != dict(model_config):
         differ = ", ".join(f"{key} {saved.get(key)!r} (now {model_config.get(key)!r})"
                            for key in sorted(set(saved) | set(model_config)) if saved.get(key) != model_config.get(key))
         raise ProjectError(f"{last_path}: was trained with {differ}; resume with the run's own settings "
                            f"(e.g. --encoder) or start anew with --overwrite")
-    model.load_state_dict(checkpoint["model_state_dict"])
-    optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
-    scheduler.load_state_dict(checkpoint["scheduler_state_dict"])
-    amp.scaler.load_state_dict(checkpoint["scaler_state_dict"])
+    try:
+        model.load_state_dict(checkpoint["model_state_dict"])
+        optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
+        scheduler.load_state_dict(checkpoint["scheduler_state_dict"])
+        amp.scaler.load_state_dict(checkpoint["scaler_state_dict"])
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise ProjectError(f"{last_path}: does not fit this run ({first_line(exc)}); start anew with --overwrite") \
+            from None
     log.info("resuming from %s after epoch %d", last_path, checkpoint["epoch"])
     return int(checkpoint["epoch"]), list(checkpoint.get("history", []))
 
