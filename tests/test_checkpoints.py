@@ -145,8 +145,8 @@ def test_odd_metadata_fields_and_weights_are_one_line_naming_them(tmp_path, good
 
 
 def test_a_giant_model_config_is_refused_before_it_is_built(tmp_path, good):
-    giant = changed_checkpoint(good, tmp_path / "giant.safetensors",
-                               model_config={"arch": "classifier", "encoder": "vit_giant_patch14_224", "in_channels": 3})
+    config = {"arch": "classifier", "encoder": "vit_giant_patch14_224", "in_channels": 3}
+    giant = changed_checkpoint(good, tmp_path / "giant.safetensors", model_config=config)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with pytest.raises(CheckpointError, match=r"giant.safetensors: its model_config .* has 1,011,563,393 parameters, "
                                               r"more than the 300,000,000 of any network of this project"):
