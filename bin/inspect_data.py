@@ -1,6 +1,11 @@
 #!/usr/bin/env python
 """Scan the training data, refresh the cached manifest and print what is there (and what is broken).
 
+Every image the readers will refuse is one warning naming it: unreadable, truncated, over the
+pixel budget (lib/imageio.py MAX_PIXELS, read from its header), a mask that does not fit; and
+every entry named like an image that is no image file (a dangling link, a folder, a name that
+is not UTF-8). Training skips them all.
+
     python bin/inspect_data.py --data-dir demo
 """
 import logging
@@ -23,8 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     manifest = load_manifest(paths, include_problems=True)
     print(summarize_manifest(manifest))
     n_bad = int((manifest["problem"] != "").sum())
-    logging.getLogger("inspect_data").info("%s: %d usable training images, %d skipped; manifest %s",
-                                           paths.data_dir, len(manifest) - n_bad, n_bad, paths.manifest)
+    n_entries = len(manifest.attrs.get("skipped", []))
+    not_files = f", and {n_entries} entries named like images that are no image files" if n_entries else ""
+    logging.getLogger("inspect_data").info("%s: %d usable training images, %d skipped (what the readers refuse, "
+                                           "one warning each above)%s; manifest %s", paths.data_dir,
+                                           len(manifest) - n_bad, n_bad, not_files, paths.manifest)
     return 0
 
 

@@ -30,6 +30,26 @@ class _Formatter(logging.Formatter):
         return record.getMessage() if getattr(record, "raw", False) else super().format(record)
 
 
+class _LogFile(logging.FileHandler):
+    """The run's log file. A write that fails (a full disk, a quota) is one warning on the console,
+    after which the file is left alone: logging's default is a traceback for every record."""
+
+    failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if self.failed:
+            return
+        self.failed = True
+        error = sys.exc_info()[1]
+        reason = getattr(error, "strerror", None) or first_line(error) if error else "unknown error"
+        sys.stderr.write(f"warning: {self.baseFilename}: the log file cannot be written ({reason}); "
+                         f"logging to the console only\n")
+
+
 def make_parser(description: str | None) -> argparse.ArgumentParser:
     """A script's parser: its docstring as the description, kept as written, and no abbreviated
     flags (argparse would take `--encoder` for `--encoder-weights` where a script has only the
@@ -70,7 +90,7 @@ def setup_logging(name: str, logs_dir: Path | None = None, level: int = logging.
         logs_dir = Path(logs_dir)
         logs_dir.mkdir(parents=True, exist_ok=True)
         log_file = _new_log_file(logs_dir, name)
-        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler = _LogFile(log_file, encoding="utf-8")
         file_handler.setFormatter(formatter)
         root.addHandler(file_handler)
     return log_file

@@ -100,6 +100,9 @@ def test_a_header_length_starting_with_the_pickle_byte_still_loads(tmp_path):
             break
     assert path.read_bytes()[0] == 0x80
     assert read_checkpoint(path)["model_config"] == SEG
+    path.write_bytes(path.read_bytes()[:40])             # truncated: still called what it is
+    with pytest.raises(CheckpointError, match="m.safetensors: not a readable safetensors checkpoint"):
+        read_checkpoint(path)
 
 
 def test_bad_checkpoints_are_one_line_errors(tmp_path, good):

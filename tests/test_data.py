@@ -204,6 +204,8 @@ def test_manifest_reports_and_skips_problem_files(tmp_path, caplog):
     np.save(tmp_path / "train_masks" / "12.npy", box_mask(10, 10, (0, 1, 0, 1)))  # wrong H, W
     write_png(tmp_path / "train_images" / "forged" / "13.png", random_rgb(np.random.default_rng(0), 8, 8))
     np.save(tmp_path / "train_masks" / "13.npy", np.zeros((1, 8, 8), np.uint8))  # empty mask
+    (tmp_path / "train_images" / "authentic" / "14.png").write_bytes(png_claiming(100_000, 100_000))
+    os.symlink("gone.png", tmp_path / "train_images" / "authentic" / "15.png")
     with caplog.at_level(logging.WARNING):
         manifest = load_manifest(paths_for(tmp_path), progress=False)
     assert sorted(manifest["image_id"]) == ["authentic/10", "authentic/11", "forged/10", "supplemental/90"]
@@ -212,8 +214,10 @@ def test_manifest_reports_and_skips_problem_files(tmp_path, caplog):
     assert "55.npy: mask without an image (skipped)" in text
     assert "12.npy: mask shape (1, 10, 10) does not match its image (H, W) = (64, 74)" in text
     assert "13.npy: mask has no forged pixel" in text
+    assert "14.png: 100000 x 100000 pixels (10000 megapixels) is over the pixel budget" in text
+    assert "15.png: a dangling link, skipped" in text                      # no row: no file to measure
     full = load_manifest(paths_for(tmp_path), progress=False, include_problems=True, report=False)
-    assert (full["problem"] != "").sum() == 4
+    assert (full["problem"] != "").sum() == 5
 
 
 def test_manifest_is_cached_and_rebuilt_only_for_changed_files(tmp_path, monkeypatch):

@@ -711,6 +711,62 @@ def test_an_image_corrupted_after_the_manifest_is_skipped_with_one_warning(train
 
 # --- 8. kills, full disks, two runs at once ----------------------------------------------------
 
+def test_a_cache_that_cannot_be_written_is_one_warning_and_the_run_goes_on(tmp_path, caplog):
+    from lib.fileio import NpzCache
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder would be")      # mkdir fails, as on a read-only disk
+    image = tmp_path / "a.png"
+    image.write_bytes(b"x")
+    cache = NpzCache(blocked / "key")
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            cache.write(image, value=np.zeros(2))
+    assert cache.read(image) is None and not cache.writable
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and said[0].startswith(f"{blocked / 'key'}: ") and "going on without writing" in said[0]
+
+
+def test_the_cache_keys_an_image_by_its_bytes_not_its_name_size_or_time(tmp_path):
+    from lib.fileio import NpzCache
+    cache = NpzCache(tmp_path / "cache")
+    image = tmp_path / "a.png"
+    image.write_bytes(b"first image")
+    stat = image.stat()
+    cache.write(image, value=np.array([1]))
+    image.write_bytes(b"other image")                                  # same size, its time restored
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert cache.read(image) is None
+    twin = tmp_path / "renamed.png"
+    twin.write_bytes(b"first image")                                   # the same bytes under another name
+    assert cache.read(twin)["value"].tolist() == [1]
+
+
+def test_a_log_file_that_cannot_be_written_is_one_warning_and_the_run_goes_on(tmp_path, capsys):
+    import errno
+
+    from lib.cli import setup_logging
+
+    class FullDisk:
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self):
+            pass
+
+    log_file = setup_logging("full", tmp_path / "logs")
+    handler = next(h for h in logging.getLogger().handlers if getattr(h, "baseFilename", None) == str(log_file))
+    handler.stream = FullDisk()
+    for i in range(6):
+        logging.getLogger("run").info("step %d", i)
+    err = capsys.readouterr().err
+    assert "Logging error" not in err and "Traceback" not in err
+    assert [line for line in err.splitlines() if line.startswith("warning:")] == [
+        f"warning: {log_file}: the log file cannot be written (No space left on device); logging to the console only"]
+    assert err.count("step ") == 6                       # the console still has every line
+    setup_logging("after")                               # the handlers of this test closed
+
+
+
 def _train_args(paths, epochs, *extra):
     return ["--model", "highres_no_ela", "--epochs", epochs, "--img-size", 64, "--batch-size", 4, "--workers", 0,
             "--encoder", "resnet18", "--encoder-weights", "none", "--no-hard-negatives", "--no-progress", "--data-dir", paths.data_dir,

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from ..errors import DataError
 from ..fileio import WriteError, atomic_path
-from ..imageio import list_images, load_mask, read_image_size
+from ..imageio import find_images, load_mask, read_image_size
 from ..models.variants import SampleWeights
 from ..paths import Paths
 
@@ -72,11 +72,14 @@ def _stat(path: Path | None) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
-def _scan(data_dir: Path) -> list[dict]:
-    """List every training image and orphan mask with its file stats (no decoding)."""
-    rows = []
+def _scan(data_dir: Path) -> tuple[list[dict], list[str]]:
+    """Every training image and orphan mask with its file stats (no decoding), and one line per
+    entry named like an image that is no image file (lib.imageio.find_images)."""
+    rows, skipped = [], []
     for source in SOURCES:
-        image_paths = list_images(data_dir / source.images, recursive=source.recursive)
+        listing = find_images(data_dir / source.images, recursive=source.recursive)
+        image_paths = listing.paths
+        skipped += listing.skipped
         mask_dir = data_dir / source.masks if source.masks else None
         for image_path in image_paths:
             mask_path = mask_dir / f"{image_path.stem}{MASK_SUFFIX}" if mask_dir else None
@@ -88,7 +91,7 @@ def _scan(data_dir: Path) -> list[dict]:
             for mask_path in sorted(mask_dir.glob(f"*{MASK_SUFFIX}")):
                 if mask_path.stem not in stems:
                     rows.append(_base_row(data_dir, source, mask_path.stem, None, mask_path))
-    return rows
+    return rows, skipped
 
 
 def _base_row(data_dir: Path, source: Source, case_id: str, image_path: Path | None,
@@ -139,7 +142,7 @@ def build_manifest(paths: Paths, previous: pd.DataFrame | None = None,
                    progress: bool = True) -> pd.DataFrame:
     """Scan the data dir and return the manifest, re-using rows of `previous` whose files are unchanged."""
     data_dir = paths.data_dir
-    scanned = _scan(data_dir)
+    scanned, skipped = _scan(data_dir)
     cached: dict[str, dict] = {}
     if previous is not None and len(previous):
         cached = {r["image_id"]: r for r in previous.to_dict("records")}
@@ -156,7 +159,9 @@ def build_manifest(paths: Paths, previous: pd.DataFrame | None = None,
         rows.append(_measure(data_dir, row))
     frame = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
     frame["problem"] = frame["problem"].fillna("").astype(str)
-    return frame.sort_values("image_id", kind="stable").reset_index(drop=True)
+    frame = frame.sort_values("image_id", kind="stable").reset_index(drop=True)
+    frame.attrs["skipped"] = skipped      # not rows: they have no case_id to be one
+    return frame
 
 
 def read_manifest_csv(path: Path) -> pd.DataFrame | None:
@@ -193,6 +198,8 @@ def load_manifest(paths: Paths, progress: bool = True, include_problems: bool = 
             log.warning("%s; continuing without the manifest cache", exc)
     problems = manifest[manifest["problem"] != ""]
     if report:
+        for line in manifest.attrs.get("skipped", []):
+            log.warning("%s", line)
         for message in problems["problem"].head(20):
             log.warning("%s (skipped)", message)
         if len(problems) > 20:

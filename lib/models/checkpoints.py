@@ -236,10 +236,12 @@ def _require_safe_torch() -> None:
 
 def _is_torch_pickle(path: Path) -> bool:
     """torch.save's zip container, or a bare pickle (torch's legacy format), and not safetensors
-    (whose first 8 bytes, the header length, may begin with any byte, 0x80 included)."""
+    (whose first 8 bytes, the header length, may begin with any byte, 0x80 included, and whose
+    JSON header starts at byte 8 with '{', which is no pickle opcode: a truncated safetensors
+    file is still one, and its reader says what is wrong with it)."""
     with open(path, "rb") as handle:
         head = handle.read(9)
-    if len(head) == 9 and head[8:9] == b"{" and 8 + int.from_bytes(head[:8], "little") <= path.stat().st_size:
+    if len(head) == 9 and head[8:9] == b"{":
         return False
     return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
