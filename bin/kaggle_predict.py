@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         log_file = setup_logging("kaggle_predict", args.logs_dir)
         validation = meta.get("validation")
         score = validation.get("score") if isinstance(validation, dict) else None
+        score = score if type(score) in (int, float) else None
         print(f"package {package.name}: made {meta['created']}, validation score "
               f"{'not measured' if score is None else f'{score:.4f}'}", flush=True)
         config = post_config_from_args(args, package / "models", given_dests(parser, argv))

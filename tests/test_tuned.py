@@ -134,11 +134,12 @@ def test_a_malformed_tuned_file_is_one_line_naming_it(models):
     ("seg_threshold", "0.3", "seg_threshold must be a finite number, got '0.3'"),
     ("min_area", 12.5, "min_area must be an integer, got 12.5"),
     ("matcher_threshold", 2, "thresholds must lie in [0, 1]"),
+    ("score", float("inf"), "measured score inf is not a finite number"),
 ])
 def test_a_tuned_setting_of_the_wrong_type_is_one_line_naming_the_field(models, field, value, message):
     tune(models)
     record = json.loads((models / TUNED_FILE).read_text())
-    record["post"][field] = value
+    record["measured" if field == "score" else "post"][field] = value
     (models / TUNED_FILE).write_text(json.dumps(record))
     with pytest.raises(ProjectError) as refused:
         resolved(models)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -116,6 +117,9 @@ def read_tuned(models_dir: Path) -> Tuned | None:
         key = TunedKey(**{f.name: record["key"].get(f.name) for f in fields(TunedKey)})
         post = PostConfig(**record["post"])
         measured = dict(record.get("measured") or {})
+        score = measured.get("score")
+        if score is not None and not (type(score) in (int, float) and math.isfinite(score)):
+            raise ValueError(f"measured score {score!r} is not a finite number")
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ProjectError(f"{path}: not a tuned post-processing of validate_test.py ({first_line(exc)}); "
                            f"re-tune: {RETUNE}") from None
