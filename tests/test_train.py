@@ -340,7 +340,7 @@ def test_a_run_that_stopped_before_its_first_checkpoint_does_not_block_the_next(
                            progress=False)
     caplog.set_level(logging.INFO)
     paths = paths_in(demo, "stopped")
-    paths.models_dir.mkdir(parents=True)
+    paths.models_dir.mkdir(parents=True, exist_ok=True)
     (paths.models_dir / "enhanced_aug_v3_args.json").write_text("{}")      # what a crash in epoch 1 leaves
     result = train_variant(variant, options, paths)                          # a plain re-run: no --overwrite
     assert result.best_path.is_file() and not (paths.models_dir / "previous").exists()

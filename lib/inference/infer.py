@@ -382,6 +382,7 @@ class Predictor:
         for i, match in enumerate(matches or []):
             if match.error:            # the matcher could not read it either and has said so
                 results[i] = ImageResult(paths[i], match.hw, 0.0, math.nan, error=match.error)
+        hits = 0
         if cache is not None:
             for i, path in enumerate(paths):
                 if results[i] is not None:
@@ -389,10 +390,10 @@ class Predictor:
                 hit = cache.get(path)
                 if hit is not None and (hit.prob_map is not None or (gate is not None and not hit.passes_gate(gate))):
                     results[i] = hit
+                    hits += 1
+        if hits:
+            log.info("%s: %d of %d images from the cache %s", desc, hits, len(paths), cache.folder)
         todo = [i for i, r in enumerate(results) if r is None]
-        if len(todo) < len(paths):
-            log.info("%s: %d of %d images from the cache %s", desc, len(paths) - len(todo), len(paths),
-                     cache.folder if cache else "")
         if todo:
             started = time.perf_counter()
             todo_matches = [matches[i] for i in todo] if self.needs_maps else None
