@@ -23,7 +23,7 @@ zero-byte / text .png, forged without mask,      | bin/inspect_data.py, lib.data
   mask wrong H,W / dtype / ndim / unreadable     |                                             |   in the summary, row left out of training
 truncated PNG in the training data               | bin/inspect_data.py, lib.data.manifest.load_manifest | "(skipped)" warning, left out like the other broken files
 truncated / zero-byte / non-image test image     | bin/script_5_predict.py                     | exit 0, a row `authentic` each, one warning line naming each
-same, on a re-run that hits the result cache     | lib.inference.infer.Predictor.run                     | row `authentic`, the warning said again ("cached")
+same, on a re-run with the result cache on       | lib.inference.infer.Predictor.run                     | row `authentic`, the warning said again (never cached)
 empty test folder                                | bin/script_5_predict.py                     | exit 1 "error: <dir>: no images found", no output
 no checkpoint in --models-dir                    | bin/script_5_predict.py                     | exit 1 "error: <models>: no segmentation checkpoints", no output
 random bytes in the .safetensors                 | bin/script_5_predict.py                     | exit 1 "error: <file>: not a readable safetensors checkpoint", no output
@@ -49,8 +49,19 @@ non-numeric, negative start, run past the image, | bin/score_submission.py      
 malformed RLE on a row whose truth is authentic  | bin/score_submission.py                     | exit 1, the same one-line error (validated before scoring)
 row with more fields than the header             | lib.competition.submission.read_submission              | SubmissionError "<file>: a row has more fields than the header"
 zero-byte / non-image training image             | lib.training.train.train_variant                     | skipped with a warning by the manifest; training runs
-truncated PNG in the validation split            | lib.training.train.train_variant (workers=0)         | DataError "<file>: not a readable image" (or skipped)
-corrupt image read in a DataLoader worker        | lib.training.train.train_variant (workers=1) cli.run | exit 1, one line "error: <file>: not a readable image"
+truncated PNG in the validation split            | lib.training.train.train_variant (workers=0)         | skipped by the manifest or by the dataset, one warning
+image corrupted after the manifest (same stat)   | lib.training.train.train_variant                     | one warning; the next image of its label stands in, runs
+a run that stopped before its first checkpoint   | lib.training.train.train_variant (test_train.py)     | its leftovers removed with a line; the plain re-run runs
+resume state without scheduler / with bad epoch  | lib.training.train._resume (test_train.py)           | exit 1 "error: <pth>: has no scheduler state; ...", one line
+the hostile folder (lib/tools/hostile.py): pixel | match_copy_move.py, script_5_predict.py,    | exit 0, one row per image file (unreadable: authentic), one
+  bombs, 1 px images, empty / corrupt files, a   |   kaggle_predict.py (test_hostile.py,       |   warning per bad file or skipped entry, a summary line
+  non-UTF-8 name, links, a folder and a pipe     |   test_kaggle.py)                           |   counting them; no traceback
+header claiming 100000 x 100000 pixels           | load_image, read_image_size, the manifest   | DataError with the size, over the pixel budget (MAX_PIXELS)
+checkpoint metadata img_size "abc" / 0 / 60000,  | lib.models.checkpoints (test_checkpoints.py)| CheckpointError naming the file and the field, one line;
+  nested 100,000 deep, vit_giant model_config    |                                             |   the giant refused before it is built (meta device)
+a packaged checkpoint replaced by a link, an     | kaggle_predict.py, load_predictor           | exit 1, one line: "a symbolic link inside the package" /
+  extra one, an ensemble entry leaving it        |   (test_kaggle.py)                          |   "not recorded in package.json" / "outside the package"
+a cache or a log file that cannot be written     | lib.fileio.NpzCache, lib.cli setup_logging  | one warning, the run goes on (found: exit 1 / six tracebacks)
 crafted pickle (os.system on load) placed as     | bin/script_5_predict.py                     | exit 1 "error: <pth>: a torch pickle file; ... python
   models/highres_no_ela_v3_best.pth              |   (test_checkpoints.py)                     |   bin/convert_checkpoint.py <pth>", the payload never runs
 the same pickle to convert, or as a resume state | convert_checkpoint.py, read_resume_state    | refused by torch.load(weights_only=True), nothing runs
