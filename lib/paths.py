@@ -1,7 +1,8 @@
 """Where things live: the repository root, the data folders and the --data-dir/--models-dir/--logs-dir flags.
 
 Every path is resolved as: command-line flag, then environment variable, then a default
-under the repository root. Nothing is hard-coded to a machine.
+(the data under the repository root, models and logs under the data folder). Nothing is
+hard-coded to a machine.
 """
 from __future__ import annotations
 
@@ -78,9 +79,9 @@ def add_path_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                        help=f"folder holding train_images/, train_masks/, test_images/ "
                             f"(default: ${ENV_DATA_DIR} or the repository root)")
     group.add_argument("--models-dir", type=Path, default=None,
-                       help=f"checkpoints folder (default: ${ENV_MODELS_DIR} or <root>/models)")
+                       help=f"checkpoints folder (default: ${ENV_MODELS_DIR} or <data-dir>/models)")
     group.add_argument("--logs-dir", type=Path, default=None,
-                       help=f"log folder (default: ${ENV_LOGS_DIR} or <root>/logs)")
+                       help=f"log folder (default: ${ENV_LOGS_DIR} or <data-dir>/logs)")
     return parser
 
 
@@ -92,12 +93,41 @@ def _pick(flag: Path | None, env: str, default: Path) -> Path:
     return default
 
 
+def relative(path: Path) -> str:
+    """`path` relative to the repository root when inside it (README's commands run from there)."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def checkpoints_elsewhere(models_dir: Path, pattern: str = f"*{BEST_SUFFIX}") -> str:
+    """Where else checkpoints matching `pattern` are, for an error about `models_dir` having none:
+    '; 5 in demo/models: pass --models-dir demo/models (or --data-dir demo)', or '' if nowhere.
+    Looks in <root>/models and each <root>/<folder>/models (demo/, a benchmark, ...)."""
+    here = Path(models_dir).resolve()
+    places = [ROOT / "models", *sorted(p / "models" for p in ROOT.iterdir() if p.is_dir() and p.name[0] != ".")]
+    found = [(place, len(list(place.glob(pattern)))) for place in places if place.is_dir() and place.resolve() != here]
+    found = [(place, count) for place, count in found if count]
+    if not found:
+        return ""
+    place, count = max(found, key=lambda item: item[1])
+    folder = relative(place)
+    data = f" (or --data-dir {relative(place.parent)})" if place.parent != ROOT else ""
+    return f"; {count} in {folder}: pass --models-dir {folder}{data}"
+
+
 def resolve_paths(args: argparse.Namespace | None = None) -> Paths:
-    """Resolve the run's folders from parsed flags (missing attributes count as unset)."""
+    """Resolve the run's folders from parsed flags (missing attributes count as unset). A data
+    folder is a workspace: its checkpoints and logs default to <data-dir>/models and
+    <data-dir>/logs (<root>/models and <root>/logs for the Kaggle data in the repository), so
+    `--data-dir demo` alone finds what `full_pipeline.py --demo` trained."""
+    data_dir = _pick(getattr(args, "data_dir", None), ENV_DATA_DIR, ROOT)
     return Paths(
-        data_dir=_pick(getattr(args, "data_dir", None), ENV_DATA_DIR, ROOT),
-        models_dir=_pick(getattr(args, "models_dir", None), ENV_MODELS_DIR, ROOT / "models"),
-        logs_dir=_pick(getattr(args, "logs_dir", None), ENV_LOGS_DIR, ROOT / "logs"),
+        data_dir=data_dir,
+        models_dir=_pick(getattr(args, "models_dir", None), ENV_MODELS_DIR, data_dir / "models"),
+        logs_dir=_pick(getattr(args, "logs_dir", None), ENV_LOGS_DIR, data_dir / "logs"),
     )
 
 

@@ -46,7 +46,7 @@ def test_two_gloo_processes_train_with_torchrun(tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                str(ROOT / "bin" / "script_1_train_v3.py"), "--model", "highres_no_ela", "--epochs", "3",
                "--lr", "1e-3", "--img-size", "64", "--batch-size", "4", "--workers", "0", "--limit", "16",
-               "--encoder-weights", "none", "--no-progress", "--data-dir", str(tmp_path / "data"),
+               "--encoder-weights", "none", "--no-progress", "--keep-last", "--data-dir", str(tmp_path / "data"),
                "--models-dir", str(tmp_path / "models"), "--logs-dir", str(tmp_path / "logs")]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

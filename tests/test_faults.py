@@ -828,7 +828,7 @@ def test_a_full_disk_during_training_is_one_line_and_keeps_the_earlier_checkpoin
     """RLIMIT_FSIZE (SIGXFSZ ignored) is a full disk without mount rights: a second run, resumed,
     cannot write its checkpoint; the first run's files stay whole, no temporary is left."""
     paths = copy_data(train_data, tmp_path)
-    train_variant(V3_VARIANTS["highres_no_ela"], train_options(), paths)     # what the script trains, in-process
+    train_variant(V3_VARIANTS["highres_no_ela"], train_options(keep_last=True), paths)   # the script's run, in-process
     best = best_checkpoint(paths.models_dir, TRAIN_VARIANT.run_name)
     last = last_checkpoint(paths.models_dir, TRAIN_VARIANT.run_name)
     before = {p: p.read_bytes() for p in (best, last)}

@@ -2,8 +2,10 @@
 to the same outputs, validation uses the competition score, the scripts run end to end."""
 import json
 import logging
+import re
 import shutil
 import sys
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -78,7 +80,7 @@ def assert_steps_lower_the_loss(model, loss_fn, images, targets, steps=8):
 @pytest.mark.slow
 def test_segmentation_smoke_run_writes_reloadable_checkpoints(demo, caplog):
     variant = V3_VARIANTS["highres_no_ela"].with_overrides(model=TINY_SEG)
-    options = TrainOptions(epochs=2, img_size=64, batch_size=4, workers=0, encoder_weights="none",
+    options = TrainOptions(keep_last=True, epochs=2, img_size=64, batch_size=4, workers=0, encoder_weights="none",
                            limit=12, progress=False)
     paths = paths_in(demo, "seg")
     with caplog.at_level(logging.INFO):
@@ -118,7 +120,7 @@ def test_segmentation_smoke_run_writes_reloadable_checkpoints(demo, caplog):
 @pytest.mark.slow
 def test_same_seed_same_weights(demo):
     variant = V3_VARIANTS["high_recall"].with_overrides(model=TINY_SEG)
-    options = TrainOptions(epochs=1, img_size=64, batch_size=4, workers=0, encoder_weights="none",
+    options = TrainOptions(keep_last=True, epochs=1, img_size=64, batch_size=4, workers=0, encoder_weights="none",
                            limit=8, progress=False)
     a = read_resume_state(train_variant(variant, options, paths_in(demo, "a")).last_path)
     b = read_resume_state(train_variant(variant, options, paths_in(demo, "b")).last_path)
@@ -131,7 +133,7 @@ def test_same_seed_same_weights(demo):
 def test_encoder_flag_is_checked_and_a_resume_must_build_the_same_network(demo):
     from lib.errors import ProjectError
     from lib.models.variants import V4_VARIANTS
-    options = TrainOptions(epochs=1, img_size=64, batch_size=4, workers=0, encoder="resnet18",
+    options = TrainOptions(keep_last=True, epochs=1, img_size=64, batch_size=4, workers=0, encoder="resnet18",
                            encoder_weights="none", limit=8, progress=False)
     paths = paths_in(demo, "encoder")
     result = train_variant(V3_VARIANTS["high_recall"], options, paths)
@@ -157,7 +159,7 @@ def test_encoder_flag_is_checked_and_a_resume_must_build_the_same_network(demo):
 @pytest.mark.slow
 def test_resume_continues_exactly_where_the_run_stopped(demo, monkeypatch):
     variant = V3_VARIANTS["hard_negative"].with_overrides(model=TINY_SEG)
-    options = TrainOptions(epochs=2, img_size=64, batch_size=4, workers=0, encoder_weights="none",
+    options = TrainOptions(keep_last=True, epochs=2, img_size=64, batch_size=4, workers=0, encoder_weights="none",
                            limit=8, progress=False)
     straight = read_resume_state(train_variant(variant, options, paths_in(demo, "straight")).last_path)
 
@@ -310,7 +312,7 @@ def test_specialist_refuses_without_enough_small_forgeries(demo):
         training_rows(few, TrainOptions(progress=False), paths_in(demo, "few"))
 
 
-def test_a_new_run_never_replaces_an_earlier_one_silently(demo):
+def test_a_new_run_never_replaces_an_earlier_one_silently(demo, caplog):
     from lib.errors import ProjectError
 
     variant = V3_VARIANTS["enhanced_aug"].with_overrides(model=TINY_SEG)
@@ -323,15 +325,41 @@ def test_a_new_run_never_replaces_an_earlier_one_silently(demo):
                                            r"\(best val score .* at epoch 1\); --resume continues it, --overwrite"):
         train_variant(variant, options, paths)
     assert first.best_path.read_bytes() == before                  # refused: untouched
+    assert not first.last_path.exists()                            # a finished run's resume state is removed
+    caplog.set_level(logging.INFO)
     train_variant(variant, replace(options, overwrite=True, seed=7), paths)
     archived = list((paths.models_dir / "previous").glob("enhanced_aug_v3_*"))
     assert len(archived) == 1
     assert sorted(p.name for p in archived[0].iterdir()) == ["enhanced_aug_v3_args.json",
                                                              "enhanced_aug_v3_best.safetensors",
                                                              "enhanced_aug_v3_curves.png",
-                                                             "enhanced_aug_v3_history.csv",
-                                                             "enhanced_aug_v3_last.pth"]
+                                                             "enhanced_aug_v3_history.csv"]
     assert (archived[0] / "enhanced_aug_v3_best.safetensors").read_bytes() == before   # kept, not deleted
+    assert re.search(r"--overwrite: the earlier enhanced_aug_v3 run \(\d+ MB\) moved to .*previous/enhanced_aug_v3_",
+                     caplog.text)
+    for seed in (8, 9):                          # previous/ keeps the 2 newest of a name (--keep-previous)
+        time.sleep(1.1)                          # the folders are named by the second
+        train_variant(variant, replace(options, overwrite=True, seed=seed), paths)
+    assert len(list((paths.models_dir / "previous").glob("enhanced_aug_v3_*"))) == 2
+    assert "1 older one(s) deleted (--keep-previous 2)" in caplog.text
+
+
+def test_an_overwrite_interrupted_before_its_first_checkpoint_leaves_the_earlier_run_in_place(demo, monkeypatch):
+    variant = V3_VARIANTS["enhanced_aug"].with_overrides(model=TINY_SEG)
+    options = TrainOptions(epochs=1, img_size=64, batch_size=4, workers=0, encoder_weights="none", limit=8,
+                           progress=False)
+    paths = paths_in(demo, "interrupted")
+    first = train_variant(variant, options, paths)
+    files = {p.name: p.read_bytes() for p in paths.models_dir.iterdir() if p.is_file()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lib.training.train, "_train_one_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_variant(variant, replace(options, overwrite=True), paths)
+    assert {p.name: p.read_bytes() for p in paths.models_dir.iterdir() if p.is_file()} == files   # untouched
+    assert not (paths.models_dir / "previous").exists() and first.best_path.is_file()
 
 
 def test_a_run_that_stopped_before_its_first_checkpoint_does_not_block_the_next(demo, caplog):
@@ -358,8 +386,8 @@ def test_the_best_checkpoint_is_never_replaced_by_a_worse_one(demo, monkeypatch)
     tasks = lib.training.train._TASKS
     monkeypatch.setitem(tasks, "segmentation", (tasks["segmentation"][0], scripted))
     variant = V3_VARIANTS["high_recall"].with_overrides(model=TINY_SEG)
-    options = TrainOptions(epochs=3, img_size=64, batch_size=4, workers=0, encoder_weights="none", limit=8,
-                           progress=False)
+    options = TrainOptions(keep_last=True, epochs=3, img_size=64, batch_size=4, workers=0, encoder_weights="none",
+                           limit=8, progress=False)
     paths = paths_in(demo, "worse")
     result = train_variant(variant, options, paths)
     best = read_checkpoint(result.best_path)
@@ -390,8 +418,8 @@ def test_a_resume_takes_the_best_score_from_the_best_checkpoint(demo, monkeypatc
     monkeypatch.setitem(tasks, "segmentation", (tasks["segmentation"][0], scripted))
     monkeypatch.setattr(lib.training.train, "save_resume_state", killed_at_epoch_2)
     variant = V3_VARIANTS["high_recall"].with_overrides(model=TINY_SEG)
-    options = TrainOptions(epochs=3, img_size=64, batch_size=4, workers=0, encoder_weights="none", limit=8,
-                           progress=False)
+    options = TrainOptions(keep_last=True, epochs=3, img_size=64, batch_size=4, workers=0, encoder_weights="none",
+                           limit=8, progress=False)
     paths = paths_in(demo, "kill_between")
     with pytest.raises(KeyboardInterrupt):
         train_variant(variant, options, paths)

@@ -154,3 +154,22 @@ def test_an_ensemble_weight_must_be_positive_and_finite(weight):
     from lib.inference.infer import parse_member_spec
     with pytest.raises(ProjectError, match=f"--ensemble m.safetensors:{weight}: the weight must be a positive finite"):
         parse_member_spec(f"m.safetensors:{weight}")
+
+
+def test_no_checkpoints_here_names_where_they_are(tmp_path, monkeypatch):
+    import lib.paths
+    from lib.inference.infer import default_ensemble
+    root = tmp_path / "repo"
+    for name in ("highres_no_ela_v3", "high_recall_v3"):
+        (root / "demo" / "models" / f"{name}_best.safetensors").parent.mkdir(parents=True, exist_ok=True)
+        (root / "demo" / "models" / f"{name}_best.safetensors").write_bytes(b"")
+    monkeypatch.setattr(lib.paths, "ROOT", root)
+    with pytest.raises(ProjectError) as refused:
+        default_ensemble(root / "models", "v3")
+    assert str(refused.value) == (f"{root / 'models'}: no segmentation checkpoints (*_v3_best.safetensors); 2 in "
+                                  f"demo/models: pass --models-dir demo/models (or --data-dir demo)")
+    for checkpoint in (root / "demo" / "models").iterdir():
+        checkpoint.unlink()
+    with pytest.raises(ProjectError, match=r"no segmentation checkpoints \(\*_v4_best.safetensors or \*_v3_best"
+                                           r".safetensors\); train them first: python bin/script_1_train_v3.py$"):
+        default_ensemble(root / "models", "v4")                         # none anywhere: train them

@@ -43,7 +43,7 @@ from ..integrity import package_of, sha256, verify_package
 from ..models.checkpoints import find_best, load_model
 from ..models.variants import CLASSIFIER, RGB_INPUTS, SELFCORR_INPUTS, SPECIALIST_RUN, V3_VARIANTS, input_channels
 from ..options import AGGREGATIONS, AUTO, FUSIONS, POST_FIELDS, PostConfig, PredictorOptions
-from ..paths import BEST_SUFFIX, best_checkpoint
+from ..paths import BEST_SUFFIX, best_checkpoint, checkpoints_elsewhere
 from .fusion import MatchCache, MatchOutput, fuse, matcher_identity, matcher_of, run_matcher
 from .postprocess import image_brightness, postprocess
 from .selfcorr import maps_key, network_input, selfcorr_maps
@@ -130,8 +130,9 @@ def default_ensemble(models_dir: Path, stage: str = "v4") -> list[tuple[Path, fl
             log.warning("%s not found: %s left out of the ensemble", name, variant.name)
     if not found:
         wanted = f"*_{stage}{BEST_SUFFIX}" + (f" or *_v3{BEST_SUFFIX}" if stage != "v3" else "")
-        raise ProjectError(f"{models_dir}: no segmentation checkpoints ({wanted}); "
-                           f"train them first: python bin/script_1_train_v3.py")
+        elsewhere = checkpoints_elsewhere(models_dir, wanted.split(" or ")[-1])
+        raise ProjectError(f"{models_dir}: no segmentation checkpoints ({wanted})"
+                           + (elsewhere or "; train them first: python bin/script_1_train_v3.py"))
     return found
 
 

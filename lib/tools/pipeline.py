@@ -22,7 +22,7 @@ from pathlib import Path
 from ..imageio import list_images
 from ..models.variants import V3_VARIANTS
 from ..options import AUTO
-from ..paths import BEST_SUFFIX, HARD_NEGATIVES_FILE, LEGACY_BEST_SUFFIX, ROOT, best_checkpoint
+from ..paths import BEST_SUFFIX, HARD_NEGATIVES_FILE, LEGACY_BEST_SUFFIX, ROOT, best_checkpoint, relative
 
 log = logging.getLogger("full_pipeline")
 
@@ -47,15 +47,6 @@ class Step:
     def shown(self) -> str:
         """The command line as a user would type it from the repository root."""
         return " ".join(["python", f"bin/{self.script}", *self.args])
-
-
-def relative(path: Path) -> str:
-    """`path` relative to the repository root when inside it (the steps run from there)."""
-    path = Path(path).resolve()
-    try:
-        return str(path.relative_to(BIN.parent))
-    except ValueError:
-        return str(path)
 
 
 @dataclass

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import random
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -43,7 +44,7 @@ from ..models.networks import build_model, check_model_config
 from ..models.variants import SELFCORR_INPUTS, Variant
 from ..options import TrainOptions
 from ..paths import (BEST_SUFFIX, HARD_NEGATIVES_FILE, LAST_SUFFIX, LEGACY_BEST_SUFFIX, Paths, best_checkpoint,
-                     last_checkpoint)
+                     last_checkpoint, relative)
 from .datasets import (ClassifierDataset, CropAroundForgeryDataset, SegmentationDataset, make_sampler,
                        read_hard_negatives, sample_weights)
 from .distributed import context, device_for, freeze_unused, shutdown
@@ -278,8 +279,7 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
     if options.resume:              # first: a state that does not fit this run changes no file
         start_epoch, history = _resume(last_path, core, variant.model, optimizer, scheduler, amp)
         best_score, best_val_loss = _best_so_far(best_path, history)
-    if ctx.is_main:
-        _start_run_files(variant, options, paths, data, device)
+    run_files = _start_run_files(variant, options, paths, data, device) if ctx.is_main else None
     model = _training_module(core, variant, options, device)
     _log_start(variant, data, device, amp, channels_last, options)
 
@@ -309,6 +309,7 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
                           best_score=best_score, history=history, variant=variant.as_dict(),
                           img_size=variant.img_size, normalization={"mean": IMAGENET_MEAN, "std": IMAGENET_STD},
                           seed=options.seed)
+            run_files.commit()           # the earlier run moves aside only now, with a checkpoint to replace it
             if improved:
                 save_checkpoint(best_path, core, variant.model, **fields)
             save_resume_state(last_path, core, variant.model, optimizer_state_dict=optimizer.state_dict(),
@@ -322,6 +323,11 @@ def train_variant(variant: Variant, options: TrainOptions, paths: Paths,
                      " | best, saved" if improved else "")
         ctx.barrier()                                   # the other ranks wait for validation
     board.close()
+    if ctx.is_main and not options.keep_last and last_path.is_file():
+        size = last_path.stat().st_size
+        last_path.unlink()
+        log.info("removed %s (%s), the resume state of a finished run (--keep-last keeps it)", last_path.name,
+                 megabytes(size))
     log.info("%s done: best val score %.4f -> %s", variant.run_name, best_score, best_path)
     return RunResult(best_path, last_path, best_score, history, core)
 
@@ -386,20 +392,44 @@ def _build_model(variant: Variant, options: TrainOptions, paths: Paths, device: 
 
 
 def _start_run_files(variant: Variant, options: TrainOptions, paths: Paths, data: RunData,
-                     device: torch.device) -> None:
+                     device: torch.device) -> RunFiles:
     """Rank 0, before the first epoch: the models folder, stale temporaries gone, an earlier run
-    of the same name kept aside (or refused), and `<run>_args.json`."""
+    of the same name refused (or, with --overwrite, noted to move aside at the first checkpoint)."""
+    if options.keep_previous < 0:
+        raise ProjectError(f"--keep-previous {options.keep_previous}: must be 0 or more")
     paths.models_dir.mkdir(parents=True, exist_ok=True)
     for stale in remove_stale_temporaries(paths.models_dir):
         log.info("removed %s, left by a run killed while writing", stale.name)
-    if not options.resume:
-        _keep_earlier_run(paths.models_dir, variant.run_name, options.overwrite)
+    earlier = [] if options.resume else _earlier_run(paths.models_dir, variant.run_name, options.overwrite)
     run_info = {"variant": variant.as_dict(), "options": {k: str(v) if isinstance(v, Path) else v
                                                           for k, v in asdict(options).items()},
                 "train_images": len(data.train_rows), "val_images": len(data.val_rows),
                 "hard_negatives": len(data.hard_negatives), "device": str(device),
                 "world_size": context().world_size}
-    atomic_write_text(paths.models_dir / f"{variant.run_name}_args.json", json.dumps(run_info, indent=2))
+    return RunFiles(paths.models_dir, variant.run_name, earlier, run_info, options.keep_previous)
+
+
+@dataclass
+class RunFiles:
+    """What a run does to the models folder before its first checkpoint (`commit`, once): the
+    earlier run of its name moved to previous/ (said with its size; previous/ pruned to the
+    `keep_previous` newest of the name), then `<run>_args.json` written. Deferred so that an
+    interrupted or failed start leaves the earlier run where it was."""
+
+    models_dir: Path
+    run_name: str
+    earlier: list[Path]
+    run_info: dict
+    keep_previous: int
+    done: bool = False
+
+    def commit(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        if self.earlier:
+            _move_aside(self.models_dir, self.run_name, self.earlier, self.keep_previous)
+        atomic_write_text(self.models_dir / f"{self.run_name}_args.json", json.dumps(self.run_info, indent=2))
 
 
 def _training_module(core: nn.Module, variant: Variant, options: TrainOptions, device: torch.device) -> nn.Module:
@@ -486,20 +516,20 @@ VAL_THRESHOLD = 0.5             # the probability threshold of the validation sc
 PREVIOUS_DIR = "previous"      # in the models dir: earlier runs replaced with --overwrite
 
 
-def _keep_earlier_run(models_dir: Path, run_name: str, overwrite: bool) -> None:
-    """A new run never replaces another run's files silently: without `overwrite` an earlier run
-    of the same name is a ProjectError saying what is there and what to do; with it, the earlier
-    files move to <models>/previous/<run>_<time>/ (nothing is deleted)."""
+def _earlier_run(models_dir: Path, run_name: str, overwrite: bool) -> list[Path]:
+    """The files of an earlier run of the same name, to move aside (RunFiles.commit). A new run
+    never replaces another run's files silently: without `overwrite` an earlier run is a
+    ProjectError saying what is there and what to do. Files of a run that stopped before its first
+    checkpoint (nothing to resume or keep) are removed here, with a line."""
     earlier = [path for path in (models_dir / f"{run_name}{suffix}" for suffix in RUN_FILES) if path.is_file()]
     if not earlier:
-        return
+        return []
     if not any(path.name.endswith(CHECKPOINT_SUFFIXES) for path in earlier):
-        # a run that stopped before its first checkpoint (a bad image, Ctrl-C): nothing to resume or keep
         for path in earlier:
             path.unlink()
         log.info("removed %s, left by an earlier %s run that stopped before its first checkpoint",
                  ", ".join(p.name for p in earlier), run_name)
-        return
+        return []
     if not overwrite:
         described = ""
         best = best_checkpoint(models_dir, run_name)
@@ -513,11 +543,28 @@ def _keep_earlier_run(models_dir: Path, run_name: str, overwrite: bool) -> None:
         raise ProjectError(f"{earlier[0]}: an earlier {run_name} run is there{described}; --resume continues it, "
                            f"--overwrite moves it to {models_dir / PREVIOUS_DIR}/ and starts anew, "
                            "or use another --models-dir")
+    return earlier
+
+
+def _move_aside(models_dir: Path, run_name: str, earlier: list[Path], keep: int) -> None:
+    """Move `earlier` to <models>/previous/<run>_<time>/ and keep only the `keep` newest such
+    folders of `run_name` there (0: the earlier run is deleted)."""
+    size = sum(path.stat().st_size for path in earlier)
     archive = models_dir / PREVIOUS_DIR / f"{run_name}_{time.strftime('%Y%m%d_%H%M%S')}"
     archive.mkdir(parents=True, exist_ok=True)
     for path in earlier:
         path.replace(archive / path.name)
-    log.info("--overwrite: the earlier %s run moved to %s", run_name, archive)
+    kept = sorted((models_dir / PREVIOUS_DIR).glob(f"{run_name}_[0-9]*_[0-9]*"), key=lambda p: p.name)
+    gone = kept[:max(0, len(kept) - keep)]
+    for folder in gone:
+        shutil.rmtree(folder, ignore_errors=True)
+    where = f"moved to {relative(archive)}" if archive not in gone else "deleted (--keep-previous 0)"
+    pruned = f"; {len(gone)} older one(s) deleted (--keep-previous {keep})" if gone and archive not in gone else ""
+    log.info("--overwrite: the earlier %s run (%s) %s%s", run_name, megabytes(size), where, pruned)
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 2**20:.0f} MB" if size >= 2**20 else f"{size / 1024:.0f} kB"
 
 
 def require_hard_negatives(paths: Paths) -> None:
@@ -562,6 +609,10 @@ def _resume(last_path: Path, model: nn.Module, model_config: dict, optimizer: to
             scheduler: torch.optim.lr_scheduler.LRScheduler, amp: Amp) -> tuple[int, list]:
     """Restore model, optimizer, scheduler and scaler from the resume state; (epoch, history).
     The network this run built must be the one the state was saved from (`model_config`)."""
+    if not last_path.is_file():
+        raise ProjectError(f"{last_path}: no resume state to continue from (a finished run's is removed unless it "
+                           f"ran with --keep-last; one stopped before its first epoch ended has none); --overwrite "
+                           f"starts anew")
     checkpoint = read_resume_state(last_path)
     for part in ("optimizer_state_dict", "scheduler_state_dict", "scaler_state_dict"):
         if not isinstance(checkpoint.get(part), dict):
