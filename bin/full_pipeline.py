@@ -29,8 +29,8 @@ from lib.flags import add_args, add_renamed, from_args, to_argv  # noqa: E402
 from lib.imageio import list_images  # noqa: E402
 from lib.options import AUTO, PostConfig, PredictorOptions, TrainOptions  # noqa: E402
 from lib.paths import ROOT, add_path_args, resolve_paths  # noqa: E402
-from lib.tools.pipeline import (PHASES, banner, build_plan, duration, execute, input_problems,  # noqa: E402
-                                parse_phases, relative, select_phases, summary_table)
+from lib.tools.pipeline import (PHASES, PhaseResult, banner, build_plan, continue_command, duration,  # noqa: E402
+                                execute, input_problems, parse_phases, relative, select_phases, summary_table)
 
 log = logging.getLogger("full_pipeline")
 DEMO_DIR = ROOT / "demo"
@@ -133,6 +133,16 @@ def main(argv: list[str] | None = None) -> int:
     results, failed = execute(plan, stop_on_failure=args.phases is None, checks=checks, dry_run=args.dry_run)
 
     banner("SUMMARY")
+    stopped = [r for r in results if r.status == "interrupted"]
+    if stopped:      # Ctrl-C: what finished, and the command that goes on from the interrupted phase
+        results += [PhaseResult(phase) for phase in plan if phase not in {r.phase for r in results}]
+        log.info("\n%s", summary_table(results))
+        later = [phase for phase in plan if phase >= stopped[0].phase]
+        command = continue_command(sys.argv[1:] if argv is None else argv, later)
+        log.warning("interrupted during phase %d (%s); the log ends here: %s", stopped[0].phase,
+                    stopped[0].note, log_file)
+        print(f"interrupted during phase {stopped[0].phase}; to go on from there:\n  {command}", file=sys.stderr)
+        return 130
     log.info("\n%s", summary_table(results))
     log.info("Total time %s; log %s", duration(time.perf_counter() - started), log_file)
     if args.demo and 4 in plan and not args.dry_run and output.is_file():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import make_parser, run, setup_logging  # noqa: E402
+from lib.cli import RESUME_HINT, make_parser, run, setup_logging  # noqa: E402
 from lib.models.variants import V3_VARIANTS  # noqa: E402
 from lib.options import add_training_args, options_from_args  # noqa: E402
 from lib.paths import add_path_args, resolve_paths  # noqa: E402
@@ -33,4 +33,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, on_interrupt=RESUME_HINT)

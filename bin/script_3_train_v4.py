@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import make_parser, run, setup_logging  # noqa: E402
+from lib.cli import RESUME_HINT, make_parser, run, setup_logging  # noqa: E402
 from lib.flags import add_renamed  # noqa: E402
 from lib.models.variants import V4_VARIANTS  # noqa: E402
 from lib.options import add_training_args, options_from_args  # noqa: E402
@@ -40,4 +40,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, on_interrupt=RESUME_HINT)

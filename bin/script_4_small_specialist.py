@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.cli import make_parser, run, setup_logging  # noqa: E402
+from lib.cli import RESUME_HINT, make_parser, run, setup_logging  # noqa: E402
 from lib.errors import ProjectError  # noqa: E402
 from lib.imageio import write_png  # noqa: E402
 from lib.models.variants import SPECIALIST  # noqa: E402
@@ -64,4 +64,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, on_interrupt=RESUME_HINT)

@@ -120,8 +120,13 @@ def one_line(exc: BaseException) -> str:
     return message
 
 
-def run(main: Callable[[], int | None]) -> None:
-    """Run a script's main(); exit with its return code, or 1 with a one-line error."""
+RESUME_HINT = ("the finished epochs are saved: to go on from the last one, run the same command with --resume "
+               "(--overwrite starts anew)")
+
+
+def run(main: Callable[[], int | None], on_interrupt: str = "") -> None:
+    """Run a script's main(); exit with its return code, or 1 with a one-line error. Ctrl-C ends
+    it with 'interrupted' and `on_interrupt` (how to go on), exit code 130."""
     try:
         code = main()
     except ProjectError as exc:
@@ -132,6 +137,6 @@ def run(main: Callable[[], int | None]) -> None:
         print(f"error: {where}{exc.strerror or first_line(exc)}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"interrupted{'; ' + on_interrupt if on_interrupt else ''}", file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)

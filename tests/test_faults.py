@@ -813,7 +813,7 @@ def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_last_complete_
     assert best_at_kill["epoch"] in (1, 2)
 
     with caplog.at_level(logging.INFO):              # --resume, in this process (the script's own path)
-        train_variant(V3_VARIANTS["highres_no_ela"], train_options(epochs=3, resume=True), paths)
+        train_variant(V3_VARIANTS["highres_no_ela"], train_options(epochs=3, resume=True, keep_last=True), paths)
     assert f"removed {orphans[0].name}, left by a run killed while writing" in caplog.text
     assert f"resuming from {last} after epoch 1" in caplog.text
     assert f"best so far: val score {best_at_kill['best_score']:.4f} at epoch {best_at_kill['epoch']}" in caplog.text
@@ -821,6 +821,24 @@ def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_last_complete_
     assert state["epoch"] == 3 and [h["epoch"] for h in state["history"]] == [1, 2, 3]
     assert read_checkpoint(best)["best_score"] >= best_at_kill["best_score"]
     assert not no_temporaries(paths.models_dir)
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_training_script_says_how_to_go_on(train_data, tmp_path):
+    paths = copy_data(train_data, tmp_path)
+    env = {**os.environ, PAUSE_ENV: f"{TRAIN_VARIANT.run_name}_last.pth:2"}     # held in epoch 2's save
+    process = subprocess.Popen([sys.executable, str(ROOT / "bin" / "script_1_train_v3.py"),
+                                *map(str, _train_args(paths, 3))], cwd=tmp_path, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:
+        if line.startswith(f"{PAUSE_ENV}: holding"):
+            break
+    process.send_signal(signal.SIGINT)
+    rest = process.stderr.read()
+    assert process.wait(timeout=60) == 130 and "Traceback" not in rest
+    assert rest.strip().splitlines()[-1] == ("interrupted; the finished epochs are saved: to go on from the last one, "
+                                             "run the same command with --resume (--overwrite starts anew)")
+    assert read_resume_state(last_checkpoint(paths.models_dir, TRAIN_VARIANT.run_name))["epoch"] == 1
 
 
 @pytest.mark.slow

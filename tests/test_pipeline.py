@@ -3,13 +3,16 @@ a full run with exit 1 and lets a --phase run go on, mining failures do not stop
 has the banners, the commands and the summary; clear errors for bad flags and missing data."""
 import functools
 import logging
+import re
 import sys
+import time
 
 import pytest
 
 from lib.cli import setup_logging
 from lib.data import demo
-from lib.tools.pipeline import Step, banner, execute, input_problems, parse_phases, select_phases, summary_table
+from lib.tools.pipeline import (Step, StepClock, banner, continue_command, execute, input_problems, parse_phases,
+                                select_phases, summary_table)
 from tests.helpers import make_layout, run_script
 
 
@@ -178,3 +181,48 @@ def test_demo_makes_missing_demo_data_then_plans_on_it(tmp_path, monkeypatch):
     assert "making the demo data" in result.stdout and (data / "solution.csv").is_file()
     assert (data / "submission.csv").is_file() and "demo score" in result.stdout
     assert list((data / "logs").glob("full_pipeline_*.log"))            # logs stay under the demo folder
+
+
+class Interrupting(Fake):
+    """A step during which the user presses Ctrl-C: it sends SIGINT to the pipeline (its parent),
+    which must pass it on; the step then says its last words and ends."""
+
+    def command(self) -> list[str]:
+        code = ("import os, signal, sys, time\n"
+                "print('working', flush=True)\n"
+                "os.kill(os.getppid(), signal.SIGINT)\n"
+                "try:\n    time.sleep(30)\nexcept KeyboardInterrupt:\n"
+                "    print('interrupted; run it with --resume', flush=True)\n    sys.exit(130)\n")
+        return [sys.executable, "-c", code]
+
+
+def test_ctrl_c_stops_the_step_and_the_run_and_says_what_finished(tmp_path):
+    log_file = setup_logging("full_pipeline", tmp_path)
+    started = time.perf_counter()
+    results, failed = execute({1: [Fake("first")], 2: [Interrupting("second")], 3: [Fake("never")]},
+                              stop_on_failure=False)
+    assert time.perf_counter() - started < 20                  # the step did not sleep its 30 s out
+    assert failed and [(r.phase, r.status) for r in results] == [(1, "ok"), (2, "interrupted")]
+    assert results[1].note == "during fake_second.py"
+    text = log_file.read_text()
+    assert "--- step 1 of 3 (0m00s so far): first" in text
+    assert re.search(r"--- step 2 of 3 \(0m0\ds so far, about 0m0\ds left\): second", text)
+    assert "    interrupted; run it with --resume" in text     # the step's last words reach the log
+    assert "hello from never" not in text
+
+
+def test_the_command_that_goes_on_keeps_the_flags_and_names_the_phases_left():
+    assert continue_command(["--demo", "--phase", "1", "--epochs", "2"], [1, 2, 3, 4]) == \
+        "python bin/full_pipeline.py --demo --epochs 2 --phase 1,2,3,4"
+    assert continue_command(["--skip-initial", "--data-dir", "d", "--phase=3"], [3, 4]) == \
+        "python bin/full_pipeline.py --data-dir d --phase 3,4 --overwrite"
+
+
+def test_the_step_clock_estimates_from_the_steps_done(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: now[0])
+    clock = StepClock([2, 1, 1])
+    assert clock.start(2) == "1 of 3 (0m00s so far)"
+    now[0] = 120.0                                              # 2 units of weight took 2 minutes
+    clock.finish()
+    assert clock.start(1) == "2 of 3 (2m00s so far, about 2m00s left)"

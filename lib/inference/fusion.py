@@ -29,7 +29,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ..errors import DataError, ProjectError, first_line
 from ..fileio import NpzCache
@@ -38,6 +37,7 @@ from ..integrity import package_of, verify_package
 from ..matching import (DEFAULT_VERIFIER, FEATURES, MatchConfig, Verifier, debug_image, default_verifier, field_maps,
                         find_candidates, load_verifier, merge_events, resolve_verifier, score_events)
 from ..options import FUSIONS, PredictorOptions
+from ..progress import progress_bar
 from .tuned import matcher_key
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,7 @@ def run_matcher(paths: Sequence[Path], config: MatchConfig = MatchConfig(), cach
                  cache.folder if cache else "")
     if todo:
         started = time.perf_counter()
-        with tqdm(total=len(todo), desc=desc, unit="img", disable=not progress) as bar:
+        with progress_bar(total=len(todo), desc=desc, unit="img", progress=progress) as bar:
             if workers <= 1:
                 for index in todo:
                     _keep(outputs, index, match_file(paths[index], config, debug_dir, verifier), cache)

@@ -43,6 +43,7 @@ from ..integrity import package_of, sha256, verify_package
 from ..models.checkpoints import find_best, load_model
 from ..models.variants import CLASSIFIER, RGB_INPUTS, SELFCORR_INPUTS, SPECIALIST_RUN, V3_VARIANTS, input_channels
 from ..options import AGGREGATIONS, AUTO, FUSIONS, POST_FIELDS, PostConfig, PredictorOptions
+from ..progress import progress_bar
 from ..paths import BEST_SUFFIX, best_checkpoint, checkpoints_elsewhere
 from .fusion import MatchCache, MatchOutput, fuse, matcher_identity, matcher_of, run_matcher
 from .postprocess import image_brightness, postprocess
@@ -413,7 +414,7 @@ class Predictor:
         loader = DataLoader(dataset, batch_size=self.batch_size, shuffle=False, num_workers=self.workers,
                             pin_memory=self.device.type == "cuda")
         cls_size = self.classifier.img_size if self.classifier else None
-        with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress) as bar:
+        with progress_bar(total=len(paths), desc=desc, unit="img", progress=progress) as bar:
             for batch in loader:
                 indices = batch["index"].tolist()
                 ok = np.array([not e for e in batch["error"]])

@@ -12,6 +12,7 @@ new hard negatives (the seeds' graceful degradation).
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import sys
 import time
@@ -40,6 +41,7 @@ class Step:
     name: str
     script: str
     args: list[str] = field(default_factory=list)
+    weight: float = 1.0          # its expected share of the run's time, against the others' (the estimate)
 
     def command(self) -> list[str]:
         return [sys.executable, str(BIN / self.script), *self.args]
@@ -52,7 +54,7 @@ class Step:
 @dataclass
 class PhaseResult:
     phase: int
-    status: str = "not run"       # ok | failed | planned (--dry-run)
+    status: str = "not run"       # ok | failed | interrupted | planned (--dry-run)
     seconds: float = 0.0
     note: str = ""
 
@@ -85,14 +87,26 @@ def parse_phases(values: Sequence[str] | None) -> list[int] | None:
 
 
 def run_step(step: Step) -> int:
-    """Run a step, streaming its output line by line into the log; its exit code."""
+    """Run a step, streaming its output line by line into the log; its exit code. On Ctrl-C
+    (KeyboardInterrupt, re-raised) the step is interrupted too, and its last words are logged."""
     log.info("Running: %s", step.shown())
     process = subprocess.Popen(step.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                bufsize=1, cwd=BIN.parent)
     assert process.stdout is not None
-    for line in process.stdout:
-        log.info("    %s", line.rstrip("\n"), extra={"raw": True})
-    return process.wait()
+    try:
+        for line in process.stdout:
+            log.info("    %s", line.rstrip("\n"), extra={"raw": True})
+        return process.wait()
+    except KeyboardInterrupt:
+        process.send_signal(signal.SIGINT)      # a Ctrl-C in the terminal reached it already; a kill -INT did not
+        try:
+            rest, _ = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            rest, _ = process.communicate()
+        for line in (rest or "").splitlines():
+            log.info("    %s", line, extra={"raw": True})
+        raise
 
 
 def banner(title: str) -> None:
@@ -106,6 +120,7 @@ def execute(plan: dict[int, list[Step]], stop_on_failure: bool, checks: dict[int
     """Run the phases of `plan` in order. `checks` holds, per phase, why its inputs are missing
     (that phase is failed without running). Returns the phase results and whether to exit 1."""
     results, failed = [], False
+    clock = StepClock([step.weight for steps in plan.values() for step in steps])
     for phase, steps in plan.items():
         result = PhaseResult(phase)
         results.append(result)
@@ -124,7 +139,14 @@ def execute(plan: dict[int, list[Step]], stop_on_failure: bool, checks: dict[int
                 if dry_run:
                     log.info("Would run: %s", step.shown())
                     continue
-                code = run_step(step)
+                log.info("--- step %s: %s", clock.start(step.weight), step.name)
+                try:
+                    code = run_step(step)
+                except KeyboardInterrupt:
+                    result.status, result.note = "interrupted", f"during {step.script}"
+                    result.seconds = time.perf_counter() - started
+                    return results, True
+                clock.finish()
                 if code != 0:
                     log.error("Phase %d (%s) failed: %s exited with code %d", phase, PHASES[phase],
                               step.script, code)
@@ -145,10 +167,51 @@ def execute(plan: dict[int, list[Step]], stop_on_failure: bool, checks: dict[int
     return results, failed
 
 
+class StepClock:
+    """Where a run is: 'step k of n', the time so far, and an estimate of the time left from
+    the steps done (their time per unit of weight, times the weight still to come)."""
+
+    def __init__(self, weights: Sequence[float]):
+        self.weights = list(weights)
+        self.started = time.perf_counter()
+        self.done = 0            # steps finished
+        self.done_weight = 0.0
+
+    def start(self, weight: float) -> str:
+        elapsed = time.perf_counter() - self.started
+        left = sum(self.weights[self.done:])
+        estimate = (f", about {duration(elapsed / self.done_weight * left)} left" if self.done_weight > 0
+                    else "")
+        return f"{self.done + 1} of {len(self.weights)} ({duration(elapsed)} so far{estimate})"
+
+    def finish(self) -> None:
+        self.done_weight += self.weights[self.done]
+        self.done += 1
+
+
 def duration(seconds: float) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def continue_command(argv: Sequence[str], phases: Sequence[int]) -> str:
+    """The command that goes on after an interrupt: the same flags, the phase selection replaced
+    by `phases` (the interrupted one and those after it), and --overwrite (the interrupted step's
+    run starts anew; finished runs are moved to previous/ only when replaced)."""
+    selection = {"--skip-initial", "--skip-mining", "--skip-retrain", "--inference-only", "--dry-run", "--phase"}
+    kept, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+            continue
+        name = token.split("=", 1)[0]
+        if name in selection:
+            skip = name == "--phase" and "=" not in token
+            continue
+        kept.append(token)
+    overwrite = [] if "--overwrite" in kept or "--demo" in kept else ["--overwrite"]
+    return " ".join(["python bin/full_pipeline.py", *kept, "--phase", ",".join(map(str, phases)), *overwrite])
 
 
 def summary_table(results: Sequence[PhaseResult]) -> str:
@@ -177,14 +240,14 @@ def build_plan(phases: Sequence[int], common: list[str], train: list[str], thres
             Step("authentic augmentation", "generate_authentic_augmented.py", list(common))],
         # the verifier first (cheap on the CPU: the matcher's candidates on the training split, labelled by
         # the masks): the self-correlation variant's maps then come from it and from its cached candidates
-        1: [Step("copy-move matcher verifier", "train_match_verifier.py", list(common)),
+        1: [Step("copy-move matcher verifier", "train_match_verifier.py", list(common), weight=2),
             Step("initial segmentation training (v3 variants)", "script_1_train_v3.py",
-                 [*train_all, "--no-hard-negatives"]),
+                 [*train_all, "--no-hard-negatives"], weight=5),
             Step("initial classifier training", "script_2_train_classifier.py", [*train_all, "--no-hard-negatives"])],
         2: [Step("hard-negative mining", "find_hard_negatives.py",
                  [*common, "--stage", "v3", *mining,
                   *(["--authentic-dir", relative(authentic_dir)] if authentic_dir else [])])],
-        3: [Step("v4 fine-tuning with hard negatives", "script_3_train_v4.py", train_all),
+        3: [Step("v4 fine-tuning with hard negatives", "script_3_train_v4.py", train_all, weight=5),
             # the seeds' phase 3 replaces phase 1's classifier (kept in <models>/previous/)
             Step("classifier retraining with hard negatives", "script_2_train_classifier.py",
                  [*train_all, *(["--overwrite"] if "--overwrite" not in train_all else [])]),

@@ -25,7 +25,6 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from ..competition.metric import score_image, summarize_scores
 from ..data.augment import IMAGENET_MEAN, IMAGENET_STD, build_transforms
@@ -43,6 +42,7 @@ from ..models.losses import build_loss
 from ..models.networks import build_model, check_model_config
 from ..models.variants import SELFCORR_INPUTS, Variant
 from ..options import TrainOptions
+from ..progress import progress_bar
 from ..paths import (BEST_SUFFIX, HARD_NEGATIVES_FILE, LAST_SUFFIX, LEGACY_BEST_SUFFIX, Paths, best_checkpoint,
                      last_checkpoint, relative)
 from .datasets import (ClassifierDataset, CropAroundForgeryDataset, SegmentationDataset, make_sampler,
@@ -474,7 +474,7 @@ def _train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
     """One pass over the sampler's draw; returns (sum of the losses weighted by batch size, images)."""
     model.train()
     total, count = 0.0, 0
-    bar = tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress)
+    bar = progress_bar(loader, desc=desc, unit="batch", progress=progress, leave=False)
     for images, targets in bar:
         images = images.to(device, non_blocking=True)
         targets = targets.to(device, non_blocking=True)
