@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         sweep_s = time.perf_counter() - started
         stem = paths.logs_dir / log_file.stem.replace("validate_test", "sweep")
         written = write_sweep(table, stem, {"images": len(truths), "forged": n_forged, "source": source,
-                                            "predictor": described, "adaptive": config.adaptive,
+                                            "predictor": described, "matcher": args.matcher,
+                                            "adaptive": config.adaptive,
                                             "forged_share": args.forged_share,
                                             "inference_seconds": inference_s, "sweep_seconds": sweep_s})
         shown = table.head(TOP_ROWS).dropna(axis=1, how="all").copy()

@@ -7,6 +7,7 @@ code 1, never a traceback.
 from __future__ import annotations
 
 import argparse
+import difflib
 import itertools
 import logging
 import os
@@ -63,8 +64,21 @@ class ScriptParser(argparse.ArgumentParser):
     a required group of one visible flag) what it says of any required flag."""
 
     def error(self, message: str):
+        """One line, not the whole usage: the problem, the flag probably meant, where the flags are
+        listed (exit code 2, as argparse)."""
         one = re.fullmatch(r"one of the arguments (\S+) is required", message)
-        super().error(f"the following arguments are required: {one.group(1)}" if one else message)
+        if one:
+            message = f"the following arguments are required: {one.group(1)}"
+        unknown = re.fullmatch(r"unrecognized arguments: (.*)", message)
+        if unknown:
+            known = [option for action in self._actions for option in action.option_strings]
+            guesses = []
+            for token in unknown.group(1).split():
+                if token.startswith("-"):
+                    close = difflib.get_close_matches(token.split("=", 1)[0], known, n=1, cutoff=0.6)
+                    guesses += [f"{token}: did you mean {close[0]}?"] if close else []
+            message += f" ({'; '.join(guesses)})" if guesses else ""
+        self.exit(2, f"{self.prog}: error: {message} (--help lists the flags)\n")
 
 
 def setup_logging(name: str, logs_dir: Path | None = None, level: int = logging.INFO) -> Path | None:

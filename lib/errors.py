@@ -26,3 +26,8 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message (or its type name), for one-line errors."""
     text = str(exc).strip()
     return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
+def counted(count: int, noun: str) -> str:
+    """'1 epoch', '3 epochs': a count with its noun in the number it needs."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

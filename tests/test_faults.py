@@ -394,7 +394,7 @@ def test_predict_refuses_with_one_line_and_writes_nothing(test_folder, models, t
         fragments = [f"{input_dir}: no images found"]
     elif case == "no checkpoint":
         models_dir = models / "none"
-        fragments = ["none: no segmentation checkpoints", "script_1_train_v3.py"]
+        fragments = ["none: no segmentation checkpoints"]       # what follows: test_tuned.py
     elif case == "corrupt checkpoint":
         models_dir = models / "corrupt"
         fragments = [path_fragment(models_dir / SEGMENTER_NAME) + ": not a readable safetensors checkpoint"]

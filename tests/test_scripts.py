@@ -102,7 +102,16 @@ def test_old_spellings_of_flags_are_still_accepted_with_a_warning(tmp_path, runn
 def test_a_required_flag_left_out_is_named(tmp_path):
     result = run_script("make_demo_data.py", cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.splitlines()[-1].endswith("error: the following arguments are required: --output-dir")
+    assert result.stderr.splitlines() == ["make_demo_data.py: error: the following arguments are required: "
+                                          "--output-dir (--help lists the flags)"]
+
+
+def test_a_flag_typo_is_one_line_with_the_flag_probably_meant(tmp_path):
+    result = run_script("script_1_train_v3.py", "--epoch", "3", "--img-sise", "64", "--zzz", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "script_1_train_v3.py: error: unrecognized arguments: --epoch 3 --img-sise 64 --zzz (--epoch: did you mean "
+        "--epochs?; --img-sise: did you mean --img-size?) (--help lists the flags)"]
 
 
 def test_check_submission_accepts_valid_and_rejects_invalid(tmp_path):

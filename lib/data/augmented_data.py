@@ -78,8 +78,9 @@ class AugmentReport:
     def summary(self) -> str:
         c = self.counts
         line = (f"{self.kind}: {self.originals} training images -> {c['written']} copies written, "
-                f"{c['existing']} already there, {c['cropped']} skipped (forgery cropped away), "
-                f"{c['failed']} failed; {self.held_out} validation images not augmented")
+                f"{c['existing']} already there, "
+                + (f"{c['cropped']} skipped (forgery cropped away), " if c["cropped"] else "")
+                + f"{c['failed']} failed; {self.held_out} validation images not augmented")
         if self.dropped_instances:
             line += f"; {self.dropped_instances} instance(s) cropped out of copies that kept others"
         total = sum(c.values())

@@ -260,13 +260,18 @@ def write_sweep(table: pd.DataFrame, stem: Path, info: dict) -> list[Path]:
         table.to_csv(tmp, index=False, float_format="%.6g")
     best = {k: (v.item() if hasattr(v, "item") else v) for k, v in table.iloc[0].to_dict().items()}
     atomic_write_text(json_path, json.dumps({"best": best, **info}, indent=2))
-    plot_heatmap(table, png_path)
+    plot_heatmap(table, png_path, info.get("matcher", "v3"))
     return [csv_path, json_path, png_path]
 
 
-def plot_heatmap(table: pd.DataFrame, path: Path) -> None:
+SCORE_STEP = 0.001            # the precision the cells print; differences below it get no colour either
+
+
+def plot_heatmap(table: pd.DataFrame, path: Path, matcher: str = "v3") -> None:
     """Competition score over seg threshold x min_area at the best classifier (and matcher)
-    threshold; for the matcher alone, score against its threshold."""
+    threshold; for the matcher alone, score against its threshold (the verifier's probability,
+    or v1's detail correlation). Ties are said: cells that print the same score get one colour,
+    and the best row is called the first of its ties."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -278,7 +283,8 @@ def plot_heatmap(table: pd.DataFrame, path: Path) -> None:
         ax.plot(part["matcher_threshold"], part["score"], marker="o")
         ax.scatter([best["matcher_threshold"]], [best["score"]], s=120, facecolors="none", edgecolors="red",
                    label="best")
-        ax.set_xlabel("matcher threshold (detail correlation)")
+        ax.set_xlabel("matcher threshold (fine-detail correlation, v1)" if matcher == "v1"
+                      else f"matcher threshold (verifier's probability of a real copy, {matcher})")
         ax.set_ylabel("competition score")
         ax.set_title("validation score of the matcher alone")
         ax.legend()
@@ -287,7 +293,13 @@ def plot_heatmap(table: pd.DataFrame, path: Path) -> None:
                      & ((table["matcher_threshold"] == best["matcher_threshold"]) | table["matcher_threshold"].isna())]
         grid = part.pivot(index="seg_threshold", columns="min_area", values="score").sort_index()
         fig, ax = plt.subplots(figsize=(1.0 + 0.9 * grid.shape[1], 1.0 + 0.6 * grid.shape[0]))
-        image = ax.imshow(grid.to_numpy(), cmap="viridis", aspect="auto", origin="lower")
+        values = grid.to_numpy()
+        low, high = np.nanmin(values), np.nanmax(values)
+        tied = high - low < SCORE_STEP / 2
+        # the colour scale spans at least 10 printed steps: a spread of 0.00003 is not painted yellow to purple
+        image = ax.imshow(values, cmap="Greys" if tied else "viridis", aspect="auto", origin="lower",
+                          vmin=low if not tied else low - 1, vmax=max(high, low + 10 * SCORE_STEP) if not tied
+                          else low + 1)
         ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
         ax.set_yticks(range(grid.shape[0]), [f"{r:g}" for r in grid.index])
         ax.set_xlabel("min_area (pixels)")
@@ -295,13 +307,19 @@ def plot_heatmap(table: pd.DataFrame, path: Path) -> None:
         for (r, c), value in np.ndenumerate(grid.to_numpy()):
             is_best = grid.index[r] == best["seg_threshold"] and grid.columns[c] == best["min_area"]
             ax.text(c, r, f"{value:.3f}" + ("*" if is_best else ""), ha="center", va="center", fontsize=8,
-                    color="white" if value < grid.to_numpy().mean() else "black",
+                    color="black" if tied or image.norm(value) > 0.5 else "white",
                     fontweight="bold" if is_best else "normal")
         where = f"classifier threshold {best['classifier_threshold']:g}"
         if not pd.isna(best["matcher_threshold"]):
             where += f", matcher first at {best['matcher_threshold']:g}"
-        ax.set_title(f"validation score at {where} (* best)", fontsize=9)
-        fig.colorbar(image, ax=ax, label="competition score")
+        ties = int((table["score"] - best["score"]).abs().lt(SCORE_STEP / 2).sum())
+        starred = f"* best, the first of {ties} tied rows" if ties > 1 else "* best"
+        if tied:
+            ax.set_title(f"validation score at {where}:\nevery cell ties at {low:.3f} (these thresholds change "
+                         f"nothing here); {starred}", fontsize=8)
+        else:
+            ax.set_title(f"validation score at {where} ({starred})", fontsize=9)
+            fig.colorbar(image, ax=ax, label="competition score")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

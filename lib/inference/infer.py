@@ -38,7 +38,7 @@ from ..device import Amp, resolve_device
 from ..errors import DataError, ProjectError, first_line
 from ..fileio import NpzCache
 from ..flags import from_args
-from ..imageio import find_images, load_image
+from ..imageio import find_images, list_images, load_image
 from ..integrity import package_of, sha256, verify_package
 from ..models.checkpoints import find_best, load_model
 from ..models.variants import CLASSIFIER, RGB_INPUTS, SELFCORR_INPUTS, SPECIALIST_RUN, V3_VARIANTS, input_channels
@@ -657,14 +657,20 @@ def result_of_match(match: MatchOutput) -> ImageResult:
 def folder_images(folder: Path) -> list[Path]:
     """The images of a test folder; an empty or missing folder, or two images sharing a case_id,
     is a clear error."""
+    if not Path(folder).is_dir():
+        raise ProjectError(f"{folder}: no such folder")
     listing = find_images(folder)
     for line in listing.skipped:        # no row for these: they are not files a case_id can name
         log.warning("%s", line)
     paths = listing.paths
     if not paths:
         skipped = f"; {len(listing.skipped)} skipped" if listing.skipped else ""
+        inside = [(d.name, len(list_images(d))) for d in sorted(Path(folder).iterdir()) if d.is_dir()]
+        inside = [f"{name}/ ({n})" for name, n in inside if n]
+        hint = (f"; sub-folders are not looked into, and {', '.join(inside)} hold images: pass one as --input-dir"
+                if inside else "")
         raise ProjectError(f"{folder}: no images found (expected the Kaggle test_images layout: image files "
-                           f"directly in the folder{skipped})")
+                           f"directly in the folder{skipped}){hint}")
     if listing.skipped:
         log.warning("%d entries that look like images skipped (no row for them), %d images to predict",
                     len(listing.skipped), len(paths))

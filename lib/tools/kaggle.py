@@ -173,7 +173,7 @@ def build_package(output: Path, models_dir: Path, config: PostConfig, validation
     (and recorded with its hash); with fusion `matcher` no network is packaged."""
     output = Path(output)
     if output.exists() and any(output.iterdir()) and not options.overwrite:
-        raise ProjectError(f"{output}: exists and is not empty; choose another --output or pass --overwrite")
+        raise ProjectError(f"{output}: exists and is not empty; choose another --output-dir or pass --overwrite")
     predictor = options.predictor
     checkpoints = [] if config.fusion == "matcher" else choose_checkpoints(
         models_dir, predictor.ensemble, predictor.stage, predictor.classifier, predictor.specialist)

@@ -63,15 +63,20 @@ def plot_curves(frame: pd.DataFrame, path: Path, title: str, measure: str = "sco
             loss_ax.plot(epochs, frame[column], style, ms=3, label=column.replace("_", " "))
     loss_ax.set(xlabel="epoch", ylabel="loss", title="loss")
     loss_ax.legend()
-    score_ax.plot(epochs, frame["score"], "o-", ms=3, color="C3", lw=2, label=f"val {measure}")
-    for column, label in (("recall", "recall"), ("fp_rate", "FP rate"), ("pixel_f1", "pixel F1"),
-                          ("image_auc", "image AUC (chance 0.5)")):
+    score_ax.plot(epochs, frame["score"], "o-", ms=5, color="tab:red", lw=2.5, label=f"val {measure}", zorder=4)
+    # each its own colour, marker and dash, and the thin lines drawn over the thick: none hides another
+    # (an FP rate of 0 used to lie under a pixel F1 of 0)
+    others = (("recall", "recall", "tab:blue", "s", "-"), ("fp_rate", "FP rate", "tab:orange", "^", "--"),
+              ("pixel_f1", "pixel F1", "tab:green", "D", ":"),
+              ("image_auc", "image AUC (chance 0.5)", "tab:purple", "v", "-."))
+    for order, (column, label, color, marker, dash) in enumerate(others):
         if column in frame:
-            score_ax.plot(epochs, frame[column], ".-", lw=1, alpha=0.8, label=label)
+            score_ax.plot(epochs, frame[column], marker=marker, ls=dash, color=color, lw=1.2, ms=6 - order,
+                          mfc="none", label=label, zorder=5 + order)
     baseline = float(frame["baseline"].iloc[0])
     what = "answering authentic" if measure == "score" else "chance"
     # drawn over the score: a run that has not learned lies exactly on it
-    score_ax.axhline(baseline, color="black", ls="--", lw=1, zorder=5, label=f"{what} ({baseline:.3f})")
+    score_ax.axhline(baseline, color="black", ls="--", lw=1, zorder=10, label=f"{what} ({baseline:.3f})")
     score_ax.set(xlabel="epoch", ylim=(-0.02, 1.02), title=f"validation {measure}")
     score_ax.legend(fontsize=8, loc="best")
     for ax in (loss_ax, score_ax):

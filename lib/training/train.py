@@ -32,7 +32,7 @@ from ..data.manifest import FORGED, load_manifest
 from ..data.split import load_or_make_split, split_rows
 from ..data.truths import truths_from_manifest
 from ..device import Amp
-from ..errors import ProjectError, first_line
+from ..errors import ProjectError, counted, first_line
 from ..fileio import atomic_write_text, remove_stale_temporaries
 from ..inference.postprocess import instances_from_probability, resize_probability
 from ..inference.selfcorr import SelfCorrSource, prepare_selfcorr
@@ -450,10 +450,10 @@ def _training_module(core: nn.Module, variant: Variant, options: TrainOptions, d
 def _log_start(variant: Variant, data: RunData, device: torch.device, amp: Amp, channels_last: bool,
                options: TrainOptions) -> None:
     ctx = context()
-    log.info("training %s (%s) on %s%s: %d train / %d val images, %d hard negatives, %d epochs, "
+    log.info("training %s (%s) on %s%s: %d train / %d val images, %d hard negatives, %s, "
              "img %d, batch %d%s, lr %g%s", variant.run_name, variant.description, device,
              f" x {ctx.world_size} processes" if ctx.enabled else "", len(data.train_rows), len(data.val_rows),
-             len(data.hard_negatives), variant.epochs, variant.img_size, variant.batch_size,
+             len(data.hard_negatives), counted(variant.epochs, "epoch"), variant.img_size, variant.batch_size,
              " per process" if ctx.enabled else "", variant.lr,
              f" | amp {amp.dtype if amp.enabled else 'off'}, channels-last {channels_last}, compile {options.compile}"
              if device.type == "cuda" else "")
