@@ -8,6 +8,7 @@ terminal, and stays silent for loops shorter than LOG_EVERY.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 
 from tqdm import tqdm
@@ -24,10 +25,13 @@ class _LogLines:
 
     def __init__(self):
         self.last = ""
+        self.pid = os.getpid()
 
     def write(self, text: str) -> None:
         text = text.strip("\r\n ")
-        if text and text != self.last:
+        # DataLoader workers are forked with the bar and close their copy when they end: only the
+        # process that made the bar reports
+        if text and text != self.last and os.getpid() == self.pid:
             self.last = text
             log.info("%s", text)
 

@@ -226,3 +226,17 @@ def test_the_step_clock_estimates_from_the_steps_done(monkeypatch):
     now[0] = 120.0                                              # 2 units of weight took 2 minutes
     clock.finish()
     assert clock.start(1) == "2 of 3 (2m00s so far, about 2m00s left)"
+
+
+def test_without_bars_a_long_loop_logs_its_progress_and_a_short_one_stays_silent(monkeypatch, caplog):
+    import lib.progress
+    monkeypatch.setattr(lib.progress, "LOG_EVERY", 0.3)
+    with caplog.at_level(logging.INFO, logger="progress"):
+        for _ in lib.progress.progress_bar(range(3), desc="short", unit="img", progress=False):
+            pass
+        assert caplog.records == []
+        for _ in lib.progress.progress_bar(range(8), desc="match", unit="img", progress=False):
+            time.sleep(0.1)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines and all(re.fullmatch(r"match: \d/8 img \(00:0\d elapsed, about 00:0\d left\)", line) for line in lines)
+    assert lines[-1].startswith("match: 8/8 img") and len(lines) == len(set(lines))
