@@ -260,3 +260,14 @@ def test_a_folder_without_data_gets_an_error_and_no_manifest_cache(tmp_path):
     with pytest.raises(DataError, match="no usable training image found"):
         load_manifest(paths, progress=False)
     assert not paths.data_dir.exists()
+
+
+def test_no_training_data_here_names_where_it_is(tmp_path, monkeypatch):
+    import lib.paths
+    make_layout(tmp_path / "repo" / "demo")
+    monkeypatch.setattr(data_mod, "ROOT", tmp_path / "repo")
+    monkeypatch.setattr(lib.paths, "ROOT", tmp_path / "repo")
+    paths = Paths(data_dir=tmp_path / "repo", models_dir=tmp_path / "models", logs_dir=tmp_path / "logs")
+    with pytest.raises(DataError, match=r"no usable training image found \(expected .*\); training data is in "
+                                        r"demo/: pass --data-dir demo$"):
+        load_manifest(paths, progress=False)

@@ -20,7 +20,7 @@ from ..errors import DataError
 from ..fileio import WriteError, atomic_path
 from ..imageio import find_images, load_mask, read_image_size
 from ..models.variants import SampleWeights
-from ..paths import Paths
+from ..paths import ROOT, Paths, relative
 
 log = logging.getLogger(__name__)
 
@@ -207,9 +207,12 @@ def load_manifest(paths: Paths, progress: bool = True, include_problems: bool = 
                         len(problems) - 20, cache)
     usable = manifest if include_problems else manifest[manifest["problem"] == ""]
     if not len(manifest[manifest["problem"] == ""]):
+        elsewhere = [folder for folder in sorted(ROOT.iterdir()) if folder.is_dir() and folder != paths.data_dir
+                     and (folder / "train_images").is_dir()]
+        hint = (f"; training data is in {relative(elsewhere[0])}/: pass --data-dir {relative(elsewhere[0])}"
+                if elsewhere else "; see README for how to fetch the data or make demo data")
         raise DataError(f"{paths.data_dir}: no usable training image found "
-                        f"(expected train_images/authentic, train_images/forged and train_masks; "
-                        f"see README for how to fetch the data or make demo data)")
+                        f"(expected train_images/authentic, train_images/forged and train_masks){hint}")
     return usable.reset_index(drop=True)
 
 
