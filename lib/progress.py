@@ -45,5 +45,7 @@ def progress_bar(iterable: Iterable | None = None, *, total: int | None = None, 
     progress line in the log every LOG_EVERY seconds once the loop has run that long."""
     if progress:
         return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave)
-    return tqdm(iterable, total=total, desc=desc, unit=unit, file=_LogLines(), mininterval=LOG_EVERY,
-                maxinterval=LOG_EVERY, delay=LOG_EVERY, bar_format=_FORMAT, ascii=True)
+    # miniters=1: every step is checked against mininterval (tqdm's adaptive miniters would need its
+    # monitor thread, which refreshes a stalled bar every 10 s: no more than one line per LOG_EVERY)
+    return tqdm(iterable, total=total, desc=desc, unit=unit, file=_LogLines(), mininterval=LOG_EVERY, miniters=1,
+                maxinterval=float("inf"), delay=LOG_EVERY, bar_format=_FORMAT, ascii=True)

@@ -235,8 +235,10 @@ def test_without_bars_a_long_loop_logs_its_progress_and_a_short_one_stays_silent
         for _ in lib.progress.progress_bar(range(3), desc="short", unit="img", progress=False):
             pass
         assert caplog.records == []
-        for _ in lib.progress.progress_bar(range(8), desc="match", unit="img", progress=False):
-            time.sleep(0.1)
+        for i in lib.progress.progress_bar(range(8), desc="match", unit="img", progress=False):
+            time.sleep(1.2 if i == 4 else 0.1)              # a stall: still no more than a line per 0.3 s
     lines = [r.getMessage() for r in caplog.records]
+    times = [r.created for r in caplog.records]
+    assert all(b - a > 0.25 for a, b in zip(times, times[1:-1]))     # the last: the closing count
     assert lines and all(re.fullmatch(r"match: \d/8 img \(00:0\d elapsed, about 00:0\d left\)", line) for line in lines)
     assert lines[-1].startswith("match: 8/8 img") and len(lines) == len(set(lines))
