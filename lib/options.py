@@ -140,7 +140,7 @@ class TrainOptions:
     resume: bool = flag(False, "--resume", f"continue from <run>{LAST_SUFFIX}")
     overwrite: bool = flag(False, "--overwrite", "start anew over an earlier run of the same name (its files move "
                            "to <models-dir>/previous/ once the new run has its first checkpoint)")
-    keep_previous: int = flag(2, "--keep-previous", "earlier runs of a name kept in <models-dir>/previous/ (the "
+    keep_previous: int = flag(1, "--keep-previous", "earlier runs of a name kept in <models-dir>/previous/ (the "
                               "oldest beyond this are deleted)", type=int, metavar="N")
     keep_last: bool = flag(False, "--keep-last", f"keep <run>{LAST_SUFFIX}, the resume state (about 100 MB), when "
                            "the run finishes (to --resume it for more epochs later); by default it is removed")
