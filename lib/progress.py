@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from tqdm import tqdm
 
 LOG_EVERY = 30.0                # seconds between two progress lines in a log
-_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit} ({elapsed} elapsed, about {remaining} left)"
+_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit} ({elapsed} elapsed, about {remaining} left){postfix}"
 
 log = logging.getLogger("progress")
 

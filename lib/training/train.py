@@ -492,7 +492,7 @@ def _train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module,
         amp.scaler.update()
         total += value * len(images)
         count += len(images)
-        bar.set_postfix(loss=f"{total / count:.4f}")
+        bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)     # shown at the next update, not each batch
     return total, count
 
 
