@@ -98,12 +98,17 @@ def run_step(step: Step) -> int:
             log.info("    %s", line.rstrip("\n"), extra={"raw": True})
         return process.wait()
     except KeyboardInterrupt:
-        process.send_signal(signal.SIGINT)      # a Ctrl-C in the terminal reached it already; a kill -INT did not
+        # a Ctrl-C in the terminal reached the step too: let it end on its own (a second SIGINT would
+        # land in its clean-up); a `kill -INT` of the pipeline alone did not, so it is passed on
         try:
-            rest, _ = process.communicate(timeout=60)
+            rest, _ = process.communicate(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
-            rest, _ = process.communicate()
+            process.send_signal(signal.SIGINT)
+            try:
+                rest, _ = process.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                rest, _ = process.communicate()
         for line in (rest or "").splitlines():
             log.info("    %s", line, extra={"raw": True})
         raise
