@@ -4,6 +4,7 @@ has the banners, the commands and the summary; clear errors for bad flags and mi
 import functools
 import logging
 import re
+import signal
 import sys
 import time
 
@@ -189,6 +190,7 @@ class Interrupting(Fake):
 
     def command(self) -> list[str]:
         code = ("import os, signal, sys, time\n"
+                "signal.signal(signal.SIGINT, signal.default_int_handler)\n"   # even if inherited as ignored
                 "print('working', flush=True)\n"
                 "os.kill(os.getppid(), signal.SIGINT)\n"
                 "try:\n    time.sleep(30)\nexcept KeyboardInterrupt:\n"
@@ -199,8 +201,13 @@ class Interrupting(Fake):
 def test_ctrl_c_stops_the_step_and_the_run_and_says_what_finished(tmp_path):
     log_file = setup_logging("full_pipeline", tmp_path)
     started = time.perf_counter()
-    results, failed = execute({1: [Fake("first")], 2: [Interrupting("second")], 3: [Fake("never")]},
-                              stop_on_failure=False)
+    # Ctrl-C raises KeyboardInterrupt here too where the suite runs with SIGINT ignored (in the background)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        results, failed = execute({1: [Fake("first")], 2: [Interrupting("second")], 3: [Fake("never")]},
+                                  stop_on_failure=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert time.perf_counter() - started < 20                  # the step did not sleep its 30 s out
     assert failed and [(r.phase, r.status) for r in results] == [(1, "ok"), (2, "interrupted")]
     assert results[1].note == "during fake_second.py"
