@@ -826,11 +826,11 @@ def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_last_complete_
 @pytest.mark.slow
 def test_ctrl_c_in_a_training_script_says_how_to_go_on(train_data, tmp_path):
     paths = copy_data(train_data, tmp_path)
-    env = {**os.environ, PAUSE_ENV: f"{TRAIN_VARIANT.run_name}_last.pth:2"}     # held in epoch 2's save
+    env = {**os.environ, PAUSE_ENV: f"{TRAIN_VARIANT.run_name}_last.pth:1"}     # held in epoch 1's save
     # SIGINT as a terminal's Ctrl-C: with its default disposition even where this suite runs in the
     # background (a non-interactive shell starts background jobs with SIGINT ignored)
     process = subprocess.Popen([sys.executable, str(ROOT / "bin" / "script_1_train_v3.py"),
-                                *map(str, _train_args(paths, 3))], cwd=tmp_path, env=env,
+                                *map(str, _train_args(paths, 2))], cwd=tmp_path, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in process.stderr:
@@ -841,7 +841,7 @@ def test_ctrl_c_in_a_training_script_says_how_to_go_on(train_data, tmp_path):
     assert process.wait(timeout=60) == 130 and "Traceback" not in rest
     assert rest.strip().splitlines()[-1] == ("interrupted; the finished epochs are saved: to go on from the last one, "
                                              "run the same command with --resume (--overwrite starts anew)")
-    assert read_resume_state(last_checkpoint(paths.models_dir, TRAIN_VARIANT.run_name))["epoch"] == 1
+    assert read_checkpoint(best_checkpoint(paths.models_dir, TRAIN_VARIANT.run_name))["epoch"] == 1
 
 
 @pytest.mark.slow

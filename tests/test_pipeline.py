@@ -198,7 +198,9 @@ class Interrupting(Fake):
         return [sys.executable, "-c", code]
 
 
-def test_ctrl_c_stops_the_step_and_the_run_and_says_what_finished(tmp_path):
+def test_ctrl_c_stops_the_step_and_the_run_and_says_what_finished(tmp_path, monkeypatch):
+    import lib.tools.pipeline
+    monkeypatch.setattr(lib.tools.pipeline, "STEP_GRACE", 0.5)    # the step here gets SIGINT only passed on
     log_file = setup_logging("full_pipeline", tmp_path)
     started = time.perf_counter()
     # Ctrl-C raises KeyboardInterrupt here too where the suite runs with SIGINT ignored (in the background)

@@ -86,6 +86,9 @@ def parse_phases(values: Sequence[str] | None) -> list[int] | None:
     return phases
 
 
+STEP_GRACE = 10.0         # seconds an interrupted step has to end on its own before SIGINT is passed on
+
+
 def run_step(step: Step) -> int:
     """Run a step, streaming its output line by line into the log; its exit code. On Ctrl-C
     (KeyboardInterrupt, re-raised) the step is interrupted too, and its last words are logged."""
@@ -99,9 +102,9 @@ def run_step(step: Step) -> int:
         return process.wait()
     except KeyboardInterrupt:
         # a Ctrl-C in the terminal reached the step too: let it end on its own (a second SIGINT would
-        # land in its clean-up); a `kill -INT` of the pipeline alone did not, so it is passed on
+        # land in its clean-up); a `kill -INT` of the pipeline alone did not, so after STEP_GRACE it is passed on
         try:
-            rest, _ = process.communicate(timeout=10)
+            rest, _ = process.communicate(timeout=STEP_GRACE)
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGINT)
             try:
