@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ProjectError
+from .integrity import file_hash
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +128,7 @@ def file_key(path: str | os.PathLike) -> str:
     """A cache key of a file: a hash of its bytes (24 hex digits). Its contents, not its path, size
     and time: an image replaced by another of the same size with its time restored is a new
     entry. Hashing reads the file once more, which costs far less than what the cache saves."""
-    digest = hashlib.blake2b(digest_size=12)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_hash(path, hashlib.blake2b(digest_size=12))
 
 
 class NpzCache:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import errno
-import io
 import os
 import stat
 import struct
@@ -98,12 +97,11 @@ def list_images(folder: Path, recursive: bool = False) -> list[Path]:
     return find_images(folder, recursive).paths
 
 
-def header_size(path: Path | str, data: bytes | np.ndarray | None = None) -> tuple[int, int] | None:
-    """(H, W) an image's header claims, read without decoding the pixels (from `data`, its bytes,
-    when given); None when the header is not one Pillow knows (the decoder then decides)."""
+def header_size(path: Path | str) -> tuple[int, int] | None:
+    """(H, W) an image's header claims, read without decoding the pixels (Pillow reads only the
+    header from the file); None when the header is not one Pillow knows (the decoder then decides)."""
     try:
-        source = io.BytesIO(memoryview(data)) if data is not None else path
-        with Image.open(source) as image:
+        with Image.open(path) as image:
             width, height = image.size
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error):
         return None
@@ -131,7 +129,7 @@ def load_image(path: Path) -> np.ndarray:
         raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     if data.size == 0:
         raise DataError(f"{path}: empty file (0 bytes)")
-    claimed = header_size(path, data)
+    claimed = header_size(path)
     if claimed is not None:
         check_pixel_budget(path, *claimed)
     try:

@@ -29,7 +29,12 @@ class IntegrityError(ProjectError):
 
 def sha256(path: str | Path) -> str:
     """The SHA-256 of a file's contents, in hex."""
-    digest = hashlib.sha256()
+    return file_hash(path, hashlib.sha256())
+
+
+def file_hash(path: str | Path, digest) -> str:
+    """`digest` (a hashlib object) of a file's contents, read in 1 MiB blocks, in hex
+    (hashlib.file_digest needs Python 3.11; the project runs on 3.10)."""
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
