@@ -312,12 +312,16 @@ def test_specialist_refuses_without_enough_small_forgeries(demo):
         training_rows(few, TrainOptions(progress=False), paths_in(demo, "few"))
 
 
-def test_a_new_run_never_replaces_an_earlier_one_silently(demo, caplog):
+# a one-epoch run of a tiny enhanced_aug_v3 on 8 images: the runs-and-their-files tests below
+TINY_RUN = V3_VARIANTS["enhanced_aug"].with_overrides(model=TINY_SEG)
+TINY_OPTIONS = TrainOptions(epochs=1, img_size=64, batch_size=4, workers=0, encoder_weights="none", limit=8,
+                            progress=False)
+
+
+def test_a_new_run_never_replaces_an_earlier_one_silently(demo, caplog, monkeypatch):
     from lib.errors import ProjectError
 
-    variant = V3_VARIANTS["enhanced_aug"].with_overrides(model=TINY_SEG)
-    options = TrainOptions(epochs=1, img_size=64, batch_size=4, workers=0, encoder_weights="none", limit=8,
-                           progress=False)
+    variant, options = TINY_RUN, TINY_OPTIONS
     paths = paths_in(demo, "twice")
     first = train_variant(variant, options, paths)
     before = first.best_path.read_bytes()
@@ -326,6 +330,20 @@ def test_a_new_run_never_replaces_an_earlier_one_silently(demo, caplog):
         train_variant(variant, options, paths)
     assert first.best_path.read_bytes() == before                  # refused: untouched
     assert not first.last_path.exists()                            # a finished run's resume state is removed
+
+    # an --overwrite interrupted before its first checkpoint leaves the earlier run in place
+    files = {p.name: p.read_bytes() for p in paths.models_dir.iterdir() if p.is_file()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(lib.training.train, "_train_one_epoch", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            train_variant(variant, replace(options, overwrite=True), paths)
+    assert {p.name: p.read_bytes() for p in paths.models_dir.iterdir() if p.is_file()} == files   # untouched
+    assert not (paths.models_dir / "previous").exists() and first.best_path.is_file()
+
     caplog.set_level(logging.INFO)
     train_variant(variant, replace(options, overwrite=True, seed=7), paths)
     archived = list((paths.models_dir / "previous").glob("enhanced_aug_v3_*"))
@@ -343,33 +361,12 @@ def test_a_new_run_never_replaces_an_earlier_one_silently(demo, caplog):
     assert "1 older one(s) deleted (--keep-previous 1)" in caplog.text
 
 
-def test_an_overwrite_interrupted_before_its_first_checkpoint_leaves_the_earlier_run_in_place(demo, monkeypatch):
-    variant = V3_VARIANTS["enhanced_aug"].with_overrides(model=TINY_SEG)
-    options = TrainOptions(epochs=1, img_size=64, batch_size=4, workers=0, encoder_weights="none", limit=8,
-                           progress=False)
-    paths = paths_in(demo, "interrupted")
-    first = train_variant(variant, options, paths)
-    files = {p.name: p.read_bytes() for p in paths.models_dir.iterdir() if p.is_file()}
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(lib.training.train, "_train_one_epoch", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        train_variant(variant, replace(options, overwrite=True), paths)
-    assert {p.name: p.read_bytes() for p in paths.models_dir.iterdir() if p.is_file()} == files   # untouched
-    assert not (paths.models_dir / "previous").exists() and first.best_path.is_file()
-
-
 def test_a_run_that_stopped_before_its_first_checkpoint_does_not_block_the_next(demo, caplog):
-    variant = V3_VARIANTS["enhanced_aug"].with_overrides(model=TINY_SEG)
-    options = TrainOptions(epochs=1, img_size=64, batch_size=4, workers=0, encoder_weights="none", limit=8,
-                           progress=False)
     caplog.set_level(logging.INFO)
     paths = paths_in(demo, "stopped")
     paths.models_dir.mkdir(parents=True, exist_ok=True)
     (paths.models_dir / "enhanced_aug_v3_args.json").write_text("{}")      # what a crash in epoch 1 leaves
-    result = train_variant(variant, options, paths)                          # a plain re-run: no --overwrite
+    result = train_variant(TINY_RUN, TINY_OPTIONS, paths)                    # a plain re-run: no --overwrite
     assert result.best_path.is_file() and not (paths.models_dir / "previous").exists()
     assert "removed enhanced_aug_v3_args.json, left by an earlier enhanced_aug_v3 run that stopped before its first " \
            "checkpoint" in caplog.text
