@@ -31,3 +31,9 @@ def first_line(exc: BaseException, limit: int = 200) -> str:
 def counted(count: int, noun: str) -> str:
     """'1 epoch', '3 epochs': a count with its noun in the number it needs."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def preview(text: object, limit: int = 60) -> str:
+    """`text` for a one-line message: as it is, or its first `limit` characters and its length."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from ..errors import RLEError, SubmissionError
+from ..errors import RLEError, SubmissionError, preview
 from ..imageio import MAX_PIXELS
-from .rle import preview, rle_decode_instances
+from .rle import rle_decode_instances
 
 AUTHENTIC = "authentic"
 

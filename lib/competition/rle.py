@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import RLEError
+from ..errors import RLEError, preview
 
 
 def rle_runs(mask: np.ndarray) -> np.ndarray:
@@ -102,8 +102,3 @@ def rle_decode(text: str, shape: Sequence[int]) -> np.ndarray:
 def rle_decode_instances(annotation: str, shape: Sequence[int]) -> list[np.ndarray]:
     """Decode a ';'-joined annotation into its list of instance masks."""
     return [rle_decode(part, shape) for part in annotation.split(";")]
-
-
-def preview(text: object, limit: int = 60) -> str:
-    text = str(text)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"

@@ -30,7 +30,7 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from ..errors import CheckpointError, first_line
+from ..errors import CheckpointError, first_line, preview
 from ..fileio import atomic_write_bytes
 from .networks import build_model, check_model_config, unwrap
 from ..paths import LEGACY_BEST_SUFFIX, best_checkpoint
@@ -121,7 +121,7 @@ def check_fields(path: Path, fields: dict) -> None:
     CheckpointError naming the file and the field: `img_size` an integer multiple of 32 within
     IMG_SIZES, `epoch` an integer >= 0, `best_score` a finite number (or null)."""
     def refuse(name: str, what: str) -> None:
-        raise CheckpointError(f"{path}: metadata {name} {preview(fields[name])} is not {what}")
+        raise CheckpointError(f"{path}: metadata {name} {preview(repr(fields[name]), 40)} is not {what}")
 
     if "img_size" in fields:
         size = fields["img_size"]
@@ -132,11 +132,6 @@ def check_fields(path: Path, fields: dict) -> None:
     score = fields.get("best_score")
     if score is not None and not (type(score) in (int, float) and math.isfinite(score)):
         refuse("best_score", "a finite number")
-
-
-def preview(value: Any, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
