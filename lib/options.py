@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -102,6 +103,13 @@ MATCH_WORKERS = Flag("--match-workers", "images the copy-move matcher works on a
 DEVICE = Flag("--device", "auto, cpu, cuda or cuda:N")
 SEED = Flag("--seed", "the seed of everything random in the run")
 JOBS = Flag("--jobs", "images made or augmented at a time (threads or processes)")
+
+
+def usable_cpus() -> int:
+    """The cores this process may run on (its affinity, where the system says), at least 1."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
 SHARED = {"progress": PROGRESS, "cache": CACHE, "workers": WORKERS, "match_workers": MATCH_WORKERS, "jobs": JOBS,
           "device": DEVICE, "seed": SEED}
 

@@ -13,7 +13,8 @@ from tests.helpers import ROOT
 
 LIB = ROOT / "lib"
 # lib's layers, lowest first: a module imports from its own layer or a lower one, never a higher one
-LAYERS = ("core", "competition", "models", "data", "matching", "inference", "training", "evaluation", "tools")
+LAYERS = ("core", "competition", "models", "data", "matching", "inference", "scan", "training", "evaluation",
+          "tools")
 CORE = {"__init__", "cli", "device", "draw", "errors", "fileio", "flags", "imageio", "integrity", "options", "paths",
         "progress"}
 

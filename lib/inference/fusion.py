@@ -60,11 +60,13 @@ class MatchOutput:
     error: str = ""
     threshold: float = 0.5               # the decision's own threshold (the verifier's; v1: V1_THRESHOLD)
     dense_maps: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.uint8))  # dense.field_maps
+    # each event's transform source -> copy (events, 2, 3); None in a cache entry written before they were kept
+    matrices: np.ndarray | None = field(default_factory=lambda: np.zeros((0, 2, 3), np.float32))
 
     @classmethod
     def of(cls, path: Path, hw: tuple[int, int], masks: Sequence[np.ndarray], scores: Sequence[float],
-           features: np.ndarray | None = None, seconds: float = 0.0, dense_maps: np.ndarray | None = None
-           ) -> MatchOutput:
+           features: np.ndarray | None = None, seconds: float = 0.0, dense_maps: np.ndarray | None = None,
+           matrices: Sequence[np.ndarray] = ()) -> MatchOutput:
         # packed one mask at a time: stacking full-size masks first would hold them all twice
         packed = (np.stack([np.packbits(np.asarray(m, bool).ravel()) for m in masks]) if len(masks)
                   else np.zeros((0, 0), np.uint8))
@@ -74,6 +76,8 @@ class MatchOutput:
                      seconds)
         if dense_maps is not None:
             output.dense_maps = np.asarray(dense_maps, np.uint8)
+        if len(matrices):
+            output.matrices = np.stack([np.asarray(m, np.float32) for m in matrices])
         return output
 
     def masks(self, keep: Sequence[bool] | None = None) -> list[np.ndarray]:
@@ -133,14 +137,17 @@ class MatchCache(NpzCache):
         try:
             return MatchOutput(Path(path), tuple(int(v) for v in data["hw"]), data["masks"],
                                data["features"].reshape(-1, len(FEATURES)), [float(s) for s in data["scores"]],
-                               float(data["seconds"]), str(data["error"]), dense_maps=data["dense_maps"])
+                               float(data["seconds"]), str(data["error"]), dense_maps=data["dense_maps"],
+                               matrices=data["matrices"].reshape(-1, 2, 3) if "matrices" in data else None)
         except (TypeError, KeyError, ValueError):
             return None   # no entry, or one of another layout: recompute it
 
     def put(self, output: MatchOutput) -> None:
+        if output.matrices is None:
+            return               # read from an older entry: nothing new to store
         self.write(output.path, hw=np.array(output.hw), masks=output.packed, features=output.features,
                    scores=np.array(output.scores, np.float32), seconds=output.seconds, error=output.error,
-                   dense_maps=output.dense_maps)
+                   dense_maps=output.dense_maps, matrices=output.matrices)
 
 
 def match_config_of(matcher: str) -> MatchConfig:
@@ -188,7 +195,7 @@ def match_file(path: Path, config: MatchConfig, debug_dir: Path | None = None,
         write_png(Path(debug_dir) / f"{Path(path).stem}.png", debug_image(image, result))
     return MatchOutput.of(path, image.shape[:2], [e.mask for e in result.events], [e.score for e in result.events],
                           np.stack([e.features for e in result.events]) if result.events else None, seconds,
-                          field_maps(result.dense))
+                          field_maps(result.dense), [e.matrix for e in result.events])
 
 
 def _keep(outputs: list, index: int, output: MatchOutput, cache: MatchCache | None) -> None:

@@ -610,17 +610,21 @@ def predictor_of(options: PredictorOptions, models_dir: Path) -> Predictor:
 
 
 def predict_paths(options: PredictorOptions, models_dir: Path, paths: Sequence[Path], fusion: str,
-                  gate: float | None, desc: str = "predict", matcher: bool | None = None
-                  ) -> tuple[list[ImageResult], str]:
+                  gate: float | None, desc: str = "predict", matcher: bool | None = None,
+                  predictor: Predictor | None = None) -> tuple[list[ImageResult], str]:
     """Every member that `options` and the fusion rule (resolved: not auto) ask for, run on
     `paths`: the networks (two-pass, gated at `gate`; not loaded with fusion matcher) and the
     copy-move matcher (with any fusion but `network`, or when `matcher` says so), each with its
     cache (unless options.cache is off). Returns the results and a one-line description of
     what ran. A notebook calls it with options it builds:
-    `predict_paths(PredictorOptions(stage="v3"), Path("models"), paths, "first", gate=0.25)`."""
+    `predict_paths(PredictorOptions(stage="v3"), Path("models"), paths, "first", gate=0.25)`.
+    `predictor`: one predictor_of(options, models_dir) loaded before (a caller with many folders)."""
     progress = options.progress
     matcher = fusion != "network" if matcher is None else matcher
-    predictor = predictor_of(options, models_dir) if fusion != "matcher" else None
+    if fusion == "matcher":
+        predictor = None
+    elif predictor is None:
+        predictor = predictor_of(options, models_dir)
     needs_maps = predictor is not None and predictor.needs_maps
     matches = None
     if matcher or needs_maps:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from ..data.augment import MAPS
 from ..errors import DataError
 from ..matching import FIELD_MAPS, MatchConfig, Verifier, load_verifier, resolve_verifier
 from ..models.variants import SELFCORR_CHANNELS
+from ..options import usable_cpus
 from .fusion import MatchCache, MatchOutput, match_config_key, rescore, run_matcher
 
 MIN_CANDIDATE = 0.01                         # candidates less probable than this add nothing to the map
@@ -116,7 +116,7 @@ class SelfCorrSource:
 
 def matcher_threads() -> int:
     """Threads for computing maps: the matcher releases the GIL, so one per core."""
-    return max(1, os.cpu_count() or 1)
+    return usable_cpus()
 
 
 def prepare_selfcorr(paths: Sequence[Path], models_dir: Path, progress: bool = True,

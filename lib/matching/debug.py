@@ -8,16 +8,32 @@ from ..draw import colour, outline_instances, text_strip
 from .config import Event, MatchResult
 
 
+def transform_parts(matrix: np.ndarray) -> tuple[float, float, bool]:
+    """(scale, rotation in degrees in (-180, 180], mirrored) of a 2x3 transform source -> copy;
+    a mirrored one is read as a flip about the vertical axis, then the rotation."""
+    linear = np.asarray(matrix, np.float64)[:, :2]
+    mirrored = bool(np.linalg.det(linear) < 0)
+    scale = float(np.sqrt(abs(np.linalg.det(linear))))
+    if mirrored:
+        linear = linear @ np.diag([-1.0, 1.0])
+    return scale, float(np.degrees(np.arctan2(linear[1, 0], linear[0, 0]))), mirrored
+
+
+def describe_operation(matrix: np.ndarray) -> str:
+    """What a transform did, for people: 'moved', 'rotated by 90 degrees', 'mirrored, scaled by
+    0.80' (a rotation under 2 degrees and a scale within 3 % of 1 are left unsaid)."""
+    scale, angle, mirrored = transform_parts(matrix)
+    parts = (["mirrored"] if mirrored else []) + ([f"rotated by {angle:.0f} degrees"] if abs(angle) >= 2 else [])
+    parts += [f"scaled by {scale:.2f}"] if abs(scale - 1) > 0.03 else []
+    return ", ".join(parts) or "moved"
+
+
 def describe_event(event: Event) -> str:
     """'keypoints, score 0.98, detail 0.95, 31 inliers, scale 1.00, +30 deg, mirrored' for logs and
     debug images."""
-    linear = event.matrix[:, :2]
-    scale = float(np.sqrt(abs(np.linalg.det(linear))))
-    if event.mirrored:
-        linear = linear @ np.diag([-1.0, 1.0])
-    angle = float(np.degrees(np.arctan2(linear[1, 0], linear[0, 0])))
+    scale, angle, mirrored = transform_parts(event.matrix)
     return (f"{event.stage}, score {event.score:.2f}, detail {event.detail:.2f}, {len(event.inliers)} inliers, "
-            f"scale {scale:.2f}, {angle:+.0f} deg" + (", mirrored" if event.mirrored else ""))
+            f"scale {scale:.2f}, {angle:+.0f} deg" + (", mirrored" if mirrored else ""))
 
 
 def debug_image(image: np.ndarray, result: MatchResult, max_lines: int = 60) -> np.ndarray:

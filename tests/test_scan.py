@@ -1,0 +1,175 @@
+"""Scanning documents (bin/scan_figures.py, lib/scan/): figures out of generated PDFs as stored,
+the bad documents listed and survived, a report whose every finding has its picture and link and
+no external URL, a run that resumes from the cache after an interrupt, and a Dask cluster of two
+workers that agrees with the single-process run."""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from lib.data.demo import make_case
+from lib.scan.pdf import DocumentError, extract_pdf
+from lib.scan.testdocs import (MARGIN, Page, Picture, KnownFigure, compound, place, score_against_truth,
+                               write_bad_documents, write_documents, write_pdf, write_truth)
+from tests.helpers import _script_module, run_script, write_png
+
+
+def _figure(index: int, forged: bool) -> KnownFigure:
+    case = make_case(3, 0, index, forged=forged, min_size=192, max_size=320)
+    return KnownFigure(case.forged if forged else case.authentic, forged, str(index))
+
+
+@pytest.fixture(scope="module")
+def papers(tmp_path_factory) -> Path:
+    """Two papers of demo figures (one compound), a loose image, the four bad documents, truth.csv."""
+    folder = tmp_path_factory.mktemp("papers")
+    figures = [_figure(0, True), _figure(1, False), compound(_figure(2, False), _figure(3, True)), _figure(4, False)]
+    rows = write_documents(figures, folder, seed=1, per_document=2)
+    write_png(folder / "loose" / "fig.png", _figure(5, True).image)
+    rows.append(dict(document="loose/fig.png", page=0, image=1, forged=1, sources="5", expect="scanned"))
+    rows += write_bad_documents(folder, figures[1].image)
+    write_truth(folder / "truth.csv", rows)
+    return folder
+
+
+def test_images_come_out_as_stored_with_their_pages_and_indices(tmp_path):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (90, 130, 3), dtype=np.uint8)
+    gray = rng.integers(0, 256, (70, 100), dtype=np.uint8)
+    photo = cv2.GaussianBlur(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), (7, 7), 2)
+    logo = np.full((20, 20, 3), 90, np.uint8)
+    pages = [Page(texts=[(MARGIN, 700, 12, "Figure 1 (with parentheses) and a backslash \\")],
+                  pictures=[Picture(logo, 500, 780, 20, 20, "flate", shared="logo"),
+                            Picture(photo, *place(photo, 700), "jpeg"), Picture(rgb, *place(rgb, 400), "flate")]),
+             Page(pictures=[Picture(logo, 500, 780, 20, 20, "flate", shared="logo"),
+                            Picture(gray, *place(gray, 700), "flate")])]
+    write_pdf(tmp_path / "doc.pdf", pages)
+    found = extract_pdf(tmp_path / "doc.pdf", tmp_path / "out")
+    assert found.pages == 2 and found.tiny == 1 and found.repeated == 1 and not found.unreadable
+    assert [(f.page, f.index, f.height, f.width) for f in found.figures] == [(1, 2, 120, 160), (1, 3, 90, 130),
+                                                                             (2, 2, 70, 100)]
+    jpeg, flate, flate_gray = (f.path for f in found.figures)
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(photo, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert jpeg.suffix == ".jpg" and jpeg.read_bytes() == encoded.tobytes()     # the JPEG's own bytes
+    assert np.array_equal(cv2.cvtColor(cv2.imread(str(flate)), cv2.COLOR_BGR2RGB), rgb)   # lossless, RGB order
+    stored = cv2.imread(str(flate_gray), cv2.IMREAD_UNCHANGED)
+    assert stored.ndim == 2 and np.array_equal(stored, gray)
+
+
+def test_bad_documents_are_one_line_each(tmp_path):
+    write_bad_documents(tmp_path, np.full((100, 100, 3), 128, np.uint8))
+    for name, words in (("corrupt.pdf", "not a readable PDF"), ("locked.pdf", "password-protected")):
+        with pytest.raises(DocumentError, match=words) as caught:
+            extract_pdf(tmp_path / name, tmp_path / "out")
+        assert str(caught.value).startswith(str(tmp_path / name)) and "\n" not in str(caught.value)
+    assert extract_pdf(tmp_path / "no_images.pdf", tmp_path / "out").figures == []
+    bomb = extract_pdf(tmp_path / "image_bomb.pdf", tmp_path / "out")
+    assert not bomb.figures and len(bomb.unreadable) == 1
+    reason = bomb.unreadable[0].reason
+    assert reason.startswith("page 1, image 1: 50000 x 50000 pixels") and "pixel budget" in reason
+
+
+def test_a_pdf_locked_only_for_editing_is_scanned(tmp_path):
+    import pypdf
+    image = np.full((80, 80, 3), 200, np.uint8)
+    write_pdf(tmp_path / "plain.pdf", [Page(pictures=[Picture(image, 100, 100, 80, 80, "flate")])])
+    writer = pypdf.PdfWriter(clone_from=tmp_path / "plain.pdf")
+    writer.encrypt(user_password="", owner_password="owner", algorithm="RC4-128")   # publishers' no-copy PDFs
+    with open(tmp_path / "owner.pdf", "wb") as out:
+        writer.write(out)
+    assert [f.width for f in extract_pdf(tmp_path / "owner.pdf", tmp_path / "out").figures] == [80]
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _scan(papers: Path, out: Path, *extra: str):
+    """scan_figures.py as a user runs it: no models folder named (the matcher and its committed verifier)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("FORGERY_MODELS_DIR", raising=False)
+        return run_script("scan_figures.py", str(papers), "--output-dir", str(out), "--no-progress", *extra,
+                          cwd=out)
+
+
+@pytest.fixture(scope="module")
+def report(papers, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    result = _scan(papers, out, "--jobs", "1", "--truth", str(papers / "truth.csv"))
+    assert result.returncode == 0, result.stderr
+    assert "recall" in result.stderr and (out / "cache").is_dir()
+    return out
+
+
+def test_report_every_finding_has_its_picture_and_link_and_nothing_external(report, papers):
+    findings = _rows(report / "findings.csv")
+    assert findings, "the demo's forged figures give findings"
+    for row in findings:
+        assert (report / row["picture"]).is_file() and (report / row["full_size"]).is_file()
+        assert row["operation"] and int(row["source_x1"]) > int(row["source_x0"])
+    pages = [report / "index.html", *sorted((report / "documents").glob("*.html"))]
+    assert len(pages) == 1 + 5           # two papers, the loose image, the PDF without images, the bomb
+    linked = set()
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert "<script" not in text and not re.search(r"(src|href)=\"(https?:)?//", text)
+        for target in re.findall(r"(?:src|href)=\"([^\"#]+)\"", text):
+            assert (page.parent / target).is_file(), f"{page.name} links to missing {target}"
+            linked.add((page.parent / target).resolve())
+    for row in findings:                 # every finding's picture and full-size image shown and linked
+        assert (report / row["picture"]).resolve() in linked and (report / row["full_size"]).resolve() in linked
+    assert (report / "index.html").stat().st_size < 1_000_000
+    index = (report / "index.html").read_text(encoding="utf-8")
+    for words in ("locked.pdf: password-protected", "corrupt.pdf: not a readable PDF",
+                  "image_bomb.pdf: page 1, image 1: 50000 x 50000 pixels"):
+        assert words in index
+    score = score_against_truth(_rows(report / "figures.csv"), papers / "truth.csv")
+    assert not score.missing and score.bad_listed == score.bad == 3
+    assert score.forged == 3 and score.authentic == 2
+
+
+def test_an_interrupted_scan_leaves_a_report_and_resumes_from_the_cache(papers, report, tmp_path, monkeypatch):
+    import lib.inference.fusion as fusion
+    import lib.scan.engine as engine
+    main = _script_module("scan_figures.py").main
+    monkeypatch.delenv("FORGERY_MODELS_DIR", raising=False)
+    scan_all = engine.scan_all
+
+    def interrupted(*args, **kwargs):
+        iterator = scan_all(*args, **kwargs)
+        yield next(iterator)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "scan_all", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        main([str(papers / "paper_001.pdf"), str(papers / "paper_002.pdf"), "--output-dir", str(tmp_path),
+              "--jobs", "1", "--no-progress"])
+    assert "Interrupted after 1 of 2 documents" in (tmp_path / "index.html").read_text(encoding="utf-8")
+    first = [r for r in _rows(tmp_path / "figures.csv") if r["status"] == "scanned"]
+    assert {Path(r["document"]).name for r in first} == {"paper_001.pdf"}
+    monkeypatch.setattr(engine, "scan_all", scan_all)
+    matched = []
+    find = fusion.find_candidates
+    monkeypatch.setattr(fusion, "find_candidates", lambda image, config: matched.append(1) or find(image, config))
+    main([str(papers), "--output-dir", str(tmp_path), "--jobs", "1", "--no-progress"])
+    scanned = [r for r in _rows(report / "figures.csv") if r["status"] == "scanned"]
+    assert len(matched) == len(scanned) - len(first)          # the interrupted run's figures: from the cache
+    assert _rows(tmp_path / "findings.csv") == _rows(report / "findings.csv")
+    assert _rows(tmp_path / "figures.csv") == _rows(report / "figures.csv")
+
+
+@pytest.mark.slow
+def test_a_local_dask_cluster_of_two_workers_agrees_with_one_process(papers, report, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        result = _scan(papers, tmp_path, "--cluster", cluster.scheduler_address, "--no-cache")
+    assert result.returncode == 0, result.stderr
+    assert "Dask cluster" in result.stderr
+    assert _rows(tmp_path / "findings.csv") == _rows(report / "findings.csv")
+    assert _rows(tmp_path / "figures.csv") == _rows(report / "figures.csv")
