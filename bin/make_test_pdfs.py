@@ -5,7 +5,7 @@
     python bin/make_test_pdfs.py --benchmark-dir bench --output-dir test_pdfs
     python bin/scan_figures.py test_pdfs --output-dir test_pdfs_report --truth test_pdfs/truth.csv
 
-Figures placed on A4 pages with text, one or two a page, four a paper; every fifth figure compound
+Figures placed on A4 pages with text, one or two a page, four a paper (--per-document); every fifth figure compound
 (two benchmark figures side by side); stored in turn as JPEG, RGB Flate and gray Flate; a small logo
 drawn on every page (a scan counts it as small and repeated). The benchmark's share of forgeries is
 kept (about half). Two figures are also written as loose PNG files in loose/, and four bad
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the benchmark (bin/make_benchmark.py; default: bench)")
     parser.add_argument("--output-dir", type=Path, required=True, help="folder to write the documents to")
     parser.add_argument("--figures", type=int, default=120, help="figures in the PDFs (default: 120, about 30 papers)")
+    parser.add_argument("--per-document", type=int, default=4, metavar="N", help="figures a paper (default: 4)")
     parser.add_argument("--seed", type=int, default=0, help="which benchmark figures, and the text (default: 0)")
     parser.add_argument("--large-mb", type=int, default=0, metavar="N",
                         help="write only large.pdf, about N MB, for measuring memory")
@@ -43,11 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         size = (args.output_dir / "large.pdf").stat().st_size
         print(f"{args.output_dir / 'large.pdf'}: {pages} pages, {size / 1e6:.0f} MB")
         return 0
-    if args.figures < 1:
-        raise ProjectError(f"--figures {args.figures}: must be at least 1")
+    if args.figures < 1 or args.per_document < 1:
+        raise ProjectError(f"--figures {args.figures}, --per-document {args.per_document}: each must be at least 1")
     figures = benchmark_figures(args.benchmark_dir, args.figures + 2, args.seed)
     loose, figures = figures[-2:], figures[:-2]
-    rows = write_documents(figures, args.output_dir, args.seed)
+    rows = write_documents(figures, args.output_dir, args.seed, args.per_document)
     for k, figure in enumerate(loose, start=1):
         name = f"loose/figure_{k}.png"
         write_png(args.output_dir / name, figure.image)

@@ -173,3 +173,24 @@ def test_a_local_dask_cluster_of_two_workers_agrees_with_one_process(papers, rep
     assert "Dask cluster" in result.stderr
     assert _rows(tmp_path / "findings.csv") == _rows(report / "findings.csv")
     assert _rows(tmp_path / "figures.csv") == _rows(report / "figures.csv")
+
+
+def test_the_index_of_thousands_of_documents_stays_light(tmp_path, monkeypatch):
+    import lib.scan.report as report
+    from lib.scan.scan import DocumentResult, Finding, FigureResult
+    monkeypatch.setattr(report, "INDEX_ROWS", 40)             # pages of 40 rows: what a page of 1000 does, smaller
+    writer = report.ReportWriter(tmp_path)
+    for k in range(85):
+        figures = [FigureResult(1, i, 300, 400, 0.1 * i) for i in range(1, 4)]
+        if k % 20 == 0:
+            figures[0] = FigureResult(1, 1, 300, 400, 0.99, [Finding(0.99, (1, 2, 30, 40), (100, 2, 129, 40), "moved")],
+                                      b"jpeg", b"thumb", b"png")
+        writer.add(DocumentResult(Path(f"archive/a_long_folder_name/paper_{k:05d}.pdf"), pages=3, figures=figures))
+    index = writer.finish("matcher")
+    pages = [index, tmp_path / "index-2.html", tmp_path / "index-3.html"]
+    assert [p.exists() for p in pages] == [True, True, True] and not (tmp_path / "index-4.html").exists()
+    text = index.read_text(encoding="utf-8")
+    assert text.count("<tr>") == 40 + 1 and 'href="index-3.html"' in text
+    assert "paper_00000.pdf" in text.split("<tr>")[2]          # the flagged first
+    row = (len(text) - len(pages[2].read_text(encoding="utf-8"))) / (40 - 5)    # bytes a row: 40 rows less 5
+    assert 1000 * row + len(text) < 1_000_000                  # a page of a thousand rows under 1 MB

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -24,6 +25,13 @@ from .pdf import PDF_SUFFIX
 from .scan import DocumentResult, ScanSettings, failed, scan_document
 
 log = logging.getLogger(__name__)
+
+# What a Dask nanny sets in its worker's environment, less MALLOC_TRIM_THRESHOLD_: with glibc's
+# allocator thresholds fixed, every large numpy array is a fresh mmap, and the matcher ran 1.5x
+# slower per document (8 test papers: 147 s of scanning against 99 s in a process pool; the pool
+# with that variable set, 147 s too)
+WORKER_ENVIRON = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
+SLOW_ENVIRON = "MALLOC_TRIM_THRESHOLD_"
 
 
 
@@ -54,12 +62,16 @@ def find_documents(inputs: Sequence[Path]) -> tuple[list[Path], list[str]]:
     return documents, skipped
 
 
-def _one_thread() -> None:
-    """A pool worker's libraries on one thread each: the pool's processes are the parallelism."""
+def scan_on_one_thread(document: Path, settings: ScanSettings) -> DocumentResult:
+    """scan_document with OpenCV and torch on one thread each, as a worker runs it: the workers are
+    the parallelism. Set in the thread that scans (a Dask worker runs tasks in a thread of its own,
+    and OpenCV's OpenMP setting is per thread): measured, a local cluster of two workers scanned
+    1.6x slower per document when it was set from another thread."""
     import cv2
     import torch
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
+    return scan_document(document, settings)
 
 
 def scan_all(documents: Sequence[Path], settings: ScanSettings, jobs: int = 1, cluster: str | None = None
@@ -77,9 +89,8 @@ def scan_all(documents: Sequence[Path], settings: ScanSettings, jobs: int = 1, c
                 yield failed(document, exc)
     else:
         # spawn, not fork: torch and OpenCV have started threads in this process
-        with ProcessPoolExecutor(min(jobs, len(documents)), multiprocessing.get_context("spawn"),
-                                 initializer=_one_thread) as pool:
-            futures = {pool.submit(scan_document, d, settings): d for d in documents}
+        with ProcessPoolExecutor(min(jobs, len(documents)), multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(scan_on_one_thread, d, settings): d for d in documents}
             for future in as_completed(futures):
                 try:
                     yield future.result()
@@ -90,13 +101,16 @@ def scan_all(documents: Sequence[Path], settings: ScanSettings, jobs: int = 1, c
 def _on_cluster(documents: Sequence[Path], settings: ScanSettings, cluster: str, jobs: int
                 ) -> Iterator[DocumentResult]:
     try:
+        import dask
         from distributed import Client, LocalCluster
         from distributed import as_completed as completed
     except ImportError:
         raise ProjectError("--cluster needs Dask distributed: pip install distributed") from None
     local = None
     if cluster == LOCAL:
-        local = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, processes=True, dashboard_address=None)
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRON}):
+            local = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, processes=True,
+                                 dashboard_address=None)
         address = local.scheduler_address
     else:
         address = cluster
@@ -109,8 +123,11 @@ def _on_cluster(documents: Sequence[Path], settings: ScanSettings, cluster: str,
     try:
         workers = len(client.scheduler_info().get("workers", {}))
         log.info("Dask cluster %s: %d workers", address, workers)
-        client.run(_one_thread)
-        futures = client.map(scan_document, [Path(d).resolve() for d in documents], settings=settings, pure=False)
+        slow = [worker for worker, value in client.run(os.getenv, SLOW_ENVIRON).items() if value is not None]
+        if slow:
+            log.warning("%d of the cluster's workers run with %s set (Dask's default), which slows the matcher "
+                        "1.5x: start them as docs/scanning.md says", len(slow), SLOW_ENVIRON)
+        futures = client.map(scan_on_one_thread, [Path(d).resolve() for d in documents], settings=settings, pure=False)
         names = {future.key: document for future, document in zip(futures, documents)}
         for future in completed(futures):
             try:

@@ -29,8 +29,8 @@ from .scan import COPY_RGB, PICTURE_SIDE, SOURCE_RGB, DocumentResult, FigureResu
 FINDINGS = ("document", "page", "image", "probability", "source_x0", "source_y0", "source_x1", "source_y1",
             "copy_x0", "copy_y0", "copy_x1", "copy_y1", "operation", "picture", "full_size")
 FIGURES = ("document", "page", "image", "width", "height", "probability", "flagged", "status")
-INDEX_LIMIT = 1_000_000          # bytes: index.html of a thousand documents stays under this
-PAGE_LIMIT = 2_000_000           # bytes: one document's page
+INDEX_ROWS = 1000               # documents an index page lists (about 0.5 KB each); more: index-2.html, ...
+LISTED = 1000                    # lines of the not-scanned list on the index (all of them: figures.csv)
 
 _STYLE = f"""
 body {{ font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; padding: 0 1em; color: #222; }}
@@ -149,9 +149,13 @@ class ReportWriter:
         self.figures.sort(key=order)
         _write_csv(self.folder / "findings.csv", FINDINGS, self.findings)
         _write_csv(self.folder / "figures.csv", FIGURES, self.figures)
-        index = self.folder / "index.html"
-        atomic_write_text(index, _index_page(self, described, note))
-        return index
+        pages = _index_pages(self, described, note)
+        for number, text in enumerate(pages, start=1):
+            atomic_write_text(self.folder / _index_name(number), text)
+        for stale in self.folder.glob("index-*.html"):         # a larger earlier scan's further pages
+            if stale.name not in {_index_name(n) for n in range(1, len(pages) + 1)}:
+                stale.unlink()
+        return self.folder / _index_name(1)
 
 
 def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
@@ -210,32 +214,51 @@ def _box(box: tuple[int, int, int, int]) -> str:
     return f"({x0}, {y0})&ndash;({x1}, {y1})"
 
 
-def _index_page(report: ReportWriter, described: str, note: str) -> str:
+def _index_name(number: int) -> str:
+    return "index.html" if number == 1 else f"index-{number}.html"
+
+
+def _index_pages(report: ReportWriter, described: str, note: str) -> list[str]:
+    """The index, INDEX_ROWS documents a page (the highest probability first), each page with the
+    summary and links to the others; the not-scanned list on the first."""
     scanned = sorted([d for d in report.lines if not d.error], key=lambda d: (-d.probability, d.document))
     failed = [d for d in report.lines if d.error]
     figures = sum(d.figures for d in scanned)
     flagged = sum(d.flagged for d in scanned)
-    parts = [f"<h1>Duplicated regions: {len(report.lines)} documents scanned</h1>",
-             f'<p class="meta">{time.strftime("%Y-%m-%d %H:%M")}: {figures} figure(s) in {len(scanned)} document(s), '
-             f'{flagged} flagged in {sum(d.flagged > 0 for d in scanned)} document(s); {len(failed)} document(s) '
-             f'not scanned; {report.tiny} small image(s) (under 64 pixels a side) and {report.repeated} repeat(s) '
-             f'left out. Detector: {html.escape(described)}. A probability is the detector\'s estimate that a '
-             f'region of the figure was copied from another part of it.</p>']
+    head = [f"<h1>Duplicated regions: {len(report.lines)} documents scanned</h1>",
+            f'<p class="meta">{time.strftime("%Y-%m-%d %H:%M")}: {figures} figure(s) in {len(scanned)} document(s), '
+            f'{flagged} flagged in {sum(d.flagged > 0 for d in scanned)} document(s); {len(failed)} document(s) '
+            f'not scanned; {report.tiny} small image(s) (under 64 pixels a side) and {report.repeated} repeat(s) '
+            f'left out. Detector: {html.escape(described)}. A probability is the detector\'s estimate that a '
+            f'region of the figure was copied from another part of it.</p>']
     if note:
-        parts.append(f"<p><b>{html.escape(note)}</b></p>")
-    rows = []
-    for rank, d in enumerate(scanned, start=1):
-        thumb = (f'<a href="{d.page}"><img src="{d.thumbnail}" height="60" alt="top finding" loading="lazy"></a>'
-                 if d.thumbnail else "")
-        rows.append(f'<tr><td class="num">{rank}</td><td><a href="{quote(d.page)}">{html.escape(d.document)}</a></td>'
-                    f'<td class="num">{d.pages or ""}</td><td class="num">{d.figures}</td><td class="num">{d.flagged}'
-                    f'</td><td class="num">{_p(d.probability)}</td><td>{thumb}</td></tr>')
-    parts.append('<table><tr><th class="num">#</th><th>document</th><th class="num">pages</th><th class="num">figures'
-                 '</th><th class="num">flagged</th><th class="num">highest probability</th><th>top finding</th></tr>'
-                 + "".join(rows) + "</table>")
-    parts.append("<p>The same as CSV: <a href=\"findings.csv\">findings.csv</a> (one row a finding) and "
-                 "<a href=\"figures.csv\">figures.csv</a> (one row a figure).</p>")
-    parts.append(f"<h2>Not scanned ({len(failed) + len(report.skipped)})</h2>")
-    items = [f"<li>{html.escape(line)}</li>" for line in [d.error for d in failed] + report.skipped]
-    parts.append(f'<ul class="skipped">{"".join(items)}</ul>' if items else "<p>None.</p>")
-    return _page("Duplicated regions: scan report", "\n".join(parts))
+        head.append(f"<p><b>{html.escape(note)}</b></p>")
+    chunks = [scanned[i:i + INDEX_ROWS] for i in range(0, len(scanned), INDEX_ROWS)] or [[]]
+    pages = []
+    for number, chunk in enumerate(chunks, start=1):
+        first = (number - 1) * INDEX_ROWS
+        nav = ""
+        if len(chunks) > 1:
+            links = " ".join(f"<b>{n}</b>" if n == number else f'<a href="{_index_name(n)}">{n}</a>'
+                             for n in range(1, len(chunks) + 1))
+            nav = f"<p>Documents {first + 1}&ndash;{first + len(chunk)} of {len(scanned)}; pages: {links}</p>"
+        rows = []
+        for rank, d in enumerate(chunk, start=first + 1):
+            thumb = (f'<a href="{quote(d.page)}"><img src="{quote(d.thumbnail)}" height="60" alt="top finding" '
+                     f'loading="lazy"></a>' if d.thumbnail else "")
+            rows.append(f'<tr><td class="num">{rank}</td><td><a href="{quote(d.page)}">{html.escape(d.document)}</a>'
+                        f'</td><td class="num">{d.pages or ""}</td><td class="num">{d.figures}</td><td class="num">'
+                        f'{d.flagged}</td><td class="num">{_p(d.probability)}</td><td>{thumb}</td></tr>')
+        parts = [*head, nav, '<table><tr><th class="num">#</th><th>document</th><th class="num">pages</th>'
+                 '<th class="num">figures</th><th class="num">flagged</th><th class="num">highest probability</th>'
+                 '<th>top finding</th></tr>' + "".join(rows) + "</table>", nav,
+                 "<p>The same as CSV: <a href=\"findings.csv\">findings.csv</a> (one row a finding) and "
+                 "<a href=\"figures.csv\">figures.csv</a> (one row a figure).</p>"]
+        if number == 1:
+            lines = [d.error for d in failed] + report.skipped
+            items = "".join(f"<li>{html.escape(line)}</li>" for line in lines[:LISTED])
+            more = f"<p>And {len(lines) - LISTED} more: figures.csv lists them all.</p>" if len(lines) > LISTED else ""
+            parts += [f"<h2>Not scanned ({len(lines)})</h2>",
+                      f'<ul class="skipped">{items}</ul>{more}' if lines else "<p>None.</p>"]
+        pages.append(_page("Duplicated regions: scan report", "\n".join(parts)))
+    return pages
