@@ -47,5 +47,7 @@ def progress_bar(iterable: Iterable | None = None, *, total: int | None = None, 
         return tqdm(iterable, total=total, desc=desc, unit=unit, leave=leave)
     # miniters=1: every step is checked against mininterval (tqdm's adaptive miniters would need its
     # monitor thread, which refreshes a stalled bar every 10 s: no more than one line per LOG_EVERY)
+    # position=0: a loop inside another (a scan's documents, each document's figures) is a line of its
+    # own in the log, not a bar that moves the cursor
     return tqdm(iterable, total=total, desc=desc, unit=unit, file=_LogLines(), mininterval=LOG_EVERY, miniters=1,
-                maxinterval=float("inf"), delay=LOG_EVERY, bar_format=_FORMAT, ascii=True)
+                maxinterval=float("inf"), delay=LOG_EVERY, bar_format=_FORMAT, ascii=True, position=0)

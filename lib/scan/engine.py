@@ -84,18 +84,23 @@ def scan_all(documents: Sequence[Path], settings: ScanSettings, jobs: int = 1, c
     elif jobs <= 1 or len(documents) <= 1:
         for document in documents:
             try:
-                yield scan_document(document, settings)
-            except (ProjectError, OSError, ValueError, RuntimeError, MemoryError) as exc:
-                yield failed(document, exc)
+                result = scan_document(document, settings)
+            except Exception as exc:        # noqa: BLE001 (a bug met by one document: listed, not fatal)
+                result = failed(document, exc)
+            yield result
     else:
         # spawn, not fork: torch and OpenCV have started threads in this process
-        with ProcessPoolExecutor(min(jobs, len(documents)), multiprocessing.get_context("spawn")) as pool:
+        pool = ProcessPoolExecutor(min(jobs, len(documents)), multiprocessing.get_context("spawn"))
+        try:
             futures = {pool.submit(scan_on_one_thread, d, settings): d for d in documents}
             for future in as_completed(futures):
                 try:
-                    yield future.result()
+                    result = future.result()
                 except Exception as exc:    # noqa: BLE001 (a worker's failure, whatever it was: listed, not fatal)
-                    yield failed(futures[future], exc)
+                    result = failed(futures[future], exc)
+                yield result
+        finally:                            # Ctrl-C: documents not started are dropped, not waited for
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _on_cluster(documents: Sequence[Path], settings: ScanSettings, cluster: str, jobs: int
