@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     add_inference_args(parser, fusion=AUTO)
     add_path_args(parser)
     args = parser.parse_args(argv)
+    from lib.inference.fusion import matcher_of
     from lib.inference.infer import post_and_tuning_from_args
     from lib.matching import DEFAULT_VERIFIER
     from lib.progress import progress_bar
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         raise ProjectError(f"{', '.join(str(i) for i in args.inputs)}: no PDF or image file found")
     jobs = min(args.jobs, len(documents))
     engine = (f"Dask cluster {args.cluster}" if args.cluster else f"{jobs} processes" if jobs > 1 else "this process")
-    described = f"{post.summary()}" + ("" if post.fusion == "matcher" else f"; networks from {models_dir}")
+    matcher = matcher_of(options, models_dir)[2]
+    described = matcher if post.fusion == "matcher" else f"{post.summary()}; networks from {models_dir}; {matcher}"
     log.info("%s in %s; %s", counted(len(documents), "document"), engine, described)
     report = ReportWriter(output, skipped=list(skipped))
     started, figures, interrupted = time.perf_counter(), 0, ""
@@ -105,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         note = "Against " + str(args.truth) + ": " + score_against_truth(report.figures, args.truth).summary()
     index = report.finish(described, note=note)
     flagged = sum(d.flagged for d in report.lines)
-    log.info("%s scanned in %.1fs: %s, %.2f figures/s (%.2f s a figure) with %s", counted(len(documents), "document"),
-             elapsed, counted(figures, "figure"), figures / max(elapsed, 1e-9), elapsed / max(figures, 1), engine)
+    speed = f", {figures / elapsed:.2f} figures/s ({elapsed / figures:.2f} s a figure)" if figures else ""
+    log.info("%s scanned in %.1fs: %s%s with %s", counted(len(documents), "document"), elapsed,
+             counted(figures, "figure"), speed, engine)
     log.info("%s flagged; %d not scanned (listed in the report)", counted(flagged, "figure"), len(report.skipped)
              + sum(bool(d.error) for d in report.lines))
     if note:

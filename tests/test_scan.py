@@ -90,6 +90,11 @@ def _rows(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
+def _of(rows: list[dict], *names: str) -> list[dict]:
+    """The rows of the documents called `names`."""
+    return [r for r in rows if Path(r["document"]).name in names]
+
+
 def _scan(papers: Path, out: Path, *extra: str):
     """scan_figures.py as a user runs it: no models folder named (the matcher and its committed verifier)."""
     with pytest.MonkeyPatch.context() as patch:
@@ -157,22 +162,28 @@ def test_an_interrupted_scan_leaves_a_report_and_resumes_from_the_cache(papers, 
     matched = []
     find = fusion.find_candidates
     monkeypatch.setattr(fusion, "find_candidates", lambda image, config: matched.append(1) or find(image, config))
-    main([str(papers), "--output-dir", str(tmp_path), "--jobs", "1", "--no-progress"])
-    scanned = [r for r in _rows(report / "figures.csv") if r["status"] == "scanned"]
-    assert len(matched) == len(scanned) - len(first)          # the interrupted run's figures: from the cache
-    assert _rows(tmp_path / "findings.csv") == _rows(report / "findings.csv")
-    assert _rows(tmp_path / "figures.csv") == _rows(report / "figures.csv")
+    main([str(papers / "paper_001.pdf"), str(papers / "paper_002.pdf"), "--output-dir", str(tmp_path),
+          "--jobs", "1", "--no-progress"])
+    both = [r for r in _rows(tmp_path / "figures.csv") if r["status"] == "scanned"]
+    assert len(matched) == len(both) - len(first) > 0         # the interrupted run's figures: from the cache
+    assert _rows(tmp_path / "findings.csv") == _of(_rows(report / "findings.csv"), "paper_001.pdf", "paper_002.pdf")
+    assert _rows(tmp_path / "figures.csv") == _of(_rows(report / "figures.csv"), "paper_001.pdf", "paper_002.pdf")
 
 
 @pytest.mark.slow
 def test_a_local_dask_cluster_of_two_workers_agrees_with_one_process(papers, report, tmp_path):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        result = _scan(papers, tmp_path, "--cluster", cluster.scheduler_address, "--no-cache")
+        names = ("paper_001.pdf", "image_bomb.pdf", "locked.pdf", "fig.png")    # figures, and errors sent back
+        with pytest.MonkeyPatch.context() as patch:
+            patch.delenv("FORGERY_MODELS_DIR", raising=False)
+            result = run_script("scan_figures.py", *(str(p) for p in papers.rglob("*") if p.name in names),
+                                "--output-dir", str(tmp_path), "--no-progress", "--no-cache", "--cluster",
+                                cluster.scheduler_address, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Dask cluster" in result.stderr
-    assert _rows(tmp_path / "findings.csv") == _rows(report / "findings.csv")
-    assert _rows(tmp_path / "figures.csv") == _rows(report / "figures.csv")
+    assert _rows(tmp_path / "findings.csv") == _of(_rows(report / "findings.csv"), *names)
+    assert _rows(tmp_path / "figures.csv") == _of(_rows(report / "figures.csv"), *names)
 
 
 def test_the_index_of_thousands_of_documents_stays_light(tmp_path, monkeypatch):

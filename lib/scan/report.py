@@ -227,10 +227,11 @@ def _index_pages(report: ReportWriter, described: str, note: str) -> list[str]:
     flagged = sum(d.flagged for d in scanned)
     head = [f"<h1>Duplicated regions: {len(report.lines)} documents scanned</h1>",
             f'<p class="meta">{time.strftime("%Y-%m-%d %H:%M")}: {figures} figure(s) in {len(scanned)} document(s), '
-            f'{flagged} flagged in {sum(d.flagged > 0 for d in scanned)} document(s); {len(failed)} document(s) '
-            f'not scanned; {report.tiny} small image(s) (under 64 pixels a side) and {report.repeated} repeat(s) '
-            f'left out. Detector: {html.escape(described)}. A probability is the detector\'s estimate that a '
-            f'region of the figure was copied from another part of it.</p>']
+            f'{flagged} flagged in {sum(d.flagged > 0 for d in scanned)} document(s); not scanned: {len(failed)} '
+            f'document(s) and {len(report.skipped)} image(s) or entries; {report.tiny} small image(s) (under 64 '
+            f'pixels a side) and {report.repeated} repeat(s) left out. Detector: {html.escape(described)}. A '
+            f'probability is the detector\'s estimate that a region of the figure was copied from another part '
+            f'of it.</p>']
     if note:
         head.append(f"<p><b>{html.escape(note)}</b></p>")
     chunks = [scanned[i:i + INDEX_ROWS] for i in range(0, len(scanned), INDEX_ROWS)] or [[]]
