@@ -170,18 +170,38 @@ def test_an_interrupted_scan_leaves_a_report_and_resumes_from_the_cache(papers, 
     assert _rows(tmp_path / "figures.csv") == _of(_rows(report / "figures.csv"), "paper_001.pdf", "paper_002.pdf")
 
 
+def test_what_a_worker_gets_and_returns_survives_pickling(papers, report):
+    """What a pool's or a Dask cluster's processes receive and send back (the cluster test below
+    runs its workers in threads: a second interpreter importing torch costs the suite seconds)."""
+    import pickle
+    from lib.options import PostConfig, PredictorOptions
+    from lib.scan.scan import ScanSettings, scan_document
+    settings = ScanSettings(PredictorOptions(), PostConfig(fusion="matcher"), report)
+    assert pickle.loads(pickle.dumps(settings)) == settings
+    flagged = Path(_rows(report / "findings.csv")[0]["document"])
+    result = scan_document(flagged, settings)            # cached by the report's run
+    again = pickle.loads(pickle.dumps(result))
+    assert again.flagged and [f.picture for f in again.figures] == [f.picture for f in result.figures]
+
+
 @pytest.mark.slow
 def test_a_local_dask_cluster_of_two_workers_agrees_with_one_process(papers, report, tmp_path):
+    import cv2
+    import torch
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    threads = cv2.getNumThreads(), torch.get_num_threads()     # a worker thread sets both to 1: restored
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
         names = ("paper_001.pdf", "image_bomb.pdf", "locked.pdf", "fig.png")    # figures, and errors sent back
         with pytest.MonkeyPatch.context() as patch:
             patch.delenv("FORGERY_MODELS_DIR", raising=False)
             result = run_script("scan_figures.py", *(str(p) for p in papers.rglob("*") if p.name in names),
                                 "--output-dir", str(tmp_path), "--no-progress", "--no-cache", "--cluster",
                                 cluster.scheduler_address, cwd=tmp_path)
+    cv2.setNumThreads(threads[0])
+    torch.set_num_threads(threads[1])
     assert result.returncode == 0, result.stderr
-    assert "Dask cluster" in result.stderr
+    assert "Dask cluster" in result.stderr and "2 workers" in result.stderr
     assert _rows(tmp_path / "findings.csv") == _of(_rows(report / "findings.csv"), *names)
     assert _rows(tmp_path / "figures.csv") == _of(_rows(report / "figures.csv"), *names)
 
