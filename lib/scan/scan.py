@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -151,7 +152,7 @@ def _detect(paths: list[Path], settings: ScanSettings) -> list[ImageResult]:
     """The predictor's results for `paths`, one at a time in this process (a scan runs documents
     in parallel, not images); a cache entry from before transforms were kept is matched again."""
     options = replace(settings.options, progress=False, match_workers=1)
-    with _quiet("lib.inference"):
+    with _quiet():
         results, _ = predict_paths(options, settings.models_dir, paths, settings.post.fusion,
                                    gate=settings.post.classifier_threshold, desc="scan",
                                    predictor=_predictor(settings))
@@ -164,16 +165,31 @@ def _detect(paths: list[Path], settings: ScanSettings) -> list[ImageResult]:
     return results
 
 
+class _InfoOfScans(logging.Filter):
+    """Drops the predictor's information lines ('3 images matched in 5.7s') logged by a thread while
+    it scans a document: a scan logs per run. Per thread, not by changing the loggers' levels:
+    workers that are threads scan side by side, and the rest of the process logs as before."""
+
+    def __init__(self):
+        super().__init__()
+        self.local = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not getattr(self.local, "scanning", False)
+
+
+_INFO_OF_SCANS = _InfoOfScans()
+for _name in ("lib.inference.fusion", "lib.inference.infer"):   # where the records are made: filters act there
+    logging.getLogger(_name).addFilter(_INFO_OF_SCANS)
+
+
 @contextmanager
-def _quiet(name: str):
-    """The predictor's per-folder log lines ('3 images matched in 5.7s') left out: a scan logs per run."""
-    logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(logging.WARNING)
+def _quiet():
+    _INFO_OF_SCANS.local.scanning = True
     try:
         yield
     finally:
-        logger.setLevel(level)
+        _INFO_OF_SCANS.local.scanning = False
 
 
 def describe_figure(figure: Figure, image: ImageResult, post: PostConfig) -> FigureResult:
