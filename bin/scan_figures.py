@@ -33,7 +33,7 @@ from lib.options import AUTO, PostConfig, PredictorOptions, add_inference_args, 
 from lib.paths import ENV_MODELS_DIR, add_path_args, resolve_paths  # noqa: E402
 
 log = logging.getLogger("scan_figures")
-RESUME_HINT = "the same command goes on where it stopped (each figure's result is cached)"
+RESUME_HINT = "the same command goes on where it stopped (each figure's result is cached, unless --no-cache)"
 
 
 def main(argv: list[str] | None = None) -> int:

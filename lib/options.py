@@ -102,7 +102,8 @@ WORKERS = Flag("--workers", "DataLoader worker processes")
 MATCH_WORKERS = Flag("--match-workers", "images the copy-move matcher works on at a time, in threads")
 DEVICE = Flag("--device", "auto, cpu, cuda or cuda:N")
 SEED = Flag("--seed", "the seed of everything random in the run")
-JOBS = Flag("--jobs", "images made or augmented at a time (threads or processes)")
+JOBS = Flag("--jobs", "things worked on at a time: images made or augmented, documents scanned (threads or "
+                      "processes)")
 
 
 def usable_cpus() -> int:
