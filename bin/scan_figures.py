@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                 figures += len(result.figures)
                 if result.error:
                     log.warning("%s", result.error)
-                for part in result.unreadable:
-                    log.warning("%s: %s", result.document, part.reason)
+                for line in result.not_scanned():
+                    log.warning("%s", line)
                 bar.set_postfix(figures=figures, flagged=sum(d.flagged for d in report.lines), refresh=False)
                 bar.update()
     except KeyboardInterrupt:

@@ -49,17 +49,19 @@ def shown(path: Path | str) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def find_images(folder: Path, recursive: bool = False) -> ImageListing:
-    """The image files of a folder (by extension; links to files followed), with what was
-    skipped and why; empty if the folder is missing."""
+def find_images(folder: Path, recursive: bool = False, extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
+                case_ids: bool = True) -> ImageListing:
+    """The image files of a folder (by extension, `extensions`; links to files followed), with
+    what was skipped and why; empty if the folder is missing. `case_ids`: a name that is not
+    UTF-8 is skipped (it cannot name a row of a CSV keyed by case_id)."""
     folder = Path(folder)
     listing = ImageListing()
     if not folder.is_dir():
         return listing
     for path in folder.rglob("*") if recursive else folder.iterdir():
-        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        if path.suffix.lower() not in extensions:
             continue
-        problem = _not_an_image_file(path)
+        problem = _not_an_image_file(path, case_ids)
         if problem:
             listing.skipped.append(f"{shown(path)}: {problem}, skipped")
         else:
@@ -69,12 +71,13 @@ def find_images(folder: Path, recursive: bool = False) -> ImageListing:
     return listing
 
 
-def _not_an_image_file(path: Path) -> str:
+def _not_an_image_file(path: Path, case_ids: bool = True) -> str:
     """Why `path` cannot be read as an image file ('' if it can be tried)."""
     try:
         os.fsencode(path.name).decode("utf-8")
     except UnicodeDecodeError:
-        return "file name is not UTF-8 (it cannot be a case_id)"
+        if case_ids:
+            return "file name is not UTF-8 (it cannot be a case_id)"
     try:
         mode = os.stat(path).st_mode                # follows links
     except OSError as exc:
@@ -84,7 +87,7 @@ def _not_an_image_file(path: Path) -> str:
             return "a dangling link"
         return f"cannot be read ({exc.strerror or exc})"
     if stat.S_ISDIR(mode):
-        return "a folder, not an image file"
+        return "a folder, not a file"
     if not stat.S_ISREG(mode):
         return "not a regular file"
     return ""

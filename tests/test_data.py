@@ -101,7 +101,7 @@ def test_find_images_says_what_it_skips_and_why(tmp_path):
     assert [p.name for p in listing.paths] == ["a.png", "link.png"]
     assert listing.skipped == [f"{tmp_path}/b\\xff.png: file name is not UTF-8 (it cannot be a case_id), skipped",
                                f"{tmp_path}/dangling.png: a dangling link, skipped",
-                               f"{tmp_path}/dir.png: a folder, not an image file, skipped",
+                               f"{tmp_path}/dir.png: a folder, not a file, skipped",
                                f"{tmp_path}/loop.png: a link loop, skipped",
                                f"{tmp_path}/pipe.png: not a regular file, skipped"]
     assert list_images(tmp_path) == listing.paths

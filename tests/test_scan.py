@@ -5,6 +5,7 @@ workers that agrees with the single-process run."""
 from __future__ import annotations
 
 import csv
+import os
 import re
 from pathlib import Path
 
@@ -225,3 +226,24 @@ def test_the_index_of_thousands_of_documents_stays_light(tmp_path, monkeypatch):
     assert "paper_00000.pdf" in text.split("<tr>")[2]          # the flagged first
     row = (len(text) - len(pages[2].read_text(encoding="utf-8"))) / (40 - 5)    # bytes a row: 40 rows less 5
     assert 1000 * row + len(text) < 1_000_000                  # a page of a thousand rows under 1 MB
+
+
+def test_every_entry_of_a_folder_is_a_document_or_a_line(tmp_path):
+    from lib.errors import ProjectError
+    from lib.scan.engine import find_documents
+    write_pdf(tmp_path / "a.pdf", [Page()])
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / os.fsdecode(b"caf\xe9.pdf")).write_bytes((tmp_path / "a.pdf").read_bytes())
+    (tmp_path / "link.pdf").symlink_to(tmp_path / "a.pdf")
+    (tmp_path / "dangling.pdf").symlink_to(tmp_path / "nowhere.pdf")
+    (tmp_path / "folder.pdf").mkdir()
+    write_png(tmp_path / "fig.png", np.full((80, 80, 3), 9, np.uint8))
+    (tmp_path / "notes.txt").write_text("not a document")
+    documents, skipped = find_documents([tmp_path, tmp_path / "a.pdf", tmp_path / "notes.txt"])
+    assert sorted(p.name for p in documents) == sorted(["a.pdf", "fig.png", os.fsdecode(b"caf\xe9.pdf")])
+    assert [line.split(": ", 1)[1] for line in sorted(skipped)] == [
+        "a dangling link, skipped", "a folder, not a file, skipped",
+        f"the same file as {tmp_path / 'a.pdf'}; scanned once",
+        "neither a PDF nor an image file (.png, .jpg, .jpeg, .tif, .tiff, .bmp); not scanned"]
+    with pytest.raises(ProjectError, match="no such file or folder"):
+        find_documents([tmp_path / "missing.pdf"])

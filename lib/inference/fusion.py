@@ -43,6 +43,7 @@ from .tuned import matcher_key
 log = logging.getLogger(__name__)
 
 V1_THRESHOLD = 0.85                      # v1's default: the fine-detail correlation of an exact copy
+UNREADABLE = "%s; no match, its row: authentic"     # the warning of an unreadable image (a scan says it its way)
 
 
 @dataclass
@@ -200,7 +201,7 @@ def match_file(path: Path, config: MatchConfig, debug_dir: Path | None = None,
 
 def _keep(outputs: list, index: int, output: MatchOutput, cache: MatchCache | None) -> None:
     if output.error:
-        log.warning("%s; no match, its row: authentic", output.error)     # the error names the file
+        log.warning(UNREADABLE, output.error)     # the error names the file
     elif cache is not None:
         cache.put(output)
     outputs[index] = output

@@ -37,15 +37,15 @@ SLOW_ENVIRON = "MALLOC_TRIM_THRESHOLD_"
 
 def find_documents(inputs: Sequence[Path]) -> tuple[list[Path], list[str]]:
     """The documents named by `inputs` (PDFs and images; folders searched recursively, sorted),
-    each once, and one line per entry skipped (a link that leads nowhere, a file of another kind
-    named on the command line). A missing input is an error: a typo, not a document."""
-    documents, skipped, seen = [], [], set()
+    each once, and one line per entry skipped (a link that leads nowhere, a second name of a
+    document, a file of another kind named on the command line). A missing input is an error: a
+    typo, not a document."""
+    documents, skipped, seen = [], [], {}
     for item in inputs:
         item = Path(item)
         if item.is_dir():
-            listing = find_images(item, recursive=True)
-            pdfs = sorted(p for p in item.rglob("*") if p.suffix.lower() == PDF_SUFFIX and p.is_file())
-            found = sorted(listing.paths + pdfs)
+            listing = find_images(item, recursive=True, extensions=(*IMAGE_EXTENSIONS, PDF_SUFFIX), case_ids=False)
+            found = listing.paths
             skipped += listing.skipped
         elif item.is_file():
             if item.suffix.lower() not in (PDF_SUFFIX, *IMAGE_EXTENSIONS):
@@ -56,9 +56,11 @@ def find_documents(inputs: Sequence[Path]) -> tuple[list[Path], list[str]]:
         else:
             raise ProjectError(f"{shown(item)}: no such file or folder")
         for path in found:
-            if path.resolve() not in seen:
-                seen.add(path.resolve())
+            first = seen.setdefault(path.resolve(), path)
+            if first is path:
                 documents.append(path)
+            elif first != path:                  # a link to a document, or one named twice
+                skipped.append(f"{shown(path)}: the same file as {shown(first)}; scanned once")
     return documents, skipped
 
 

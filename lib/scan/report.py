@@ -132,8 +132,8 @@ class ReportWriter:
         if not result.figures and not result.unreadable:
             self.figures.append(dict(document=name, page="", image="", width="", height="", probability="",
                                      flagged="", status="scanned: no figures"))
+        self.skipped += result.not_scanned()
         for part in result.unreadable:
-            self.skipped.append(f"{name}: {part.reason}" if part.page else part.reason)
             self.figures.append(dict(document=name, page=part.page, image=part.index or "", width="", height="",
                                      probability="", flagged="", status=f"not scanned: {part.reason}"))
         page = f"documents/{doc}.html"

@@ -25,6 +25,7 @@ import numpy as np
 from ..draw import outline
 from ..errors import ProjectError, first_line
 from ..imageio import header_size, load_image, shown
+from ..inference.fusion import UNREADABLE
 from ..inference.infer import ImageResult, Predictor, predict_paths, predictor_of, result_instances
 from ..matching import describe_operation
 from ..options import PostConfig, PredictorOptions
@@ -101,6 +102,10 @@ class DocumentResult:
     def flagged(self) -> list[FigureResult]:
         return [f for f in self.figures if f.flagged]
 
+    def not_scanned(self) -> list[str]:
+        """One line per image not scanned, naming the document (an image file's own reason does)."""
+        return [f"{shown(self.document)}: {u.reason}" if u.page else u.reason for u in self.unreadable]
+
 
 _predictors: dict[str, Predictor] = {}      # per process: the networks are loaded once, not per document
 
@@ -152,10 +157,10 @@ def _detect(paths: list[Path], settings: ScanSettings) -> list[ImageResult]:
     """The predictor's results for `paths`, one at a time in this process (a scan runs documents
     in parallel, not images); a cache entry from before transforms were kept is matched again."""
     options = replace(settings.options, progress=False, match_workers=1)
+    predictor = _predictor(settings)            # loading it says what it left out, once
     with _quiet():
         results, _ = predict_paths(options, settings.models_dir, paths, settings.post.fusion,
-                                   gate=settings.post.classifier_threshold, desc="scan",
-                                   predictor=_predictor(settings))
+                                   gate=settings.post.classifier_threshold, desc="scan", predictor=predictor)
     old = [i for i, r in enumerate(results) if r.match is not None and r.match.matrices is None]
     if old:
         again, _ = predict_paths(replace(options, cache=False), settings.models_dir, [paths[i] for i in old],
@@ -175,7 +180,9 @@ class _InfoOfScans(logging.Filter):
         self.local = threading.local()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING or not getattr(self.local, "scanning", False)
+        if not getattr(self.local, "scanning", False):
+            return True
+        return record.levelno >= logging.WARNING and record.msg != UNREADABLE   # the scan lists those itself
 
 
 _INFO_OF_SCANS = _InfoOfScans()
