@@ -129,9 +129,6 @@ class ReportWriter:
             self.figures.append(dict(document=name, page=figure.page, image=figure.index, width=figure.width,
                                      height=figure.height, probability=f"{figure.probability:.4f}",
                                      flagged=int(figure.flagged), status="scanned"))
-        if not result.figures and not result.unreadable:
-            self.figures.append(dict(document=name, page="", image="", width="", height="", probability="",
-                                     flagged="", status="scanned: no figures"))
         self.skipped += result.not_scanned()
         for part in result.unreadable:
             self.figures.append(dict(document=name, page=part.page, image=part.index or "", width="", height="",
@@ -204,8 +201,6 @@ def _document_page(result: DocumentResult, doc: str) -> str:
     if result.unreadable:
         items = "".join(f"<li>{html.escape(u.reason)}</li>" for u in result.unreadable)
         parts.append(f'<h2>Not scanned ({len(result.unreadable)})</h2><ul class="skipped">{items}</ul>')
-    if not result.figures and not result.unreadable:
-        parts.append("<p>No figures: the document holds no raster image of at least 64 pixels a side.</p>")
     return _page(f"{Path(name).name}: scan", "\n".join(parts))
 
 

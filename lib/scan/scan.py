@@ -29,7 +29,7 @@ from ..inference.fusion import UNREADABLE
 from ..inference.infer import ImageResult, Predictor, predict_paths, predictor_of, result_instances
 from ..matching import describe_operation
 from ..options import PostConfig, PredictorOptions
-from .pdf import DocumentError, Extraction, Figure, Unreadable, extract_pdf, is_pdf
+from .pdf import MIN_SIDE, DocumentError, Extraction, Figure, Unreadable, extract_pdf, is_pdf
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,10 @@ def scan_document(document: Path, settings: ScanSettings) -> DocumentResult:
         result.pages, result.unreadable = extraction.pages, list(extraction.unreadable)
         result.tiny, result.repeated = extraction.tiny, extraction.repeated
         figures = extraction.figures
+        if not figures and not result.unreadable:
+            result.error = (f"{shown(document)}: no raster image of at least {MIN_SIDE} pixels a side "
+                            f"({result.tiny} smaller); nothing to scan")
+            return result
         images = _detect([f.path for f in figures], settings) if figures else []
         for figure, image in zip(figures, images):
             if image.error:

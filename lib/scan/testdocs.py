@@ -213,7 +213,7 @@ def write_bad_documents(folder: Path, sample: np.ndarray) -> list[dict]:
         writer.write(out)
     bomb = Picture(np.zeros((8, 8), np.uint8), MARGIN, 300, 400, 400, "flate", claimed=(50_000, 50_000))
     write_pdf(folder / "image_bomb.pdf", [Page(texts=[(MARGIN, PAGE[1] - MARGIN, 14, "Figure 1")], pictures=[bomb])])
-    return [dict(document="no_images.pdf", page="", image="", forged="", sources="", expect="no images"),
+    return [dict(document="no_images.pdf", page="", image="", forged="", sources="", expect="not scanned"),
             dict(document="corrupt.pdf", page="", image="", forged="", sources="", expect="not scanned"),
             dict(document="locked.pdf", page="", image="", forged="", sources="", expect="not scanned"),
             dict(document="image_bomb.pdf", page=1, image=1, forged="", sources="", expect="not scanned")]
@@ -252,7 +252,6 @@ def score_against_truth(rows: Sequence[dict], truth: Path) -> TruthScore:
     """Compare a report's figure rows (lib.scan.report.FIGURES) with a truth file written by
     write_truth; documents are matched by their resolved paths (the truth's relative to its folder)."""
     answers = {(str(Path(r["document"]).resolve()), str(r["page"]), str(r["image"])): r for r in rows}
-    documents = {str(Path(r["document"]).resolve()) for r in rows}
     score = TruthScore()
     with open(truth, newline="", encoding="utf-8") as handle:
         for row in csv.DictReader(handle):
@@ -268,15 +267,13 @@ def score_against_truth(rows: Sequence[dict], truth: Path) -> TruthScore:
                 score.found += forged and flagged
                 score.authentic += not forged
                 score.false_positives += flagged and not forged
-            elif row["expect"] == "not scanned":
+            else:                                # "not scanned": a bad document, or an image of one
                 score.bad += 1
                 answer = answers.get(key)
                 if answer is not None and str(answer["status"]).startswith("not scanned"):
                     score.bad_listed += 1
                 else:
                     score.missing.append(f"{row['document']} (not scanned)")
-            elif document not in documents:      # 'no images': it needs its line, no figure
-                score.missing.append(row["document"])
     return score
 
 
