@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     from lib.inference.fusion import matcher_of
     from lib.inference.infer import post_and_tuning_from_args
     from lib.matching import DEFAULT_VERIFIER
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     from lib.progress import progress_bar
     from lib.scan.engine import find_documents, scan_all
     from lib.scan.report import ReportWriter
@@ -85,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     report = ReportWriter(output, skipped=list(skipped))
     started, figures, interrupted = time.perf_counter(), 0, ""
     try:
-        with progress_bar(total=len(documents), desc="scan", unit="doc", progress=args.progress) as bar:
+        # warnings printed above the bar, not into it (the file log is untouched)
+        with logging_redirect_tqdm(), progress_bar(total=len(documents), desc="scan", unit="doc",
+                                                   progress=args.progress) as bar:
             for result in scan_all(documents, settings, args.jobs, args.cluster):
                 report.add(result)
                 figures += len(result.figures)
