@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from ..fileio import atomic_path, atomic_write_bytes, atomic_write_text
 from ..imageio import shown
-from .scan import COPY_RGB, PICTURE_SIDE, SOURCE_RGB, DocumentResult, FigureResult
+from .scan import COPY_RGB, PICTURE_SIDE, REGION_RGB, SOURCE_RGB, DocumentResult, FigureResult
 
 FINDINGS = ("document", "page", "image", "probability", "source_x0", "source_y0", "source_x1", "source_y1",
             "copy_x0", "copy_y0", "copy_x1", "copy_y1", "operation", "picture", "full_size")
@@ -40,6 +40,7 @@ th, td {{ text-align: left; padding: .3em .6em; border-bottom: 1px solid #ddd; v
 th {{ background: #f3f3f3; }} td.num, th.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 .p-high {{ color: #b00; font-weight: 600; }} .p-mid {{ color: #a60; }} .p-low {{ color: #666; }}
 .src {{ color: rgb{SOURCE_RGB}; font-weight: 600; }} .copy {{ color: rgb{COPY_RGB}; font-weight: 600; }}
+.region {{ color: rgb{REGION_RGB}; font-weight: 600; }}
 .finding {{ display: flex; flex-wrap: wrap; gap: 1.2em; margin: 1.2em 0; padding-bottom: 1.2em;
             border-bottom: 1px solid #ddd; }}
 .finding img {{ max-width: 100%; height: auto; border: 1px solid #ccc; }} .finding > div {{ flex: 1 1 280px; }}
@@ -169,7 +170,9 @@ def _document_page(result: DocumentResult, doc: str) -> str:
             f'<p class="meta">{html.escape(name)}: {result.pages or "no"} page(s), {len(result.figures)} figure(s) '
             f'scanned, {len(flagged)} flagged; {result.tiny} small image(s) and {result.repeated} repeat(s) left '
             f'out; scanned in {result.seconds:.1f} s. Each flagged figure: the <span class="src">source</span> '
-            f'outlined in blue, the <span class="copy">copy</span> in vermillion, an arrow from one to the other.</p>')
+            f'outlined in blue, the <span class="copy">copy</span> in vermillion, an arrow from one to the other'
+            + (', a <span class="region">region</span> the segmentation networks found in reddish purple'
+               if any(f.copy_box is None for g in flagged for f in g.findings) else "") + ".</p>")
     parts = [head]
     for figure in flagged:
         stem = figure_name(figure)
@@ -177,8 +180,8 @@ def _document_page(result: DocumentResult, doc: str) -> str:
         items = []
         for finding in figure.findings:
             if finding.copy_box is None:
-                items.append(f"<li>a region at {_box(finding.source_box)} found by the segmentation networks "
-                             f"(no transform), probability {_p(finding.probability)}</li>")
+                items.append(f'<li>a <span class="region">region</span> at {_box(finding.source_box)} found by '
+                             f'the segmentation networks (no transform), probability {_p(finding.probability)}</li>')
             else:
                 items.append(f'<li><span class="src">source</span> {_box(finding.source_box)} &rarr; '
                              f'<span class="copy">copy</span> {_box(finding.copy_box)}: '

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 SOURCE_RGB = (0, 114, 178)       # blue and vermillion (Okabe-Ito): apart for every kind of colour vision
 COPY_RGB = (213, 94, 0)
+REGION_RGB = (204, 121, 167)     # reddish purple: a region the networks found (no source, no copy)
 PICTURE_SIDE = 720               # pixels: the longer side of a finding's picture in the report
 THUMB_SIDE = 160
 JPEG_QUALITY = 85
@@ -272,7 +273,8 @@ def _box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 def draw_findings(rgb: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[bytes, bytes]:
     """(picture, thumbnail) as JPEG bytes: the figure at PICTURE_SIDE with each finding's source
     outlined in blue and its copy in vermillion, an arrow from one to the other, and its number
-    (from 1, in the order of `parts`) where the arrow starts."""
+    (from 1, in the order of `parts`) where the arrow starts; a part without a copy (a region the
+    networks found) outlined in reddish purple."""
     h, w = rgb.shape[:2]
     scale = PICTURE_SIDE / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -280,7 +282,7 @@ def draw_findings(rgb: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray]]) -
     labels = []
     for source, copy in parts:
         small = [cv2.resize(m.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0 for m in (source, copy)]
-        picture = outline(picture, small[0], SOURCE_RGB, fill=0.15)
+        picture = outline(picture, small[0], SOURCE_RGB if small[1].any() else REGION_RGB, fill=0.15)
         ax, ay = np.argwhere(small[0]).mean(axis=0)[::-1] if small[0].any() else (0, 0)
         if small[1].any():
             picture = outline(picture, small[1], COPY_RGB, fill=0.15)
