@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import shutil
 from pathlib import Path
 
 import cv2
@@ -247,3 +248,25 @@ def test_every_entry_of_a_folder_is_a_document_or_a_line(tmp_path):
         "neither a PDF nor an image file (.png, .jpg, .jpeg, .tif, .tiff, .bmp); not scanned"]
     with pytest.raises(ProjectError, match="no such file or folder"):
         find_documents([tmp_path / "missing.pdf"])
+
+
+def test_a_cache_entry_from_before_transforms_were_kept_is_matched_again_and_replaced(papers, report, tmp_path):
+    """The matcher's cache entries written before MatchOutput kept each event's transform: the
+    scan needs the transform to tell source from copy, so it matches that figure again."""
+    flagged = Path(_rows(report / "findings.csv")[0]["document"])
+    expected = _of(_rows(report / "findings.csv"), flagged.name)
+    shutil.copytree(report / "cache", tmp_path / "a" / "cache")  # the report's entries, then made old
+    entries = sorted((tmp_path / "a" / "cache").rglob("*.npz"))
+    for entry in entries:                                   # as an older version wrote them
+        with np.load(entry) as data:
+            arrays = {k: data[k] for k in data.files if k != "matrices"}
+        np.savez_compressed(entry, **arrays)
+    again = _scan(flagged, tmp_path / "a")
+    assert again.returncode == 0, again.stderr
+    assert _rows(tmp_path / "a" / "findings.csv") == expected
+    replaced = 0
+    for entry in entries:
+        with np.load(entry) as data:
+            replaced += "matrices" in data.files
+    figures = [r for r in _of(_rows(report / "figures.csv"), flagged.name) if r["status"] == "scanned"]
+    assert replaced == len(figures)                         # the scanned document's figures, and no others

@@ -25,7 +25,7 @@ import numpy as np
 from ..draw import outline
 from ..errors import ProjectError, first_line
 from ..imageio import header_size, load_image, shown
-from ..inference.fusion import UNREADABLE
+from ..inference.fusion import UNREADABLE, MatchCache, matcher_of
 from ..inference.infer import ImageResult, Predictor, predict_paths, predictor_of, result_instances
 from ..matching import describe_operation
 from ..options import PostConfig, PredictorOptions
@@ -160,7 +160,8 @@ def _extract(document: Path, work: Path) -> Extraction:
 
 def _detect(paths: list[Path], settings: ScanSettings) -> list[ImageResult]:
     """The predictor's results for `paths`, one at a time in this process (a scan runs documents
-    in parallel, not images); a cache entry from before transforms were kept is matched again."""
+    in parallel, not images); a cache entry from before transforms were kept is matched again
+    and replaced."""
     options = replace(settings.options, progress=False, match_workers=1)
     predictor = _predictor(settings)            # loading it says what it left out, once
     with _quiet():
@@ -168,10 +169,14 @@ def _detect(paths: list[Path], settings: ScanSettings) -> list[ImageResult]:
                                    gate=settings.post.classifier_threshold, desc="scan", predictor=predictor)
     old = [i for i, r in enumerate(results) if r.match is not None and r.match.matrices is None]
     if old:
-        again, _ = predict_paths(replace(options, cache=False), settings.models_dir, [paths[i] for i in old],
-                                 "matcher", gate=None, desc="scan")
+        with _quiet():
+            again, _ = predict_paths(replace(options, cache=False), settings.models_dir, [paths[i] for i in old],
+                                     "matcher", gate=None, desc="scan")
+        cache = MatchCache(settings.models_dir / "cache", matcher_of(options, settings.models_dir)[0])
         for i, fresh in zip(old, again):
             results[i].match = fresh.match
+            if options.cache and not fresh.match.error:
+                cache.put(fresh.match)
     return results
 
 
