@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     described = matcher if post.fusion == "matcher" else f"{post.summary()}; networks from {models_dir}; {matcher}"
     log.info("%s in %s; %s", counted(len(documents), "document"), engine, described)
     report = ReportWriter(output, skipped=list(skipped))
-    started, figures, interrupted = time.perf_counter(), 0, ""
+    started, figures, flagged = time.perf_counter(), 0, 0
     try:
         # warnings printed above the bar, not into it (the file log is untouched)
         with logging_redirect_tqdm(), progress_bar(total=len(documents), desc="scan", unit="doc",
@@ -93,11 +93,12 @@ def main(argv: list[str] | None = None) -> int:
             for result in scan_all(documents, settings, args.jobs, args.cluster):
                 report.add(result)
                 figures += len(result.figures)
+                flagged += len(result.flagged)
                 if result.error:
                     log.warning("%s", result.error)
                 for line in result.not_scanned():
                     log.warning("%s", line)
-                bar.set_postfix(figures=figures, flagged=sum(d.flagged for d in report.lines), refresh=False)
+                bar.set_postfix(figures=figures, flagged=flagged, refresh=False)
                 bar.update()
     except KeyboardInterrupt:
         interrupted = (f"Interrupted after {len(report.lines)} of {len(documents)} documents; "
@@ -110,12 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.truth is not None:
         note = "Against " + str(args.truth) + ": " + score_against_truth(report.figures, args.truth).summary()
     index = report.finish(described, note=note)
-    flagged = sum(d.flagged for d in report.lines)
     speed = f", {figures / elapsed:.2f} figures/s ({elapsed / figures:.2f} s a figure)" if figures else ""
     log.info("%s scanned in %.1fs: %s%s with %s", counted(len(documents), "document"), elapsed,
              counted(figures, "figure"), speed, engine)
-    log.info("%s flagged; %d not scanned (listed in the report)", counted(flagged, "figure"), len(report.skipped)
-             + sum(bool(d.error) for d in report.lines))
+    log.info("%s flagged; %d not scanned (listed in the report)", counted(flagged, "figure"),
+             len(report.not_scanned))
     if note:
         log.info("%s", note)
     print(index)

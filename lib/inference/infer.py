@@ -536,8 +536,12 @@ def result_instances(result: ImageResult, config: PostConfig) -> list[np.ndarray
         return network
     if result.match is None:
         raise ProjectError(f"{result.path}: fusion {config.fusion!r} needs the matcher's output")
-    threshold = result.match.threshold if config.matcher_threshold is None else config.matcher_threshold
-    return fuse(network, result.match.above(threshold), config.fusion)
+    return fuse(network, result.match.above(matcher_threshold(result.match, config)), config.fusion)
+
+
+def matcher_threshold(match: MatchOutput, config: PostConfig) -> float:
+    """The score a matcher event needs to count under `config`: its own, or the verifier's threshold."""
+    return match.threshold if config.matcher_threshold is None else config.matcher_threshold
 
 
 def predict_annotations(results: Sequence[ImageResult], config: PostConfig,

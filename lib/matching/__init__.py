@@ -22,7 +22,7 @@ is v1 (fewer candidates cut by hand-set thresholds), both kept to compare.
 debug.py draws what the matcher did; every candidate dropped before the verifier is recorded
 with its reason in MatchResult.rejected."""
 from .config import DECISIONS, STAGES, Event, MatchConfig, MatchResult, merge_events, to_gray
-from .debug import debug_image, describe_event, describe_operation, transform_parts
+from .debug import debug_image, describe_event, describe_operation
 from .dense import FIELD_MAP_SIDE, FIELD_MAPS, field_maps, zernike_kernels
 from .features import FEATURES, schema_hash
 from .match import find_candidates, match_image, score_events
@@ -34,5 +34,5 @@ __all__ = ["DECISIONS", "DEFAULT_VERIFIER", "Event", "FEATURES", "FIELD_MAPS", "
            "VERIFIER_NAME", "Verifier", "VerifierError", "debug_image", "default_verifier", "describe_event",
            "describe_operation",
            "find_candidates", "load_verifier", "match_image", "score_events", "merge_events", "resolve_verifier",
-           "schema_hash", "to_gray", "transform_parts",
+           "schema_hash", "to_gray",
            "zernike_kernels"]

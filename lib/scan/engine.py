@@ -66,9 +66,8 @@ def find_documents(inputs: Sequence[Path]) -> tuple[list[Path], list[str]]:
 
 def scan_on_one_thread(document: Path, settings: ScanSettings) -> DocumentResult:
     """scan_document with OpenCV and torch on one thread each, as a worker runs it: the workers are
-    the parallelism. Set in the thread that scans (a Dask worker runs tasks in a thread of its own,
-    and OpenCV's OpenMP setting is per thread): measured, a local cluster of two workers scanned
-    1.6x slower per document when it was set from another thread."""
+    the parallelism. Set by the call itself, so that a pool's process and a Dask worker need no
+    initializer of their own."""
     import cv2
     import torch
     cv2.setNumThreads(1)

@@ -59,6 +59,12 @@ def figure_name(figure: FigureResult) -> str:
     return f"p{figure.page}-i{figure.index}" if figure.page else "figure"
 
 
+def figure_files(doc: str, figure: FigureResult) -> tuple[str, str, str]:
+    """(picture, thumbnail, full-size image) of a flagged figure, relative to the report's folder."""
+    stem = figure_name(figure)
+    return f"pictures/{doc}/{stem}.jpg", f"pictures/{doc}/{stem}-thumb.jpg", f"figures/{doc}/{stem}{figure.suffix}"
+
+
 def where(page: int, index: int) -> str:
     return f"page {page}, image {index}" if page else "the image"
 
@@ -102,6 +108,11 @@ class ReportWriter:
     tiny: int = 0
     repeated: int = 0
 
+    @property
+    def not_scanned(self) -> list[str]:
+        """One line per document, image or entry not scanned."""
+        return [d.error for d in self.lines if d.error] + self.skipped
+
     def add(self, result: DocumentResult) -> None:
         doc = document_id(result.document)
         name = shown(result.document)
@@ -114,12 +125,11 @@ class ReportWriter:
             return
         thumbnail = ""
         for figure in sorted(result.flagged, key=lambda f: -f.probability):
-            stem = figure_name(figure)
-            picture, full = f"pictures/{doc}/{stem}.jpg", f"figures/{doc}/{stem}{figure.suffix}"
+            picture, thumb, full = figure_files(doc, figure)
             atomic_write_bytes(self.folder / picture, figure.picture)
-            atomic_write_bytes(self.folder / f"pictures/{doc}/{stem}-thumb.jpg", figure.thumbnail)
+            atomic_write_bytes(self.folder / thumb, figure.thumbnail)
             atomic_write_bytes(self.folder / full, figure.original)
-            thumbnail = thumbnail or f"pictures/{doc}/{stem}-thumb.jpg"
+            thumbnail = thumbnail or thumb
             for finding in figure.findings:
                 copy = finding.copy_box or ("", "", "", "")
                 self.findings.append(dict(zip(FINDINGS, (name, figure.page, figure.index, f"{finding.probability:.4f}",
@@ -176,6 +186,7 @@ def _document_page(result: DocumentResult, doc: str) -> str:
     parts = [head]
     for figure in flagged:
         stem = figure_name(figure)
+        picture, _, full = figure_files(doc, figure)
         scale = PICTURE_SIDE / max(figure.height, figure.width, 1)
         items = []
         for finding in figure.findings:
@@ -188,12 +199,12 @@ def _document_page(result: DocumentResult, doc: str) -> str:
                              f'<b>{html.escape(finding.operation)}</b>, probability {_p(finding.probability)}</li>')
         alt = f"{where(figure.page, figure.index)}: source outlined in blue, copy in vermillion"
         parts.append(
-            f'<div class="finding" id="{stem}"><a href="../figures/{doc}/{stem}{figure.suffix}">'
-            f'<img src="../pictures/{doc}/{stem}.jpg" width="{round(figure.width * scale)}" '
+            f'<div class="finding" id="{stem}"><a href="../{full}">'
+            f'<img src="../{picture}" width="{round(figure.width * scale)}" '
             f'height="{round(figure.height * scale)}" alt="{html.escape(alt)}" loading="lazy"></a>'
             f'<div><h2>{where(figure.page, figure.index).capitalize()}</h2>'
             f'<p>{figure.width} x {figure.height} pixels; probability {_p(figure.probability)}</p>'
-            f'<ol>{"".join(items)}</ol><p><a href="../figures/{doc}/{stem}{figure.suffix}">the full-size image</a>'
+            f'<ol>{"".join(items)}</ol><p><a href="../{full}">the full-size image</a>'
             f'</p></div></div>')
     rest = [f for f in result.figures if not f.flagged]
     if rest:
@@ -254,7 +265,7 @@ def _index_pages(report: ReportWriter, described: str, note: str) -> list[str]:
                  "<p>The same as CSV: <a href=\"findings.csv\">findings.csv</a> (one row a finding) and "
                  "<a href=\"figures.csv\">figures.csv</a> (one row a figure).</p>"]
         if number == 1:
-            lines = [d.error for d in failed] + report.skipped
+            lines = report.not_scanned
             items = "".join(f"<li>{html.escape(line)}</li>" for line in lines[:LISTED])
             more = f"<p>And {len(lines) - LISTED} more: figures.csv lists them all.</p>" if len(lines) > LISTED else ""
             parts += [f"<h2>Not scanned ({len(lines)})</h2>",

@@ -26,7 +26,8 @@ from ..draw import outline
 from ..errors import ProjectError, first_line
 from ..imageio import header_size, load_image, shown
 from ..inference.fusion import UNREADABLE, MatchCache, matcher_of
-from ..inference.infer import ImageResult, Predictor, predict_paths, predictor_of, result_instances
+from ..inference.infer import (ImageResult, Predictor, matcher_threshold, predict_paths, predictor_of,
+                               result_instances)
 from ..matching import describe_operation
 from ..options import PostConfig, PredictorOptions
 from .pdf import MIN_SIDE, DocumentError, Extraction, Figure, Unreadable, extract_pdf, is_pdf
@@ -221,7 +222,7 @@ def describe_figure(figure: Figure, image: ImageResult, post: PostConfig) -> Fig
         return result
     events = []
     if match is not None:
-        threshold = match.threshold if post.matcher_threshold is None else post.matcher_threshold
+        threshold = matcher_threshold(match, post)
         keep = [s >= threshold for s in match.scores]
         scores = [s for s in match.scores if s >= threshold]
         events = list(zip(scores, match.masks(keep), match.matrices[np.array(keep, bool)]))
